@@ -1,0 +1,40 @@
+import { readFile } from 'node:fs/promises';
+import { renderFile } from '../core/config/load.ts';
+import { startMockUpstream } from '../mock-upstream/server.ts';
+import { runRelayCommand } from './relay.ts';
+
+/**
+ * `npm start`: the quickstart in one process. Every channel whose baseURL points at this machine
+ * gets a mock upstream on that port (expecting that channel's key), then the relay starts with
+ * client auth off so a plain curl works.
+ */
+export async function runDemo(o: { configFile: string; port: number }) {
+  const { config } = renderFile(await readFile(o.configFile, 'utf8'), o.configFile, { generation: 1 });
+  const byPort = new Map<number, { names: string[]; apiKey: string }>();
+  for (const c of config.channels) {
+    const url = new URL(c.baseURL);
+    if (!['127.0.0.1', 'localhost'].includes(url.hostname)) continue;
+    const port = Number(url.port || 80);
+    const entry = byPort.get(port);
+    if (entry) entry.names.push(c.name);
+    else byPort.set(port, { names: [c.name], apiKey: c.apiKey });
+  }
+  const mocks = await Promise.all(
+    [...byPort].map(([port, { names, apiKey }]) =>
+      startMockUpstream({ port, host: '127.0.0.1', name: names.join('+'), apiKey, chunkDelayMs: 30 }),
+    ),
+  );
+  // The mocks live as long as the process; the relay's signal handling ends both.
+  for (const m of mocks) process.stdout.write(`mock upstream ${m.name} on ${m.url}\n`);
+  const relay = await runRelayCommand({
+    configFile: o.configFile,
+    port: o.port,
+    host: '127.0.0.1',
+    auth: 'none',
+  });
+  process.stdout.write(
+    `\nkuberelay demo: relay on ${relay.url}\n\n` +
+      `  curl ${relay.url}/v1/chat/completions -H 'content-type: application/json' \\\n` +
+      `    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'\n\n`,
+  );
+}

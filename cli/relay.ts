@@ -1,0 +1,27 @@
+import type { AuthMode } from '../relay/app.ts';
+import { handleSignals, type RunningRelay, startRelay } from '../relay/main.ts';
+
+export function authModeFromEnv(): AuthMode {
+  const v = process.env.KUBERELAY_AUTH ?? 'keys';
+  if (v !== 'keys' && v !== 'none') throw new Error(`KUBERELAY_AUTH must be "keys" or "none", not "${v}"`);
+  return v;
+}
+
+export async function runRelayCommand(o: {
+  configFile: string;
+  port: number;
+  host: string;
+  auth?: AuthMode;
+}): Promise<RunningRelay> {
+  const relay = await startRelay({
+    configFile: o.configFile,
+    port: o.port,
+    host: o.host,
+    auth: o.auth ?? authModeFromEnv(),
+    logLevel: process.env.LOG_LEVEL ?? 'info',
+    shutdownTimeoutMs: Number(process.env.KUBERELAY_SHUTDOWN_TIMEOUT_MS ?? 25_000),
+  });
+  relay.app.log.info({ url: relay.url }, 'relay listening');
+  handleSignals(relay.app.log, relay.shutdown);
+  return relay;
+}

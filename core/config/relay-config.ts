@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { labelSelectorSchema } from './schema.ts';
+
+/**
+ * The rendered snapshot the relay serves: what the operator writes into the config Secret and what
+ * `relay --config FILE` renders in-process. Plain numbers (milliseconds, USD) and credentials
+ * resolved, so the relay never parses durations or decimals on the request path. The relay
+ * validates every snapshot it receives against this schema before swapping it in.
+ */
+
+export const channelConfigSchema = z.strictObject({
+  /** `namespace/name`: unique across the fleet, used in headers, metrics and state keys. */
+  id: z.string().min(3),
+  namespace: z.string(),
+  name: z.string(),
+  generation: z.number().int(),
+  provider: z.enum(['openai', 'openai-compatible']),
+  baseURL: z.string(),
+  apiKey: z.string(),
+  models: z.array(
+    z.strictObject({
+      name: z.string(),
+      upstreamName: z.string(),
+      pricing: z.strictObject({
+        inputPer1M: z.number(),
+        outputPer1M: z.number(),
+        cachedInputPer1M: z.number(),
+        perRequest: z.number(),
+        perSecond: z.number(),
+      }),
+    }),
+  ),
+  priority: z.number().int().min(0),
+  weight: z.number().int().min(0),
+  suspend: z.boolean(),
+  limits: z.strictObject({
+    maxConcurrent: z.number().int().min(1).nullable(),
+    maxQueue: z.number().int().min(0),
+    queueTimeoutMs: z.number().min(1),
+  }),
+  cooldown: z.strictObject({
+    failureThreshold: z.number().int().min(1),
+    durationMs: z.number().min(1),
+    maxDurationMs: z.number().min(1),
+    onStatus: z.array(z.union([z.number().int(), z.string()])),
+  }),
+  timeouts: z.strictObject({
+    connectMs: z.number().min(1),
+    firstByteMs: z.number().min(1),
+    totalMs: z.number().min(1),
+  }),
+});
+export type ChannelConfig = z.infer<typeof channelConfigSchema>;
+export type ModelPricing = ChannelConfig['models'][number]['pricing'];
+
+export const policyLimitSchema = z.strictObject({
+  kind: z.enum(['requests', 'tokens', 'cost', 'concurrent']),
+  amount: z.number().positive(),
+  /** Window length; absent for `concurrent`. */
+  perMs: z.number().min(1).optional(),
+});
+export type PolicyLimit = z.infer<typeof policyLimitSchema>;
+
+export const policyConfigSchema = z.strictObject({
+  id: z.string(),
+  namespace: z.string(),
+  name: z.string(),
+  generation: z.number().int(),
+  match: z.strictObject({
+    models: z.array(z.string()).optional(),
+    apiKeys: labelSelectorSchema.optional(),
+    /** Channel ids (`namespace/name`), resolved from the names in the spec. */
+    channels: z.array(z.string()).optional(),
+    paths: z.array(z.string()).optional(),
+  }),
+  limitBy: z.string(),
+  limits: z.array(policyLimitSchema).min(1),
+  algorithm: z.enum(['sliding-window', 'fixed-window', 'token-bucket']),
+  onRedisUnavailable: z.enum(['allow', 'deny']),
+  shadow: z.boolean(),
+});
+export type PolicyConfig = z.infer<typeof policyConfigSchema>;
+
+export const relayConfigSchema = z.strictObject({
+  generation: z.number().int().min(0),
+  /** sha256 of the channels and policies: what pods report as loaded. */
+  hash: z.string(),
+  channels: z.array(channelConfigSchema),
+  policies: z.array(policyConfigSchema),
+});
+export type RelayConfig = z.infer<typeof relayConfigSchema>;

@@ -1,0 +1,204 @@
+import { z } from 'zod';
+import { decimal } from './decimal.ts';
+import { duration, parseDuration } from './duration.ts';
+
+/**
+ * The API: one zod schema per kind, written to match crds/ field for field (a test keeps them in
+ * step). Objects are strict, like a structural CRD schema under kubectl's strict field validation.
+ */
+
+export const API_GROUP = 'kuberelay.io';
+export const API_VERSION = `${API_GROUP}/v1alpha1`;
+
+export const PROVIDERS = ['openai', 'openai-compatible', 'azure-openai', 'anthropic'] as const;
+/** Providers the relay can forward to today; the others are valid API values, refused at render. */
+export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set(['openai', 'openai-compatible']);
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const MODEL_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$';
+const modelName = z
+  .string()
+  .regex(new RegExp(MODEL_NAME_PATTERN), 'must be a model name such as gpt-4o-mini');
+
+export const metadataSchema = z.looseObject({
+  name: z.string().regex(DNS_SUBDOMAIN, 'must be a lowercase DNS subdomain name'),
+  namespace: z.string().regex(DNS_LABEL, 'must be a lowercase DNS label').optional(),
+  generation: z.number().int().min(1).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+
+// ---- Secret ---------------------------------------------------------------------------------
+
+export const secretSchema = z.looseObject({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('Secret'),
+  metadata: metadataSchema,
+  data: z.record(z.string(), z.base64('must be base64 (use stringData for plain text)')).optional(),
+  stringData: z.record(z.string(), z.string()).optional(),
+});
+export type SecretObject = z.infer<typeof secretSchema>;
+
+// ---- Channel --------------------------------------------------------------------------------
+
+export const pricingSchema = z.strictObject({
+  inputPer1M: decimal().optional(),
+  outputPer1M: decimal().optional(),
+  cachedInputPer1M: decimal().optional(),
+  perRequest: decimal().optional(),
+  perSecond: decimal().optional(),
+});
+
+export const channelModelSchema = z.strictObject({
+  name: modelName,
+  upstreamName: modelName.optional(),
+  pricing: pricingSchema.optional(),
+});
+
+/** A status code (429) or a class (`5xx`). */
+export const statusMatcherSchema = z.union([
+  z.number().int().min(100).max(599),
+  z.string().regex(/^[1-5]xx$/, 'must be a status code or a class such as 5xx'),
+]);
+
+export const DEFAULT_ON_STATUS = [401, 403, 408, 429, '5xx'] as const;
+
+export const channelSpecSchema = z
+  .strictObject({
+    provider: z.enum(PROVIDERS),
+    baseURL: z
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'must be an http(s) URL without query or fragment'),
+    apiKeySecretRef: z.strictObject({
+      name: z.string().regex(DNS_SUBDOMAIN, 'must be a Secret name'),
+      key: z.string().min(1).default('apiKey'),
+    }),
+    models: z
+      .array(channelModelSchema)
+      .min(1)
+      .max(256)
+      .refine((ms) => new Set(ms.map((m) => m.name)).size === ms.length, 'model names must be unique'),
+    priority: z.number().int().min(0).max(1000).default(0),
+    weight: z.number().int().min(0).max(10000).default(1),
+    limits: z
+      .strictObject({
+        maxConcurrent: z.number().int().min(1).max(100000).optional(),
+        maxQueue: z.number().int().min(0).max(100000).default(100),
+        queueTimeout: duration('1ms', '1h').default('30s'),
+      })
+      .prefault({}),
+    cooldown: z
+      .strictObject({
+        failureThreshold: z.number().int().min(1).max(1000).default(5),
+        duration: duration('1s', '24h').default('60s'),
+        maxDuration: duration('1s', '24h').default('10m'),
+        onStatus: z
+          .array(statusMatcherSchema)
+          .max(64)
+          .default(() => [...DEFAULT_ON_STATUS]),
+      })
+      .prefault({})
+      .refine((c) => parseDuration(c.maxDuration) >= parseDuration(c.duration), {
+        message: 'maxDuration must be at least duration',
+        path: ['maxDuration'],
+      }),
+    timeouts: z
+      .strictObject({
+        connect: duration('1ms', '5m').default('10s'),
+        firstByte: duration('1ms', '1h').default('5m'),
+        total: duration('1ms', '24h').default('10m'),
+      })
+      .prefault({}),
+    suspend: z.boolean().default(false),
+  })
+  .refine((s) => s.weight > 0 || s.suspend, {
+    message: 'weight must be greater than 0 unless the channel is suspended',
+    path: ['weight'],
+  });
+
+export const channelSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('Channel'),
+  metadata: metadataSchema,
+  spec: channelSpecSchema,
+  status: z.unknown().optional(),
+});
+export type ChannelObject = z.infer<typeof channelSchema>;
+export type ChannelSpec = z.infer<typeof channelSpecSchema>;
+
+// ---- RateLimitPolicy ------------------------------------------------------------------------
+
+export const labelSelectorSchema = z.strictObject({
+  matchLabels: z.record(z.string(), z.string()).optional(),
+  matchExpressions: z
+    .array(
+      z.strictObject({
+        key: z.string().min(1),
+        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+        values: z.array(z.string()).optional(),
+      }),
+    )
+    .optional(),
+});
+export type LabelSelector = z.infer<typeof labelSelectorSchema>;
+
+export const LIMIT_BY_PATTERN = '^(apiKey|clientIP|model|channel|global|header:[A-Za-z0-9-]{1,64})$';
+
+export const limitSchema = z
+  .strictObject({
+    requests: z.number().int().min(1).optional(),
+    tokens: z.number().int().min(1).optional(),
+    cost: decimal().optional(),
+    concurrent: z.number().int().min(1).optional(),
+    per: duration('1s', '30d').optional(),
+  })
+  .superRefine((l, ctx) => {
+    const kinds = (['requests', 'tokens', 'cost', 'concurrent'] as const).filter((k) => l[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'set exactly one of requests, tokens, cost or concurrent',
+      });
+    } else if (kinds[0] === 'concurrent' && l.per !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a concurrent limit takes no per', path: ['per'] });
+    } else if (kinds[0] !== 'concurrent' && l.per === undefined) {
+      ctx.addIssue({ code: 'custom', message: `a ${kinds[0]} limit needs per (e.g. 1m)`, path: ['per'] });
+    }
+  });
+export type Limit = z.infer<typeof limitSchema>;
+
+export const policySpecSchema = z.strictObject({
+  match: z
+    .strictObject({
+      models: z.array(modelName).optional(),
+      apiKeys: labelSelectorSchema.optional(),
+      channels: z.array(z.string().regex(DNS_SUBDOMAIN, 'must be a Channel name')).optional(),
+      paths: z.array(z.string().regex(/^\//, 'must be a path starting with /')).optional(),
+    })
+    .prefault({}),
+  limitBy: z
+    .string()
+    .regex(new RegExp(LIMIT_BY_PATTERN), 'must be apiKey, clientIP, model, channel, global or header:<name>')
+    .default('apiKey'),
+  limits: z.array(limitSchema).min(1).max(16),
+  algorithm: z.enum(['sliding-window', 'fixed-window', 'token-bucket']).default('sliding-window'),
+  onRedisUnavailable: z.enum(['allow', 'deny']).default('allow'),
+  shadow: z.boolean().default(false),
+});
+
+export const policySchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('RateLimitPolicy'),
+  metadata: metadataSchema,
+  spec: policySpecSchema,
+  status: z.unknown().optional(),
+});
+export type PolicyObject = z.infer<typeof policySchema>;
+export type PolicySpec = z.infer<typeof policySpecSchema>;
+
+export const KINDS = {
+  Secret: secretSchema,
+  Channel: channelSchema,
+  RateLimitPolicy: policySchema,
+} as const;
+export type Kind = keyof typeof KINDS;

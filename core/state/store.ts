@@ -1,0 +1,62 @@
+import type { ChannelHealth, CooldownPolicy } from '../cooldown.ts';
+
+/**
+ * Every piece of state the relay shares between requests (and, with Redis, between pods) goes
+ * through this interface: channel health/cooldowns, concurrency leases and spend counters.
+ * `memory-store.ts` is the embedded single-instance implementation; the Redis one fits the same
+ * contract. Methods that may touch the network are async; the hot path only reads the
+ * synchronous local cooldown view.
+ */
+
+export interface Lease {
+  readonly channelId: string;
+  readonly id: string;
+}
+
+export interface SpendRecord {
+  channelId: string;
+  /** API key id (never the secret); absent without client auth. */
+  keyId?: string;
+  model: string;
+  cost: number;
+  promptTokens: number;
+  completionTokens: number;
+  at: number;
+}
+
+export type SpendScope = 'channel' | 'key';
+export type SpendPeriod = 'day' | 'month';
+
+export type CooldownListener = (channelId: string, cooldownUntil: number) => void;
+
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+
+  /** Local view for the hot path: epoch ms until which the channel cools down (0 = not). */
+  cooldownUntil(channelId: string): number;
+  recordFailure(channelId: string, policy: CooldownPolicy, retryAfterMs?: number): Promise<ChannelHealth>;
+  recordSuccess(channelId: string): Promise<void>;
+  resetChannel(channelId: string): Promise<void>;
+  channelHealth(channelId: string): Promise<ChannelHealth>;
+  /** Called when a channel enters or leaves cooldown (on every pod, for shared stores). */
+  onCooldownChange(listener: CooldownListener): () => void;
+
+  /** Take one of `max` permits for the channel, or null when all are taken. Leases expire. */
+  tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null>;
+  release(lease: Lease): Promise<void>;
+  /** Called when a permit for the channel may have become free (wakes queued requests). */
+  onRelease(listener: (channelId: string) => void): () => void;
+
+  recordSpend(record: SpendRecord): Promise<void>;
+  spend(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<number>;
+
+  /** Whether the store is usable now (readiness detail). */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Calendar buckets in UTC, shared by every store so counters line up across pods. */
+export function periodKey(period: SpendPeriod, at: number): string {
+  const iso = new Date(at).toISOString();
+  return period === 'day' ? iso.slice(0, 10) : iso.slice(0, 7);
+}

@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import { ConcurrencyGate } from '../core/concurrency.ts';
+import type { StateStore } from '../core/state/store.ts';
+import { fromFastifyError, RelayError, sendError } from './errors.ts';
+import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
+import { RelayState } from './relay-state.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** performance.now() when the request arrived: the start of the overhead clock. */
+    receivedAt: number;
+  }
+}
+
+export type AuthMode = 'keys' | 'none';
+
+export interface RelayAppOptions {
+  store: StateStore;
+  logger?: FastifyServerOptions['logger'];
+  /** Largest accepted request body in bytes (default 10 MiB: room for base64 images). */
+  bodyLimit?: number;
+  /** Channels tried per request at most, failover included (default 3). */
+  maxAttempts?: number;
+  auth?: AuthMode;
+  metrics?: RelayMetrics;
+}
+
+export interface RelayApp {
+  app: FastifyInstance;
+  state: RelayState;
+  metrics: RelayMetrics;
+  gate: ConcurrencyGate;
+}
+
+const ROUTES: RelayRoute[] = [
+  { path: '/v1/chat/completions', upstreamPath: '/chat/completions', streamable: true },
+  { path: '/v1/completions', upstreamPath: '/completions', streamable: true },
+  { path: '/v1/embeddings', upstreamPath: '/embeddings', streamable: false },
+  { path: '/v1/images/generations', upstreamPath: '/images/generations', streamable: false },
+];
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    // Per-request log lines cost more than the relay's own work; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit ?? 10 * 1024 * 1024,
+    // Honour a caller's request id (tracing across services); otherwise mint one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+  });
+  const metrics = opts.metrics ?? createRelayMetrics();
+  const state = new RelayState(app.log, metrics);
+  const gate = new ConcurrencyGate(opts.store);
+  const auth = opts.auth ?? 'keys';
+  const deps: ProxyDeps = {
+    state,
+    store: opts.store,
+    gate,
+    metrics,
+    log: app.log,
+    maxAttempts: opts.maxAttempts ?? 3,
+  };
+
+  app.decorateRequest('receivedAt', 0);
+  app.addHook('onRequest', async (req, reply) => {
+    req.receivedAt = performance.now();
+    reply.header('x-request-id', req.id);
+  });
+
+  app.setErrorHandler<FastifyError>((err, req, reply) => {
+    const e = fromFastifyError(err);
+    if (e.statusCode >= 500) req.log.error({ err }, 'request failed');
+    const route = req.routeOptions.url ?? 'other';
+    const model =
+      typeof (req.body as { model?: unknown } | undefined)?.model === 'string'
+        ? modelLabel(deps, req)
+        : 'other';
+    metrics.requests.inc({ route, model, channel: 'none', code: String(e.statusCode) });
+    return sendError(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      new RelayError(
+        404,
+        'invalid_request_error',
+        'not_found',
+        `no route for ${req.method} ${req.url.split('?')[0]}`,
+      ),
+    ),
+  );
+
+  const requireKey = async () => {
+    if (auth === 'none') return;
+    // Client keys arrive with the key store; until one is configured every request is refused.
+    throw new RelayError(
+      401,
+      'authentication_error',
+      'invalid_api_key',
+      'no API keys exist yet: create one with `kuberelay keys create`, or set KUBERELAY_AUTH=none for local demos',
+    );
+  };
+
+  for (const route of ROUTES) {
+    app.post(route.path, { preHandler: requireKey }, (req, reply) => relay(deps, route, req, reply));
+  }
+
+  app.get('/v1/models', { preHandler: requireKey }, async () => {
+    const models = state.runtime?.models ?? [];
+    return {
+      object: 'list',
+      data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'kuberelay' })),
+    };
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const problems: string[] = [];
+    if (state.draining) problems.push('shutting down');
+    if (!state.runtime) problems.push(`no config loaded${state.lastError ? `: ${state.lastError}` : ''}`);
+    const storeUp = await opts.store.ping().catch(() => false);
+    if (!storeUp) problems.push(`${opts.store.kind} state store unreachable`);
+    if (problems.length === 0) return { status: 'ok' };
+    return reply.code(503).send({ status: 'error', message: problems.join('; ') });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    refreshGauges(deps);
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.addHook('onClose', async () => {
+    gate.close();
+    await state.close();
+  });
+
+  return { app, state, metrics, gate };
+}
+
+function modelLabel(deps: ProxyDeps, req: { body: unknown }): string {
+  const model = (req.body as { model?: string }).model!;
+  return deps.state.runtime?.index.has(model) ? model : 'other';
+}
+
+/** Gauges derived from state are computed at scrape time rather than kept up to date per request. */
+function refreshGauges(deps: ProxyDeps) {
+  const rt = deps.state.runtime;
+  if (!rt) return;
+  const now = Date.now();
+  deps.metrics.channelState.reset();
+  for (const c of rt.config.channels) {
+    const state = c.suspend ? 'suspended' : deps.store.cooldownUntil(c.id) > now ? 'cooling_down' : 'healthy';
+    for (const s of ['healthy', 'cooling_down', 'suspended']) {
+      deps.metrics.channelState.set({ channel: c.id, state: s }, s === state ? 1 : 0);
+    }
+    deps.metrics.queueDepth.set({ channel: c.id }, deps.gate.depth(c.id));
+  }
+}

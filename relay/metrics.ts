@@ -1,0 +1,126 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The relay's Prometheus metrics. Labels are bounded by the config: `channel` is a Channel id,
+ * `model` a configured model name (anything else is `other`), `route` one of the fixed paths.
+ * Never a key, a user or a client address.
+ */
+
+// Latencies of an AI relay span from sub-millisecond overhead to minutes-long generations.
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1];
+
+export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
+
+export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'kuberelay_' });
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'kuberelay_requests_total',
+      help: 'Client requests by route, model, serving channel and HTTP status',
+      labelNames: ['route', 'model', 'channel', 'code'],
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'kuberelay_request_duration_seconds',
+      help: 'Total time from request to the last byte sent to the client',
+      labelNames: ['route', 'model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'kuberelay_upstream_duration_seconds',
+      help: 'Time from sending to an upstream until its response headers, per attempt',
+      labelNames: ['channel', 'model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    ttft: new Histogram({
+      name: 'kuberelay_time_to_first_token_seconds',
+      help: 'Streaming: time from the client request to the first event sent back',
+      labelNames: ['channel', 'model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    overhead: new Histogram({
+      name: 'kuberelay_overhead_seconds',
+      help: 'Time the relay itself added before the response started (total minus upstream)',
+      labelNames: ['route'],
+      buckets: OVERHEAD_BUCKETS,
+      registers,
+    }),
+    tokens: new Counter({
+      name: 'kuberelay_tokens_total',
+      help: 'Tokens accounted, by channel, model and type (prompt, completion, cached)',
+      labelNames: ['channel', 'model', 'type'],
+      registers,
+    }),
+    cost: new Counter({
+      name: 'kuberelay_cost_usd_total',
+      help: 'Cost in USD computed from channel pricing',
+      labelNames: ['channel', 'model'],
+      registers,
+    }),
+    upstreamErrors: new Counter({
+      name: 'kuberelay_upstream_errors_total',
+      help: 'Failed upstream attempts by channel and reason (status class, connect, timeout, reset, stream)',
+      labelNames: ['channel', 'reason'],
+      registers,
+    }),
+    failovers: new Counter({
+      name: 'kuberelay_failovers_total',
+      help: 'Requests moved from a channel to the next candidate',
+      labelNames: ['channel', 'reason'],
+      registers,
+    }),
+    cooldowns: new Counter({
+      name: 'kuberelay_cooldowns_total',
+      help: 'Times a channel entered cooldown (seen by this process)',
+      labelNames: ['channel'],
+      registers,
+    }),
+    channelState: new Gauge({
+      name: 'kuberelay_channel_state',
+      help: '1 for the current state of each channel (healthy, cooling_down, suspended)',
+      labelNames: ['channel', 'state'],
+      registers,
+    }),
+    inflight: new Gauge({
+      name: 'kuberelay_inflight_requests',
+      help: 'Upstream requests in flight from this process, per channel',
+      labelNames: ['channel'],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'kuberelay_queue_depth',
+      help: 'Requests waiting for a concurrency permit in this process, per channel',
+      labelNames: ['channel'],
+      registers,
+    }),
+    queueRejections: new Counter({
+      name: 'kuberelay_queue_rejections_total',
+      help: 'Requests that found a channel queue full or waited past queueTimeout',
+      labelNames: ['channel', 'reason'],
+      registers,
+    }),
+    configReloads: new Counter({
+      name: 'kuberelay_config_reloads_total',
+      help: 'Config snapshots offered to this process, by result (success, invalid)',
+      labelNames: ['result'],
+      registers,
+    }),
+    configInfo: new Gauge({
+      name: 'kuberelay_config_generation',
+      help: 'Generation of the config snapshot this process serves',
+      registers,
+    }),
+    configLastReload: new Gauge({
+      name: 'kuberelay_config_last_reload_success_timestamp_seconds',
+      help: 'When this process last swapped in a new config',
+      registers,
+    }),
+  };
+}

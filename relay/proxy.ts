@@ -1,0 +1,483 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import type { ConcurrencyGate } from '../core/concurrency.ts';
+import { type Candidate, orderCandidates } from '../core/selection.ts';
+import type { StateStore } from '../core/state/store.ts';
+import { parseRetryAfter } from '../core/status-match.ts';
+import { costOf, estimateTokens, type Usage, usageFromOpenAI } from '../core/usage.ts';
+import { badRequest, RelayError } from './errors.ts';
+import { clientHeaders, upstreamHeaders } from './headers.ts';
+import type { RelayMetrics } from './metrics.ts';
+import type { RelayState } from './relay-state.ts';
+import type { ChannelRuntime } from './runtime.ts';
+import { SseTap, sseErrorEvent } from './sse.ts';
+
+/**
+ * The request path after auth: select -> forward (with failover) -> respond -> account.
+ * Failover happens only before the first byte reaches the client; after that a failure ends the
+ * stream with an error event.
+ */
+
+export interface RelayRoute {
+  /** Public path, also the `route` metric label. */
+  path: string;
+  /** Path under the channel's baseURL. */
+  upstreamPath: string;
+  /** Whether `stream: true` is meaningful (and usage can be requested for it). */
+  streamable: boolean;
+}
+
+export interface ProxyDeps {
+  state: RelayState;
+  store: StateStore;
+  gate: ConcurrencyGate;
+  metrics: RelayMetrics;
+  log: FastifyBaseLogger;
+  maxAttempts: number;
+}
+
+/** Why an attempt failed; also the `reason` metric label. */
+type FailureReason = 'connect' | 'timeout' | 'reset' | 'network' | 'stream' | `status_${string}`;
+
+interface Failure {
+  reason: FailureReason;
+  channel: string;
+  status?: number;
+  retryAfterMs?: number;
+}
+
+// Non-stream bodies larger than this are passed through without usage parsing.
+const MAX_USAGE_PARSE_BYTES = 16 * 1024 * 1024;
+// A lease outlives the request's total timeout only by this margin; a crashed holder's permit
+// comes back by itself.
+const LEASE_MARGIN_MS = 5_000;
+
+export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequest, reply: FastifyReply) {
+  const started = req.receivedAt;
+  const body = req.body as Record<string, unknown> | null;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw badRequest('invalid_body', 'the request body must be a JSON object');
+  }
+  const model = body.model;
+  if (typeof model !== 'string' || model === '') {
+    throw badRequest('missing_model', 'model is required and must be a string', 'model');
+  }
+  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') {
+    throw badRequest('invalid_type', 'stream must be a boolean', 'stream');
+  }
+  const runtime = deps.state.runtime;
+  if (!runtime)
+    throw new RelayError(503, 'server_error', 'config_not_loaded', 'the relay has no config loaded yet');
+  const tiers = runtime.index.get(model);
+  if (!tiers) {
+    throw new RelayError(
+      404,
+      'invalid_request_error',
+      'model_not_found',
+      `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
+      { param: 'model' },
+    );
+  }
+
+  const now = Date.now();
+  const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
+  const candidates = orderCandidates(tiers, available, deps.maxAttempts);
+  if (candidates.length === 0) throw noChannel(deps, model, tiers.flat(), now);
+
+  const stream = route.streamable && body.stream === true;
+  const streamOptions = body.stream_options as { include_usage?: unknown } | undefined;
+  // Ask upstream for stream usage when the client did not, and hide that chunk from the client.
+  const injectUsage = stream && streamOptions?.include_usage !== true;
+  const bodies = new Map<string, string>();
+  const bodyFor = (upstreamName: string) => {
+    let b = bodies.get(upstreamName);
+    if (b === undefined) {
+      const out: Record<string, unknown> = { ...body, model: upstreamName };
+      if (injectUsage) out.stream_options = { ...(streamOptions ?? {}), include_usage: true };
+      b = JSON.stringify(out);
+      bodies.set(upstreamName, b);
+    }
+    return b;
+  };
+
+  let clientGone = false;
+  const raw = reply.raw;
+  const inflightAbort = new Set<AbortController>();
+  raw.on('close', () => {
+    if (raw.writableFinished) return;
+    clientGone = true;
+    for (const ac of inflightAbort) ac.abort();
+  });
+
+  let upstreamMs = 0;
+  let attempts = 0;
+  let lastFailure: Failure | undefined;
+  let busy = 0;
+
+  for (let i = 0; i < candidates.length; i++) {
+    const cand = candidates[i]!;
+    const ch = runtime.channels.get(cand.channel.id)!;
+    const id = ch.config.id;
+    if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
+
+    let lease: Awaited<ReturnType<StateStore['tryAcquire']>> = null;
+    const limits = ch.config.limits;
+    if (limits.maxConcurrent !== null) {
+      const r = await deps.gate.acquire(id, {
+        maxConcurrent: limits.maxConcurrent,
+        maxQueue: limits.maxQueue,
+        queueTimeoutMs: limits.queueTimeoutMs,
+        leaseMs: ch.config.timeouts.totalMs + LEASE_MARGIN_MS,
+      });
+      if (!r.ok) {
+        busy++;
+        deps.metrics.queueRejections.inc({ channel: id, reason: r.reason });
+        continue;
+      }
+      lease = r.lease;
+    }
+    if (clientGone) {
+      if (lease) void deps.gate.release(lease);
+      return;
+    }
+
+    attempts++;
+    const ac = new AbortController();
+    inflightAbort.add(ac);
+    let timedOut = false;
+    const totalTimer = setTimeout(() => {
+      timedOut = true;
+      ac.abort();
+    }, ch.config.timeouts.totalMs);
+    const done = () => {
+      clearTimeout(totalTimer);
+      inflightAbort.delete(ac);
+      deps.metrics.inflight.dec({ channel: id });
+      if (lease) void deps.gate.release(lease).catch(() => {});
+    };
+    deps.metrics.inflight.inc({ channel: id });
+
+    const payload = bodyFor(cand.model.upstreamName);
+    const t1 = performance.now();
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await ch.dispatcher.request({
+        origin: ch.origin,
+        path: ch.basePath + route.upstreamPath,
+        method: 'POST',
+        headers: upstreamHeaders(req.headers, ch.authorization, Buffer.byteLength(payload)),
+        body: payload,
+        signal: ac.signal,
+        headersTimeout: ch.config.timeouts.firstByteMs,
+        bodyTimeout: ch.config.timeouts.firstByteMs,
+      });
+    } catch (err) {
+      upstreamMs += performance.now() - t1;
+      done();
+      if (clientGone) return;
+      lastFailure = { reason: timedOut ? 'timeout' : classifyError(err), channel: id };
+      failed(deps, ch, lastFailure, i < candidates.length - 1);
+      continue;
+    }
+    const dt = performance.now() - t1;
+    upstreamMs += dt;
+    deps.metrics.upstreamDuration.observe({ channel: id, model }, dt / 1000);
+
+    if (ch.isFailure(res.statusCode)) {
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      await res.body.dump({ limit: 256 * 1024 }).catch(() => {});
+      done();
+      if (clientGone) return;
+      lastFailure = { reason: `status_${res.statusCode}`, channel: id, status: res.statusCode, retryAfterMs };
+      failed(deps, ch, lastFailure, i < candidates.length - 1);
+      continue;
+    }
+
+    // The channel answered: a success for its health, even when the answer is a client error.
+    void deps.store
+      .recordSuccess(id)
+      .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
+    try {
+      await respond(deps, {
+        req,
+        reply,
+        route,
+        model,
+        cand,
+        ch,
+        res,
+        stream,
+        injectUsage,
+        started,
+        upstreamMs,
+        attempts,
+        ac,
+        isClientGone: () => clientGone,
+        isTimedOut: () => timedOut,
+      });
+    } finally {
+      done();
+    }
+    return;
+  }
+
+  if (clientGone) return;
+  throw exhausted(deps, model, lastFailure, busy, attempts, tiers.flat(), now);
+}
+
+interface RespondCtx {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  route: RelayRoute;
+  model: string;
+  cand: Candidate;
+  ch: ChannelRuntime;
+  res: Dispatcher.ResponseData;
+  stream: boolean;
+  injectUsage: boolean;
+  started: number;
+  upstreamMs: number;
+  attempts: number;
+  ac: AbortController;
+  isClientGone: () => boolean;
+  isTimedOut: () => boolean;
+}
+
+async function respond(deps: ProxyDeps, c: RespondCtx) {
+  const { reply, res, ch } = c;
+  const id = ch.config.id;
+  const contentType = String(res.headers['content-type'] ?? '');
+  const sse = c.stream && contentType.startsWith('text/event-stream');
+  const headers = clientHeaders(res.headers, !sse);
+  headers['x-request-id'] = String(c.req.id);
+  headers['x-kuberelay-channel'] = id;
+  headers['x-kuberelay-attempts'] = String(c.attempts);
+  const overheadMs = Math.max(0, performance.now() - c.started - c.upstreamMs);
+  headers['x-kuberelay-overhead-ms'] = overheadMs.toFixed(3);
+  deps.metrics.overhead.observe({ route: c.route.path }, overheadMs / 1000);
+
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(res.statusCode, headers);
+
+  let usage: Usage | undefined;
+  let streamError: string | undefined;
+  if (sse) {
+    const tap = new SseTap(c.injectUsage);
+    let first = true;
+    try {
+      for await (const chunk of res.body) {
+        const out = tap.push(chunk as Buffer);
+        if (out === '') continue;
+        if (first) {
+          first = false;
+          deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+        }
+        if (!raw.write(out)) await drained(raw, c.ac.signal);
+      }
+      const rest = tap.flush();
+      if (rest !== '') raw.write(rest);
+      if (!tap.sawDone && res.statusCode < 400) streamError = 'the upstream stream ended without [DONE]';
+    } catch (err) {
+      if (!c.isClientGone()) {
+        streamError = c.isTimedOut()
+          ? 'the upstream timed out mid-stream'
+          : `the upstream stream failed: ${errCode(err)}`;
+      }
+    }
+    usage = tap.usage;
+    if (!usage && (c.isClientGone() || streamError)) {
+      // Bill what was streamed: the prompt plus the content events the client received.
+      usage = {
+        promptTokens: estimateTokens(Number(c.req.headers['content-length'] ?? 0)),
+        completionTokens: tap.contentEvents,
+        cachedTokens: 0,
+        estimated: true,
+      };
+    }
+    if (streamError) {
+      const f: Failure = { reason: 'stream', channel: id };
+      failed(deps, ch, f, false);
+      if (!c.isClientGone()) raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
+    }
+    if (!c.isClientGone()) raw.end();
+  } else {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res.body) {
+        const b = chunk as Buffer;
+        size += b.length;
+        if (size <= MAX_USAGE_PARSE_BYTES) chunks.push(b);
+        if (!raw.write(b)) await drained(raw, c.ac.signal);
+      }
+      raw.end();
+    } catch (err) {
+      // Headers (with a Content-Length) are out: the only honest signal left is a cut connection.
+      if (!c.isClientGone()) {
+        streamError = errCode(err);
+        failed(deps, ch, { reason: 'stream', channel: id }, false);
+        raw.destroy();
+      }
+    }
+    if (size <= MAX_USAGE_PARSE_BYTES && contentType.includes('json') && !streamError) {
+      try {
+        usage = usageFromOpenAI(
+          (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { usage?: unknown }).usage,
+        );
+      } catch {
+        // Not JSON after all: nothing to account beyond the request.
+      }
+    }
+  }
+
+  const durationMs = performance.now() - c.started;
+  const code = c.isClientGone() ? '499' : String(res.statusCode);
+  deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
+  deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
+  if (usage) account(deps, c, usage, durationMs);
+}
+
+function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: number) {
+  const id = c.ch.config.id;
+  const labels = { channel: id, model: c.model };
+  const m = deps.metrics.tokens;
+  if (usage.promptTokens > 0) m.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
+  if (usage.completionTokens > 0) m.inc({ ...labels, type: 'completion' }, usage.completionTokens);
+  if (usage.cachedTokens > 0) m.inc({ ...labels, type: 'cached' }, usage.cachedTokens);
+  const cost = costOf(usage, c.cand.model.pricing, durationMs);
+  if (cost > 0) deps.metrics.cost.inc(labels, cost);
+  void deps.store
+    .recordSpend({
+      channelId: id,
+      model: c.model,
+      cost,
+      promptTokens: usage.promptTokens,
+      completionTokens: usage.completionTokens,
+      at: Date.now(),
+    })
+    .catch((err) => deps.log.warn({ err }, 'state store: recordSpend failed'));
+}
+
+function failed(deps: ProxyDeps, ch: ChannelRuntime, f: Failure, willFailover: boolean) {
+  const id = ch.config.id;
+  deps.metrics.upstreamErrors.inc({ channel: id, reason: f.reason });
+  if (willFailover) deps.metrics.failovers.inc({ channel: id, reason: f.reason });
+  const wasCooling = deps.store.cooldownUntil(id) > Date.now();
+  deps.store
+    .recordFailure(id, ch.config.cooldown, f.retryAfterMs)
+    .then((h) => {
+      if (!wasCooling && h.cooldownUntil > Date.now()) {
+        deps.metrics.cooldowns.inc({ channel: id });
+        deps.log.warn(
+          { channel: id, until: new Date(h.cooldownUntil).toISOString(), reason: f.reason },
+          'channel cooling down',
+        );
+      }
+    })
+    .catch((err) => deps.log.warn({ err }, 'state store: recordFailure failed'));
+}
+
+function noChannel(deps: ProxyDeps, model: string, all: Candidate[], now: number): RelayError {
+  const until = Math.min(...all.map((c) => deps.store.cooldownUntil(c.channel.id)).filter((u) => u > now));
+  const headers: Record<string, string> = {};
+  if (Number.isFinite(until)) headers['retry-after'] = String(Math.max(1, Math.ceil((until - now) / 1000)));
+  return new RelayError(
+    503,
+    'server_error',
+    'no_channel_available',
+    `no channel is available for model '${model}': every channel serving it is cooling down`,
+    { headers },
+  );
+}
+
+function exhausted(
+  deps: ProxyDeps,
+  model: string,
+  last: Failure | undefined,
+  busy: number,
+  attempts: number,
+  all: Candidate[],
+  now: number,
+): RelayError {
+  const headers: Record<string, string> = { 'x-kuberelay-attempts': String(attempts) };
+  if (!last) {
+    if (busy > 0) {
+      return new RelayError(
+        503,
+        'server_error',
+        'channel_busy',
+        `every channel for model '${model}' is at its concurrency limit and its queue is full or timed out`,
+        { headers: { ...headers, 'retry-after': '1' } },
+      );
+    }
+    return noChannel(deps, model, all, now);
+  }
+  const tried = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
+  if (last.status === 429) {
+    const retry = last.retryAfterMs !== undefined ? Math.max(1, Math.ceil(last.retryAfterMs / 1000)) : 1;
+    return new RelayError(
+      429,
+      'rate_limit_error',
+      'upstream_rate_limited',
+      `upstream rate limit reached for model '${model}' (${tried}, last channel ${last.channel})`,
+      { headers: { ...headers, 'retry-after': String(retry) } },
+    );
+  }
+  if (last.reason === 'timeout' || last.status === 408) {
+    return new RelayError(
+      504,
+      'upstream_error',
+      'upstream_timeout',
+      `the upstream timed out for model '${model}' (${tried}, last channel ${last.channel})`,
+      { headers },
+    );
+  }
+  const what =
+    last.status === 401 || last.status === 403
+      ? 'the upstream refused the channel credential'
+      : last.status !== undefined
+        ? `the upstream answered ${last.status}`
+        : `the upstream could not be reached (${last.reason})`;
+  return new RelayError(
+    502,
+    'upstream_error',
+    'upstream_error',
+    `${what} for model '${model}' (${tried}, last channel ${last.channel})`,
+    { headers },
+  );
+}
+
+function classifyError(err: unknown): FailureReason {
+  const code = errCode(err);
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return 'timeout';
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return 'connect';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+      return 'reset';
+    default:
+      return 'network';
+  }
+}
+
+function errCode(err: unknown): string {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return typeof code === 'string' ? code : 'unknown';
+}
+
+function drained(raw: ServerResponse, signal: AbortSignal): Promise<unknown> {
+  return once(raw, 'drain', { signal });
+}

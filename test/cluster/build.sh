@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Builds the binaries of the e2e control plane (etcd, kube-apiserver, kubectl, helm) from
+# published Go modules and caches them by version outside the repo, in
+# ${KUBERELAY_CACHE:-$HOME/.cache/kuberelay}/bin/<name>-<version>. A cached binary is never
+# rebuilt, so a second run only checks the cache. Pinned versions live in versions.sh.
+#
+# Usage: test/cluster/build.sh [etcd|kube-apiserver|kubectl|helm ...]   (default: all)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.sh
+source "$here/versions.sh"
+
+cache="${KUBERELAY_CACHE:-$HOME/.cache/kuberelay}"
+bin="$cache/bin"
+mkdir -p "$bin"
+
+command -v go >/dev/null || { echo "build.sh: Go (>= 1.26) is required on PATH" >&2; exit 1; }
+
+# Two concurrent runs (e.g. two terminals) would otherwise compile the same thing twice.
+if command -v flock >/dev/null; then
+  exec 9>"$cache/build.lock"
+  flock 9
+fi
+
+# Static, stripped binaries: no C toolchain needed, smaller and faster to link.
+export CGO_ENABLED=0
+ldflags_base='-s -w'
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kuberelay-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# build_cached NAME VERSION FUNCTION: runs FUNCTION OUT (which must write the binary to OUT)
+# unless bin/NAME-VERSION exists; the binary is moved into place only once it is complete.
+build_cached() {
+  local name=$1 version=$2 fn=$3
+  local target="$bin/$name-$version"
+  if [[ -x "$target" ]]; then
+    printf '%-15s %-9s cached  %s\n' "$name" "$version" "$target"
+    return
+  fi
+  printf '%-15s %-9s building ...\n' "$name" "$version"
+  local start=$SECONDS tmp="$work/$name.out"
+  "$fn" "$tmp"
+  "$tmp" --version >/dev/null 2>&1 || "$tmp" version >/dev/null 2>&1 || {
+    echo "build.sh: $name $version was built but does not run" >&2
+    exit 1
+  }
+  mv -f "$tmp" "$target"
+  printf '%-15s %-9s built in %ds  %s\n' "$name" "$version" $((SECONDS - start)) "$target"
+}
+
+# Kubernetes' own go.mod replaces its staging modules (k8s.io/api, client-go, ...) with
+# ./staging/src paths and requires them at v0.0.0, so `go install k8s.io/kubernetes/...@v` is
+# refused. A throwaway main module requires k8s.io/kubernetes and replaces each staging module
+# with its published v0.<minor>.<patch> release instead.
+k8s_module() {
+  local dir="$work/k8s"
+  [[ -f "$dir/go.mod" ]] && return
+  mkdir -p "$dir"
+  local staging_version="v0.${KUBERNETES_VERSION#v1.}" gomod
+  gomod=$(cd "$dir" && go list -m -json "k8s.io/kubernetes@$KUBERNETES_VERSION" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
+  [[ -f "$gomod" ]] || { echo "build.sh: cannot read go.mod of k8s.io/kubernetes@$KUBERNETES_VERSION" >&2; exit 1; }
+  {
+    echo 'module kuberelay.test/k8sbuild'
+    echo 'go 1.26.0'
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    # Only staging modules kubernetes requires (at v0.0.0): some sample-* ones are not published.
+    grep -oE 'k8s\.io/[a-z0-9-]+ => \./staging/src/' "$gomod" | awk '{print $1}' | sort -u |
+      while read -r m; do
+        if grep -qE "^[[:space:]]*(require[[:space:]]+)?$m v0\.0\.0([[:space:]]|$)" "$gomod"; then
+          echo "replace $m => $m $staging_version"
+        fi
+      done
+  } >"$dir/go.mod"
+}
+
+k8s_ldflags() {
+  local v=$KUBERNETES_VERSION minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  local flags="$ldflags_base" pkg
+  # What hack/lib/version.sh stamps; without it /version says v0.0.0-master and helm's
+  # kubeVersion checks and kubectl's skew warnings misbehave.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
+build_k8s_cmd() {
+  local out=$1 cmd=$2
+  k8s_module
+  (cd "$work/k8s" && go build -mod=mod -trimpath -ldflags "$(k8s_ldflags)" -o "$out" "k8s.io/kubernetes/cmd/$cmd")
+}
+build_kube_apiserver() { build_k8s_cmd "$1" kube-apiserver; }
+build_kubectl() { build_k8s_cmd "$1" kubectl; }
+
+# etcd's server/v3 go.mod replaces its sibling modules with ../ paths, so it needs the same
+# wrapper-module trick; its main package is the module root.
+build_etcd() {
+  local out=$1 dir="$work/etcd"
+  mkdir -p "$dir"
+  printf 'module kuberelay.test/etcdbuild\ngo 1.26.0\nrequire go.etcd.io/etcd/server/v3 %s\n' \
+    "$ETCD_VERSION" >"$dir/go.mod"
+  (cd "$dir" && go build -mod=mod -trimpath -ldflags "$ldflags_base" -o "$out" go.etcd.io/etcd/server/v3)
+}
+
+build_helm() {
+  local out=$1 major=${HELM_VERSION%%.*}
+  GOBIN="$work/helm-bin" go install -trimpath \
+    -ldflags "$ldflags_base -X helm.sh/helm/$major/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
+  mv "$work/helm-bin/helm" "$out"
+}
+
+components=("$@")
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kube-apiserver kubectl helm)
+for c in "${components[@]}"; do
+  case $c in
+    etcd) build_cached etcd "$ETCD_VERSION" build_etcd ;;
+    kube-apiserver) build_cached kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
+    kubectl) build_cached kubectl "$KUBERNETES_VERSION" build_kubectl ;;
+    helm) build_cached helm "$HELM_VERSION" build_helm ;;
+    *) echo "build.sh: unknown component '$c' (etcd, kube-apiserver, kubectl, helm)" >&2; exit 2 ;;
+  esac
+done
+
+"$here/bin-paths.sh"

@@ -1,0 +1,7 @@
+# Pinned versions of the test control plane (sourced by build.sh and bin-paths.sh).
+# kube-apiserver and kubectl come from one Kubernetes release; its staging modules are
+# published as v0.<minor>.<patch>, which build.sh derives from KUBERNETES_VERSION. etcd 3.7 is
+# the line Kubernetes 1.37 itself pins (build/dependencies.yaml).
+KUBERNETES_VERSION=v1.37.2
+ETCD_VERSION=v3.7.3
+HELM_VERSION=v4.3.1

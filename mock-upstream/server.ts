@@ -428,8 +428,9 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
             'invalid_json',
           );
         }
-        if (!isObject(body))
+        if (!isObject(body)) {
           return badRequest(res, 'The request body must be a JSON object.', 'invalid_json');
+        }
         if (typeof body['model'] !== 'string' && handler !== images) {
           return badRequest(res, 'You must provide a model parameter.', 'missing_model');
         }

@@ -16,6 +16,13 @@ export function parseDuration(value: string): number {
   return ms;
 }
 
+/** Like parseDuration, but undefined for a malformed value (zod reports the shape separately). */
+export function tryParseDuration(value: string): number | undefined {
+  if (!durationRe.test(value)) return undefined;
+  const ms = parse(value);
+  return ms === null || !Number.isFinite(ms) ? undefined : ms;
+}
+
 /** A zod duration field bounded to [min, max]; the parsed value stays a string in the object. */
 export function duration(min = '1ms', max = '365d') {
   const lo = parseDuration(min);
@@ -24,7 +31,7 @@ export function duration(min = '1ms', max = '365d') {
     .string()
     .regex(durationRe, { message: 'must be a duration such as 500ms, 30s, 5m, 1h or 30d' })
     .refine((v) => {
-      const ms = parseDuration(v);
-      return ms >= lo && ms <= hi;
+      const ms = tryParseDuration(v);
+      return ms === undefined || (ms >= lo && ms <= hi);
     }, `must be between ${min} and ${max}`);
 }

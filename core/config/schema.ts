@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { decimal } from './decimal.ts';
-import { duration, parseDuration } from './duration.ts';
+import { duration, tryParseDuration } from './duration.ts';
 
 /**
  * The API: one zod schema per kind, written to match crds/ field for field (a test keeps them in
@@ -98,7 +98,7 @@ export const channelSpecSchema = z
           .default(() => [...DEFAULT_ON_STATUS]),
       })
       .prefault({})
-      .refine((c) => parseDuration(c.maxDuration) >= parseDuration(c.duration), {
+      .refine((c) => (tryParseDuration(c.maxDuration) ?? Infinity) >= (tryParseDuration(c.duration) ?? 0), {
         message: 'maxDuration must be at least duration',
         path: ['maxDuration'],
       }),

@@ -43,12 +43,13 @@ export class ConcurrencyGate {
   }
 
   async acquire(channelId: string, limits: GateLimits): Promise<AcquireResult> {
-    const queue = this.#queues.get(channelId);
-    if (!queue || queue.length === 0) {
+    // Nobody queued: try the store first. Otherwise join the queue, so waiters keep their order.
+    if (this.depth(channelId) === 0) {
       const lease = await this.#store.tryAcquire(channelId, limits.maxConcurrent, limits.leaseMs);
       if (lease) return { ok: true, lease };
     }
-    const q = queue ?? this.#queueFor(channelId);
+    // Looked up after the await: another request may have created the queue meanwhile.
+    const q = this.#queues.get(channelId) ?? this.#queueFor(channelId);
     if (q.length >= limits.maxQueue) return { ok: false, reason: 'queue_full' };
     return new Promise<AcquireResult>((resolve) => {
       const waiter: Waiter = {

@@ -75,6 +75,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     maxAttempts: opts.maxAttempts ?? 3,
   };
 
+  // The API takes JSON only; anything else is a 415 rather than a string body.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('receivedAt', 0);
   app.addHook('onRequest', async (req, reply) => {
     req.receivedAt = performance.now();

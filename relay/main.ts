@@ -58,10 +58,13 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         app.log.warn('shutdown deadline reached; closing remaining connections');
         app.server.closeAllConnections();
       }, opts.shutdownTimeoutMs);
+      // Keep-alive connections become idle as their last response ends; close them as they do.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
       try {
         await app.close();
       } finally {
         clearTimeout(deadline);
+        clearInterval(sweep);
         await store.close();
       }
     })();

@@ -34,7 +34,11 @@ describe('config: parse and render', () => {
   it('renders the quickstart with defaults applied and credentials resolved', () => {
     const { config } = renderFile(quickstart, 'quickstart.yaml', { generation: 7 });
     expect(config.generation).toBe(7);
-    expect(config.channels.map((c) => c.id)).toEqual(['default/fallback', 'default/primary-a', 'default/primary-b']);
+    expect(config.channels.map((c) => c.id)).toEqual([
+      'default/fallback',
+      'default/primary-a',
+      'default/primary-b',
+    ]);
     const fallback = config.channels.find((c) => c.name === 'fallback')!;
     expect(fallback.apiKey).toBe('mock-key-fallback');
     expect(fallback.models[0]).toMatchObject({ name: 'gpt-4o-mini', upstreamName: 'gpt-4.1-nano' });
@@ -66,7 +70,8 @@ describe('config: parse and render', () => {
   it('gives the same hash to the same content and a new one when a credential changes', () => {
     const a = renderFile(quickstart, 'q.yaml', { generation: 1 }).config.hash;
     const b = renderFile(quickstart, 'q.yaml', { generation: 2 }).config.hash;
-    const c = renderFile(quickstart.replace('mock-key-primary', 'rotated'), 'q.yaml', { generation: 3 }).config.hash;
+    const c = renderFile(quickstart.replace('mock-key-primary', 'rotated'), 'q.yaml', { generation: 3 })
+      .config.hash;
     expect(a).toBe(b);
     expect(c).not.toBe(a);
   });
@@ -75,8 +80,12 @@ describe('config: parse and render', () => {
     const problems = problemsOf(
       `${secret}---\n${channel('good')}---\n${channel('bad', '  priority: -1\n  weight: 2.5\n')}`,
     );
-    expect(problems).toContain('config.yaml, document 3: Channel default/bad: spec.priority: Too small: expected number to be >=0');
-    expect(problems.some((p) => p.startsWith('config.yaml, document 3: Channel default/bad: spec.weight:'))).toBe(true);
+    expect(problems).toContain(
+      'config.yaml, document 3: Channel default/bad: spec.priority: Too small: expected number to be >=0',
+    );
+    expect(
+      problems.some((p) => p.startsWith('config.yaml, document 3: Channel default/bad: spec.weight:')),
+    ).toBe(true);
     expect(problems.every((p) => !p.includes('good'))).toBe(true);
   });
 
@@ -101,17 +110,21 @@ describe('config: parse and render', () => {
       generation: 1,
     });
     expect(config.channels[0]!.suspend).toBe(true);
-    expect(problemsOf(`${secret}---\n${channel('x', '  cooldown: { duration: 5m, maxDuration: 1m }\n')}`).join()).toMatch(
-      /spec\.cooldown\.maxDuration: maxDuration must be at least duration/,
-    );
+    expect(
+      problemsOf(`${secret}---\n${channel('x', '  cooldown: { duration: 5m, maxDuration: 1m }\n')}`).join(),
+    ).toMatch(/spec\.cooldown\.maxDuration: maxDuration must be at least duration/);
   });
 
   it('reports YAML syntax errors with their document', () => {
-    expect(problemsOf(`${secret}---\nkind: Channel\n  bad: [indent`)[0]).toMatch(/^config\.yaml, document 2: /);
+    expect(problemsOf(`${secret}---\nkind: Channel\n  bad: [indent`)[0]).toMatch(
+      /^config\.yaml, document 2: /,
+    );
   });
 
   it('reports unknown kinds and objects defined twice', () => {
-    const problems = problemsOf(`${secret}---\n${channel('a')}---\n${channel('a')}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n`);
+    const problems = problemsOf(
+      `${secret}---\n${channel('a')}---\n${channel('a')}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n`,
+    );
     expect(problems).toContain('config.yaml, document 3: Channel default/a: defined more than once');
     expect(problems).toContain(
       'config.yaml, document 4: ConfigMap default/x: kind must be Secret, Channel or RateLimitPolicy',
@@ -155,7 +168,9 @@ spec:
     const text = problemsOf(
       `${secret}---\n${channel('a').replace('{ name: creds }', '{ name: creds, key: other }')}---\n${channel('b').replace('provider: openai', 'provider: anthropic')}`,
     ).join('\n');
-    expect(text).toMatch(/Channel default\/a: spec\.apiKeySecretRef: Secret default\/creds has no key "other"/);
+    expect(text).toMatch(
+      /Channel default\/a: spec\.apiKeySecretRef: Secret default\/creds has no key "other"/,
+    );
     expect(text).toMatch(/Channel default\/b: spec\.provider: anthropic is not supported yet/);
   });
 
@@ -170,8 +185,12 @@ spec:
     expect(problemsOf(policy('[{ requests: 1, tokens: 2, per: 1m }]')).join()).toMatch(
       /spec\.limits\[0\]: set exactly one of requests, tokens, cost or concurrent/,
     );
-    expect(problemsOf(policy('[{ tokens: 5 }]')).join()).toMatch(/spec\.limits\[0\]\.per: a tokens limit needs per/);
-    expect(problemsOf(policy('[{ concurrent: 5, per: 1s }]')).join()).toMatch(/a concurrent limit takes no per/);
+    expect(problemsOf(policy('[{ tokens: 5 }]')).join()).toMatch(
+      /spec\.limits\[0\]\.per: a tokens limit needs per/,
+    );
+    expect(problemsOf(policy('[{ concurrent: 5, per: 1s }]')).join()).toMatch(
+      /a concurrent limit takes no per/,
+    );
     expect(problemsOf(policy('[{ requests: 5, per: 31d }]')).join()).toMatch(/must be between 1s and 30d/);
     const ok = renderFile(policy('[{ cost: "12.50", per: 30d }, { concurrent: 3 }]'), 'f', { generation: 1 });
     expect(ok.config.policies[0]!.limits).toEqual([

@@ -79,7 +79,15 @@ describe('MemoryStore', () => {
   it('sums spend per channel and key, per UTC day and month', async () => {
     const store = new MemoryStore();
     const at = Date.parse('2026-11-22T23:59:00Z');
-    await store.recordSpend({ channelId: 'c', keyId: 'k', model: 'm', cost: 0.5, promptTokens: 1, completionTokens: 1, at });
+    await store.recordSpend({
+      channelId: 'c',
+      keyId: 'k',
+      model: 'm',
+      cost: 0.5,
+      promptTokens: 1,
+      completionTokens: 1,
+      at,
+    });
     await store.recordSpend({
       channelId: 'c',
       model: 'm',

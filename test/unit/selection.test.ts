@@ -30,7 +30,10 @@ describe('channel selection', () => {
       channelConfig('zero', { weight: 0, suspend: true }),
     ]);
     const t = index.get('m')!;
-    expect(t.map((tier) => tier.map((c) => c.channel.name).sort())).toEqual([['a', 'b', 'c', 'd'], ['backup']]);
+    expect(t.map((tier) => tier.map((c) => c.channel.name).sort())).toEqual([
+      ['a', 'b', 'c', 'd'],
+      ['backup'],
+    ]);
   });
 
   it('picks the first channel in proportion to the weights (chi-square, p=0.001)', () => {

@@ -3,7 +3,8 @@ import { SseTap, sseErrorEvent } from '../../relay/sse.ts';
 
 const chunk = (content: string) =>
   `data: {"choices":[{"index":0,"delta":{"content":"${content}"}}],"usage":null}\n\n`;
-const usageChunk = 'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n';
+const usageChunk =
+  'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n';
 const done = 'data: [DONE]\n\n';
 
 function run(tap: SseTap, pieces: string[]): string {
@@ -23,7 +24,7 @@ describe('SseTap', () => {
     expect(tap.contentEvents).toBe(2);
   });
 
-  it('hides the usage chunk it asked for on the client\'s behalf', () => {
+  it("hides the usage chunk it asked for on the client's behalf", () => {
     const tap = new SseTap(true);
     expect(run(tap, [stream])).toBe(chunk('Hel') + chunk('lo') + done);
     expect(tap.usage?.promptTokens).toBe(5);
@@ -35,14 +36,18 @@ describe('SseTap', () => {
     for (let cut = 1; cut < bytes.length; cut += 7) {
       const tap = new SseTap(true);
       const out =
-        tap.push(bytes.subarray(0, cut)) + tap.push(bytes.subarray(cut, cut + 3)) + tap.push(bytes.subarray(cut + 3)) + tap.flush();
+        tap.push(bytes.subarray(0, cut)) +
+        tap.push(bytes.subarray(cut, cut + 3)) +
+        tap.push(bytes.subarray(cut + 3)) +
+        tap.flush();
       expect(out).toBe(chunk('héllo ✓') + done);
       expect(tap.usage?.completionTokens).toBe(2);
     }
   });
 
   it('accepts CRLF framing', () => {
-    const s = 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}\r\n\r\ndata: [DONE]\r\n\r\n';
+    const s =
+      'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}\r\n\r\ndata: [DONE]\r\n\r\n';
     const tap = new SseTap(true);
     expect(run(tap, [s])).toBe('data: [DONE]\r\n\r\n');
     expect(tap.sawDone).toBe(true);

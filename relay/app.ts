@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import { ConcurrencyGate } from '../core/concurrency.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
+import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
@@ -16,6 +18,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** performance.now() when the request arrived: the start of the overhead clock. */
     receivedAt: number;
+    /** Set by auth before the handler runs (ANONYMOUS with KUBERELAY_AUTH=none). */
+    client: ClientIdentity;
   }
 }
 
@@ -29,6 +33,8 @@ export interface RelayAppOptions {
   /** Channels tried per request at most, failover included (default 3). */
   maxAttempts?: number;
   auth?: AuthMode;
+  /** Checks client keys when auth is `keys`. */
+  authenticator?: Authenticator;
   metrics?: RelayMetrics;
 }
 
@@ -78,8 +84,11 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   // The API takes JSON only; anything else is a 415 rather than a string body.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('receivedAt', 0);
+  // Fastify refuses shared objects as decorator defaults; onRequest sets the real value.
+  app.decorateRequest('client', null as unknown as ClientIdentity);
   app.addHook('onRequest', async (req, reply) => {
     req.receivedAt = performance.now();
+    req.client = ANONYMOUS;
     reply.header('x-request-id', req.id);
   });
 
@@ -106,15 +115,17 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     ),
   );
 
-  const requireKey = async () => {
+  const requireKey = async (req: FastifyRequest) => {
     if (auth === 'none') return;
-    // Client keys arrive with the key store; until one is configured every request is refused.
-    throw new RelayError(
-      401,
-      'authentication_error',
-      'invalid_api_key',
-      'no API keys exist yet: create one with `kuberelay keys create`, or set KUBERELAY_AUTH=none for local demos',
-    );
+    if (!opts.authenticator) {
+      throw new RelayError(
+        401,
+        'authentication_error',
+        'invalid_api_key',
+        'no API keys exist yet: create one with `kuberelay keys create`, or set KUBERELAY_AUTH=none for local demos',
+      );
+    }
+    req.client = await opts.authenticator.authenticate(req);
   };
 
   for (const route of ROUTES) {

@@ -352,6 +352,7 @@ function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: numbe
   void deps.store
     .recordSpend({
       channelId: id,
+      keyId: c.req.client.keyId,
       model: c.model,
       cost,
       promptTokens: usage.promptTokens,

@@ -2,7 +2,7 @@ import type { AuthMode } from '../relay/app.ts';
 import { handleSignals, type RunningRelay, startRelay } from '../relay/main.ts';
 
 export function authModeFromEnv(): AuthMode {
-  const v = process.env.KUBERELAY_AUTH ?? 'keys';
+  const v = process.env.KUBERELAY_AUTH || 'keys';
   if (v !== 'keys' && v !== 'none') throw new Error(`KUBERELAY_AUTH must be "keys" or "none", not "${v}"`);
   return v;
 }

@@ -68,10 +68,15 @@ export const channelSpecSchema = z
     provider: z.enum(PROVIDERS),
     baseURL: z
       .string()
-      .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'must be an http(s) URL without query or fragment'),
+      .max(2048)
+      .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'must be an http(s) URL without query or fragment')
+      .refine((v) => URL.canParse(v), 'must be an http(s) URL'),
     apiKeySecretRef: z.strictObject({
       name: z.string().regex(DNS_SUBDOMAIN, 'must be a Secret name'),
-      key: z.string().min(1).default('apiKey'),
+      key: z
+        .string()
+        .regex(/^[-._a-zA-Z0-9]{1,253}$/, 'must be a Secret key')
+        .default('apiKey'),
     }),
     models: z
       .array(channelModelSchema)
@@ -94,7 +99,7 @@ export const channelSpecSchema = z
         maxDuration: duration('1s', '24h').default('10m'),
         onStatus: z
           .array(statusMatcherSchema)
-          .max(64)
+          .max(16)
           .default(() => [...DEFAULT_ON_STATUS]),
       })
       .prefault({})
@@ -170,10 +175,10 @@ export type Limit = z.infer<typeof limitSchema>;
 export const policySpecSchema = z.strictObject({
   match: z
     .strictObject({
-      models: z.array(modelName).optional(),
+      models: z.array(modelName).max(256).optional(),
       apiKeys: labelSelectorSchema.optional(),
-      channels: z.array(z.string().regex(DNS_SUBDOMAIN, 'must be a Channel name')).optional(),
-      paths: z.array(z.string().regex(/^\//, 'must be a path starting with /')).optional(),
+      channels: z.array(z.string().regex(DNS_SUBDOMAIN, 'must be a Channel name')).max(256).optional(),
+      paths: z.array(z.string().max(256).regex(/^\//, 'must be a path starting with /')).max(64).optional(),
     })
     .prefault({}),
   limitBy: z

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../core/config/load.ts';
+import { DEFAULT_CONFIG_SECRET, parseSecretRef } from '../core/config/snapshot.ts';
 import { runMockUpstreamCli } from '../mock-upstream/server.ts';
 import { runDemo } from './demo.ts';
+import { runOperatorCommand } from './operator.ts';
 import { runRelayCommand } from './relay.ts';
 
 const int = (name: string) => (v: string) => {
@@ -18,14 +20,61 @@ const program = new Command('kuberelay')
 program
   .command('relay')
   .description('serve the OpenAI-compatible relay')
-  .requiredOption(
+  .option(
     '--config <file>',
-    'multi-document YAML of Secret, Channel and RateLimitPolicy objects (watched)',
+    'YAML of Secret, Channel and RateLimitPolicy objects, watched (or, with --config-secret, the mounted Secret as a fallback)',
   )
+  .option('--config-secret <ns/name>', 'follow the config Secret the operator writes (in cluster)')
+  .option('--kubeconfig <file>', 'kubeconfig for --config-secret (default: in-cluster or KUBECONFIG)')
   .addOption(new Option('--port <port>', 'public port').env('PORT').default(8080).argParser(int('port')))
   .addOption(new Option('--host <host>', 'listen address').env('HOST').default('0.0.0.0'))
   .action(async (o) => {
-    await runRelayCommand({ configFile: o.config, port: o.port, host: o.host });
+    if (!o.config && !o.configSecret)
+      throw new InvalidArgumentError('give --config FILE or --config-secret NAMESPACE/NAME');
+    await runRelayCommand({
+      configFile: o.config,
+      configSecret: o.configSecret ? parseSecretRef(o.configSecret) : undefined,
+      kubeconfig: o.kubeconfig,
+      port: o.port,
+      host: o.host,
+    });
+  });
+
+program
+  .command('operator')
+  .description('reconcile Channels and RateLimitPolicies into the relay config Secret; health into status')
+  .addOption(
+    new Option('--namespace <ns>', 'namespace the operator runs in (Lease, default config Secret)')
+      .env('POD_NAMESPACE')
+      .default('default'),
+  )
+  .addOption(
+    new Option(
+      '--watch-namespaces <list>',
+      'comma-separated namespaces to watch, or * for all (default: --namespace)',
+    ).env('WATCH_NAMESPACES'),
+  )
+  .option(
+    '--config-secret <ns/name>',
+    `config Secret to write (default: <namespace>/${DEFAULT_CONFIG_SECRET})`,
+  )
+  .option('--lease-name <name>', 'leader election Lease', 'kuberelay-operator')
+  .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster or KUBECONFIG)')
+  .addOption(
+    new Option('--metrics-port <port>', 'port for /metrics, /healthz, /readyz')
+      .env('METRICS_PORT')
+      .default(8080)
+      .argParser(int('port')),
+  )
+  .action(async (o) => {
+    await runOperatorCommand({
+      namespace: o.namespace,
+      watchNamespaces: o.watchNamespaces,
+      configSecret: o.configSecret,
+      leaseName: o.leaseName,
+      kubeconfig: o.kubeconfig,
+      metricsPort: o.metricsPort,
+    });
   });
 
 program

@@ -8,13 +8,17 @@ export function authModeFromEnv(): AuthMode {
 }
 
 export async function runRelayCommand(o: {
-  configFile: string;
+  configFile?: string;
+  configSecret?: { namespace: string; name: string };
+  kubeconfig?: string;
   port: number;
   host: string;
   auth?: AuthMode;
 }): Promise<RunningRelay> {
   const relay = await startRelay({
     configFile: o.configFile,
+    configSecret: o.configSecret,
+    kubeconfig: o.kubeconfig,
     port: o.port,
     host: o.host,
     auth: o.auth ?? authModeFromEnv(),

@@ -10,6 +10,8 @@ export interface ClientIdentity {
   keyName?: string;
   /** Key labels, matched by RateLimitPolicy `match.apiKeys` selectors. */
   labels: Readonly<Record<string, string>>;
+  /** Models the key is limited to (GET /v1/models lists only these); undefined: all. */
+  models?: readonly string[];
 }
 
 export const ANONYMOUS: ClientIdentity = Object.freeze({ labels: Object.freeze({}) });

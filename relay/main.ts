@@ -1,11 +1,17 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { MemoryStore } from '../core/state/memory-store.ts';
 import type { StateStore } from '../core/state/store.ts';
+import { loadKube } from '../kube/client.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { FileConfigSource } from './file-source.ts';
+import { SecretConfigSource } from './secret-source.ts';
 
 export interface RelayProcessOptions {
-  configFile: string;
+  /** A YAML of objects (standalone), or the mounted config Secret's JSON (fallback in cluster). */
+  configFile?: string;
+  /** In cluster: the Secret the operator writes, followed through the API. */
+  configSecret?: { namespace: string; name: string };
+  kubeconfig?: string;
   port: number;
   host: string;
   auth: AuthMode;
@@ -18,7 +24,8 @@ export interface RelayProcessOptions {
 
 export interface RunningRelay extends RelayApp {
   url: string;
-  source: FileConfigSource;
+  source: FileConfigSource | undefined;
+  secretSource: SecretConfigSource | undefined;
   store: StateStore;
   /** Stop accepting, finish in-flight requests up to the deadline, then cut what is left. */
   shutdown(): Promise<void>;
@@ -43,8 +50,18 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
       'KUBERELAY_AUTH=none: client authentication is OFF, anyone who can reach this port can use every channel',
     );
   }
-  const source = new FileConfigSource(opts.configFile, relay.state);
-  await source.start();
+  const source = opts.configFile ? new FileConfigSource(opts.configFile, relay.state) : undefined;
+  let secretSource: SecretConfigSource | undefined;
+  if (opts.configSecret) {
+    // The mounted copy of the Secret only bridges an unreachable API server at start.
+    if (source) await source.start().catch((err) => app.log.warn({ err }, 'config file fallback unusable'));
+    secretSource = new SecretConfigSource(loadKube(opts.kubeconfig), opts.configSecret, relay.state);
+    await secretSource.start();
+  } else if (source) {
+    await source.start();
+  } else {
+    throw new Error('give --config FILE or --config-secret NAMESPACE/NAME');
+  }
   await app.listen({ port: opts.port, host: opts.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
@@ -53,7 +70,8 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   const shutdown = () => {
     closing ??= (async () => {
       relay.state.draining = true;
-      source.stop();
+      source?.stop();
+      await secretSource?.stop();
       const deadline = setTimeout(() => {
         app.log.warn('shutdown deadline reached; closing remaining connections');
         app.server.closeAllConnections();
@@ -70,7 +88,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     })();
     return closing;
   };
-  return { ...relay, url: `http://${opts.host}:${port}`, source, store, shutdown };
+  return { ...relay, url: `http://${opts.host}:${port}`, source, secretSource, store, shutdown };
 }
 
 /** SIGTERM/SIGINT -> graceful shutdown, then exit. Errors never take the process down silently. */

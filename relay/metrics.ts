@@ -122,5 +122,55 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'When this process last swapped in a new config',
       registers,
     }),
+    // Keys, request logs and usage (relay/auth.ts, relay/request-log.ts).
+    auth: new Counter({
+      name: 'kuberelay_auth_total',
+      help: 'Client key checks by result (ok, missing, invalid, revoked, expired, rotated, model_not_allowed, budget_exhausted, unavailable)',
+      labelNames: ['result'],
+      registers,
+    }),
+    authCache: new Counter({
+      name: 'kuberelay_auth_cache_lookups_total',
+      help: 'Key cache lookups: hit, miss (read from the database), stale (database unreachable, cached entry used)',
+      labelNames: ['result'],
+      registers,
+    }),
+    requestLogsWritten: new Counter({
+      name: 'kuberelay_request_logs_written_total',
+      help: 'Request-log rows written to the database',
+      registers,
+    }),
+    requestLogsDropped: new Counter({
+      name: 'kuberelay_request_logs_dropped_total',
+      help: 'Request-log rows lost: buffer_full (database slow or down), shutdown (unflushed at exit)',
+      labelNames: ['reason'],
+      registers,
+    }),
+    requestLogsSampledOut: new Counter({
+      name: 'kuberelay_request_logs_sampled_out_total',
+      help: 'Successful, fast requests not logged because of KUBERELAY_LOG_SAMPLE_RATE',
+      registers,
+    }),
+    requestLogsBuffered: new Gauge({
+      name: 'kuberelay_request_logs_buffered',
+      help: 'Request-log rows waiting to be written',
+      registers,
+    }),
+    usageDropped: new Counter({
+      name: 'kuberelay_usage_rollups_dropped_total',
+      help: 'Usage rollup increments lost because too many were pending while the database was down',
+      registers,
+    }),
+    databaseUp: new Gauge({
+      name: 'kuberelay_database_up',
+      help: '1 when the last database operation succeeded, 0 when it failed',
+      registers,
+    }),
+    databaseErrors: new Counter({
+      name: 'kuberelay_database_errors_total',
+      help: 'Failed database operations by operation (key_lookup, key_poll, spend, write_logs, write_usage)',
+      labelNames: ['operation'],
+      registers,
+    }),
   };
 }

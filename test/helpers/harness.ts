@@ -75,7 +75,7 @@ export async function startHarness(
     file,
     async writeConfig(text: string) {
       await writeFile(file, text);
-      await relay.source.reload();
+      await relay.source!.reload();
     },
     async close() {
       await relay.shutdown();

@@ -1,0 +1,190 @@
+import {
+  type AccountingSink,
+  type RequestRecord,
+  type RequestRecorder,
+  type UsageIncrement,
+  usageRowKey,
+  usageRowOf,
+} from '../core/accounting.ts';
+import type { DatabaseHealth } from './db-health.ts';
+import type { RelayMetrics } from './metrics.ts';
+
+/**
+ * Takes every finished request off the request path and writes it to the database in batches:
+ * - usage rollups: every request, summed in memory per (day, key, channel, model), one upsert
+ *   statement per flush;
+ * - request-log rows: errors and slow requests always, the rest sampled, into a bounded buffer.
+ * `record()` never waits and never throws. A full buffer drops rows and counts them; a failed
+ * write keeps its rows (up to the bound) and is retried on the next tick, so a database that comes
+ * back gets the backlog without a restart.
+ */
+
+export interface RequestLogOptions {
+  /** Share of successful, fast requests that get a log row (0..1). */
+  sampleRate: number;
+  /** Requests slower than this are always logged. */
+  slowMs: number;
+  batchSize: number;
+  flushIntervalMs: number;
+  /** Most log rows held while the database is slow or down. */
+  maxBuffer: number;
+  /** Most distinct pending usage rows (day x key x channel x model) held likewise. */
+  maxUsageRows: number;
+  random?: () => number;
+}
+
+export const DEFAULT_REQUEST_LOG_OPTIONS: RequestLogOptions = {
+  sampleRate: 1,
+  slowMs: 1000,
+  batchSize: 500,
+  flushIntervalMs: 1000,
+  maxBuffer: 10_000,
+  maxUsageRows: 50_000,
+};
+
+export class RequestLogWriter implements RequestRecorder {
+  readonly #sink: AccountingSink;
+  readonly #metrics: RelayMetrics;
+  readonly #health: DatabaseHealth;
+  readonly #o: RequestLogOptions;
+  readonly #random: () => number;
+  #buffer: RequestRecord[] = [];
+  #usage = new Map<string, UsageIncrement>();
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  /** After a failed write, no early flush before this (the timer still retries). */
+  #quietUntil = 0;
+
+  constructor(sink: AccountingSink, metrics: RelayMetrics, health: DatabaseHealth, o: RequestLogOptions) {
+    this.#sink = sink;
+    this.#metrics = metrics;
+    this.#health = health;
+    this.#o = o;
+    this.#random = o.random ?? Math.random;
+  }
+
+  start() {
+    this.#timer = setInterval(() => void this.flush(), this.#o.flushIntervalMs);
+    this.#timer.unref();
+  }
+
+  record(r: RequestRecord): void {
+    this.#addUsage(r);
+    const always = r.status >= 400 || r.errorCode !== undefined || r.durationMs > this.#o.slowMs;
+    if (!always && this.#o.sampleRate < 1 && this.#random() >= this.#o.sampleRate) {
+      this.#metrics.requestLogsSampledOut.inc();
+      return;
+    }
+    if (this.#buffer.length >= this.#o.maxBuffer) {
+      this.#metrics.requestLogsDropped.inc({ reason: 'buffer_full' });
+      return;
+    }
+    this.#buffer.push(r);
+    this.#metrics.requestLogsBuffered.set(this.#buffer.length);
+    if (this.#buffer.length >= this.#o.batchSize && Date.now() >= this.#quietUntil) void this.flush();
+  }
+
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** Writes what is pending; one flush at a time (concurrent callers share it). */
+  flush(): Promise<void> {
+    this.#flushing ??= this.#flushOnce().finally(() => {
+      this.#flushing = undefined;
+    });
+    return this.#flushing;
+  }
+
+  /** Final flush, bounded in time; whatever is still unwritten is counted as dropped. */
+  async close(timeoutMs = 5000): Promise<void> {
+    clearInterval(this.#timer);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      (async () => {
+        await this.flush();
+        // A batch that arrived during the first flush.
+        if (this.#buffer.length > 0 || this.#usage.size > 0) await this.flush();
+      })(),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (this.#buffer.length > 0)
+      this.#metrics.requestLogsDropped.inc({ reason: 'shutdown' }, this.#buffer.length);
+    if (this.#usage.size > 0) this.#metrics.usageDropped.inc(this.#usage.size);
+    this.#buffer = [];
+    this.#usage.clear();
+    this.#metrics.requestLogsBuffered.set(0);
+  }
+
+  async #flushOnce(): Promise<void> {
+    // Usage first: it is the accounting; log rows are the detail.
+    if (this.#usage.size > 0) {
+      const pending = [...this.#usage.values()];
+      this.#usage = new Map();
+      try {
+        await this.#sink.addUsage(pending);
+        this.#health.ok();
+      } catch (err) {
+        this.#failed('write_usage', err);
+        for (const u of pending) this.#mergeUsage(u);
+        return;
+      }
+    }
+    while (this.#buffer.length > 0) {
+      const batch = this.#buffer.splice(0, this.#o.batchSize);
+      try {
+        await this.#sink.writeLogs(batch);
+        this.#health.ok();
+        this.#metrics.requestLogsWritten.inc(batch.length);
+      } catch (err) {
+        this.#failed('write_logs', err);
+        // Back to the front, oldest first; what no longer fits is dropped and counted.
+        this.#buffer = batch.concat(this.#buffer);
+        const over = this.#buffer.length - this.#o.maxBuffer;
+        if (over > 0) {
+          this.#buffer.splice(this.#o.maxBuffer);
+          this.#metrics.requestLogsDropped.inc({ reason: 'buffer_full' }, over);
+        }
+        break;
+      } finally {
+        this.#metrics.requestLogsBuffered.set(this.#buffer.length);
+      }
+    }
+  }
+
+  #failed(operation: string, err: unknown) {
+    this.#health.failed(operation, err);
+    this.#quietUntil = Date.now() + this.#o.flushIntervalMs;
+  }
+
+  #addUsage(r: RequestRecord) {
+    const row = usageRowOf(r);
+    row.requests = 1;
+    row.errors = r.status >= 400 ? 1 : 0;
+    row.promptTokens = r.promptTokens;
+    row.completionTokens = r.completionTokens;
+    row.cachedTokens = r.cachedTokens;
+    row.cost = r.cost;
+    this.#mergeUsage(row);
+  }
+
+  #mergeUsage(p: UsageIncrement) {
+    const key = usageRowKey(p);
+    const u = this.#usage.get(key);
+    if (u) {
+      u.requests += p.requests;
+      u.errors += p.errors;
+      u.promptTokens += p.promptTokens;
+      u.completionTokens += p.completionTokens;
+      u.cachedTokens += p.cachedTokens;
+      u.cost += p.cost;
+    } else if (this.#usage.size < this.#o.maxUsageRows) {
+      this.#usage.set(key, p);
+    } else {
+      this.#metrics.usageDropped.inc();
+    }
+  }
+}

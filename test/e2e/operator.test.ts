@@ -1,0 +1,356 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
+import { type ClusterClient, connect } from '../cluster/control-plane.ts';
+import { freePort, kuberelay, type Proc } from '../helpers/process.ts';
+
+/**
+ * The operator against a real API server: `kubectl apply -f examples/` -> config Secret ->
+ * relays started with --config-secret serve the openai SDK through mock upstreams. The operator
+ * and the relays run with kubeconfigs of ServiceAccounts bound to the chart's Roles.
+ */
+
+const NS = 'kr-e2e';
+const SECRET = 'kuberelay-relay-config';
+const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
+const CHART = fileURLToPath(new URL('../../charts/kuberelay', import.meta.url));
+const QUICKSTART = fileURLToPath(new URL('../../examples/quickstart.yaml', import.meta.url));
+// examples/quickstart.yaml points its channels at these ports.
+const MOCK_PORTS = { 'primary-a': 9101, 'primary-b': 9102, fallback: 9103 } as const;
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+describe('operator end to end', () => {
+  let k: ClusterClient;
+  let dir: string;
+  let opKubeconfig: string;
+  let relayKubeconfig: string;
+  const mocks: MockUpstream[] = [];
+  const operators: Proc[] = [];
+  const relays: { proc: Proc; url: string }[] = [];
+
+  const kubectl = async (args: string[], input?: string) => {
+    const r = await k.kubectl(['-n', NS, ...args], input === undefined ? {} : { input });
+    return r;
+  };
+  const must = async (args: string[], input?: string) => {
+    const r = await kubectl(args, input);
+    expect(r.code, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    return r.stdout;
+  };
+  const getJson = async (what: string) => JSON.parse(await must(['get', what, '-o', 'json']));
+  const condition = async (what: string, type: string) =>
+    ((await getJson(what)).status?.conditions ?? []).find((c: { type: string }) => c.type === type);
+
+  const startOperatorProc = async () => {
+    const port = await freePort();
+    const proc = kuberelay(
+      [
+        'operator',
+        '--namespace',
+        NS,
+        '--kubeconfig',
+        opKubeconfig,
+        '--metrics-port',
+        String(port),
+        '--lease-name',
+        'kuberelay-operator',
+      ],
+      { KUBERELAY_LEASE_DURATION_MS: '3000', KUBERELAY_LEASE_RETRY_MS: '300' },
+    );
+    await proc.waitFor(/operator started/);
+    operators.push(proc);
+    return { proc, metrics: `http://127.0.0.1:${port}/metrics` };
+  };
+  const startRelayProc = async () => {
+    const port = await freePort();
+    const proc = kuberelay(
+      [
+        'relay',
+        '--config-secret',
+        `${NS}/${SECRET}`,
+        '--kubeconfig',
+        relayKubeconfig,
+        '--port',
+        String(port),
+        '--host',
+        '127.0.0.1',
+      ],
+      { KUBERELAY_AUTH: 'none' },
+    );
+    await proc.waitFor(/relay listening/);
+    const relay = { proc, url: `http://127.0.0.1:${port}` };
+    relays.push(relay);
+    return relay;
+  };
+  const chatVia = (url: string, model = 'gpt-4o-mini') =>
+    new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 }).chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'hello operator' }],
+    });
+
+  beforeAll(async () => {
+    k = connect(inject('kubeconfig'));
+    dir = await mkdtemp(join(tmpdir(), 'kuberelay-e2e-'));
+    for (const [name, port] of Object.entries(MOCK_PORTS)) {
+      const apiKey = name === 'fallback' ? 'mock-key-fallback' : 'mock-key-primary';
+      mocks.push(await startMockUpstream({ port, name, apiKey }));
+    }
+    expect((await k.kubectl(['apply', '--server-side', '-f', CRDS])).code).toBe(0);
+    expect((await k.kubectl(['wait', '--for=condition=Established', 'crd/channels.kuberelay.io'])).code).toBe(
+      0,
+    );
+    await k.kubectl(['create', 'namespace', NS]);
+    // The chart's own ServiceAccounts and Roles: what the e2e runs with is what users get.
+    const rendered = await k.helm(['template', 'kr', CHART, '--namespace', NS]);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    await must(['apply', '-f', '-'], rendered.stdout);
+    opKubeconfig = await k.mintServiceAccountKubeconfig(NS, 'kr-kuberelay-operator');
+    relayKubeconfig = await k.mintServiceAccountKubeconfig(NS, 'kr-kuberelay-relay');
+  });
+
+  afterAll(async () => {
+    for (const p of [...operators, ...relays.map((r) => r.proc)]) p.child.kill('SIGKILL');
+    await Promise.all(mocks.map((m) => m.close()));
+    await k?.kubectl(['delete', 'namespace', NS, '--wait=false']);
+  });
+
+  it('kubectl apply -f examples/ -> config Secret -> relays serve the openai SDK', async () => {
+    await must(['apply', '-f', QUICKSTART]);
+    await startOperatorProc();
+    const secret = await until('the config Secret', async () => {
+      const r = await kubectl(['get', 'secret', SECRET, '-o', 'json']);
+      return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+    });
+    expect(secret.metadata.annotations['kuberelay.io/config-generation']).toBe('1');
+    const config = JSON.parse(Buffer.from(secret.data['config.json'], 'base64').toString());
+    expect(config.channels.map((c: { id: string }) => c.id)).toEqual([
+      `${NS}/fallback`,
+      `${NS}/primary-a`,
+      `${NS}/primary-b`,
+    ]);
+
+    const a = await startRelayProc();
+    const b = await startRelayProc();
+    for (const r of [a, b]) {
+      await until('relay ready', async () => (await fetch(`${r.url}/readyz`)).ok || undefined);
+      const res = await chatVia(r.url);
+      expect(res.choices[0]!.message.content).toBeTruthy();
+      expect(res.usage?.total_tokens).toBeGreaterThan(0);
+    }
+  });
+
+  it('writes Accepted and ResolvedRefs and shows them in kubectl get ch', async () => {
+    const accepted = await until('Accepted=True', async () => {
+      const c = await condition('channel/primary-a', 'Accepted');
+      return c?.status === 'True' ? c : undefined;
+    });
+    expect(accepted).toMatchObject({ reason: 'Accepted', observedGeneration: 1 });
+    expect(await condition('channel/primary-a', 'ResolvedRefs')).toMatchObject({ status: 'True' });
+    await until(
+      'policy Accepted',
+      async () => (await condition('rlp/per-client-ip', 'Accepted'))?.status === 'True',
+    );
+    const table = await must(['get', 'ch']);
+    expect(table.split('\n')[0]).toMatch(/NAME\s+PROVIDER\s+PRIORITY\s+WEIGHT\s+HEALTH\s+ACCEPTED\s+AGE/);
+    expect(table).toMatch(/primary-a\s+openai-compatible\s+0\s+3\s+\S*\s*True/);
+  });
+
+  it('refuses invalid resources at the API server with a useful message', async () => {
+    const r = await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: broken }
+spec:
+  provider: openai
+  baseURL: https://api.openai.com/v1
+  apiKeySecretRef: { name: mock-provider }
+  weight: 0
+  models: [{ name: gpt-4o-mini }]
+`,
+    );
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('weight must be greater than 0 unless the channel is suspended');
+  });
+
+  it('leaves out what fails cross-checks with Accepted=False and a reason, and keeps serving the rest', async () => {
+    await must(
+      ['apply', '-f', '-'],
+      `apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: orphan }
+spec:
+  provider: openai
+  baseURL: https://api.openai.com/v1
+  apiKeySecretRef: { name: does-not-exist }
+  models: [{ name: orphan-model }]
+---
+apiVersion: kuberelay.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: stray }
+spec:
+  match: { channels: [nope] }
+  limits: [{ requests: 5, per: 1m }]
+`,
+    );
+    const refs = await until('ResolvedRefs=False', async () => {
+      const c = await condition('channel/orphan', 'ResolvedRefs');
+      return c?.status === 'False' ? c : undefined;
+    });
+    expect(refs).toMatchObject({ reason: 'SecretNotFound' });
+    expect(refs.message).toContain(`Secret ${NS}/does-not-exist not found`);
+    expect(await condition('channel/orphan', 'Accepted')).toMatchObject({
+      status: 'False',
+      reason: 'UnresolvedRefs',
+    });
+    const stray = await until('policy refused', async () => {
+      const c = await condition('rlp/stray', 'ResolvedRefs');
+      return c?.status === 'False' ? c : undefined;
+    });
+    expect(stray).toMatchObject({ reason: 'ChannelNotFound' });
+    for (const r of relays) expect((await chatVia(r.url)).choices).toHaveLength(1);
+    await expect(chatVia(relays[0]!.url, 'orphan-model')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('follows edits, Secret rotation and deletion on every relay (apply -> serving, measured)', async () => {
+    const servesEverywhere = async (model: string, want: boolean) => {
+      const t0 = performance.now();
+      await until(`${model} ${want ? 'served' : 'gone'} on all relays`, async () => {
+        for (const r of relays) {
+          const ok = await chatVia(r.url, model).then(
+            () => true,
+            () => false,
+          );
+          if (ok !== want) return undefined;
+        }
+        return true;
+      });
+      return performance.now() - t0;
+    };
+
+    // Edit: add a model to a channel.
+    const yaml = (await readFile(QUICKSTART, 'utf8')).replace(
+      '    - name: dall-e-3',
+      '    - name: gpt-4o\n    - name: dall-e-3',
+    );
+    const edited = join(dir, 'edited.yaml');
+    await writeFile(edited, yaml);
+    const t0 = performance.now();
+    await must(['apply', '-f', edited]);
+    const applied = performance.now();
+    await servesEverywhere('gpt-4o', true);
+    console.log(
+      `[e2e] edit: kubectl apply took ${Math.round(applied - t0)} ms; ` +
+        `accepted by the API server -> every relay serving it: ${Math.round(performance.now() - applied)} ms`,
+    );
+
+    // Rotate: a channel whose key is wrong until the Secret is fixed.
+    const rotated = await startMockUpstream({ name: 'rotated', apiKey: 'rotated-key-2' });
+    mocks.push(rotated);
+    await must(
+      ['apply', '-f', '-'],
+      `apiVersion: v1
+kind: Secret
+metadata: { name: rotating }
+stringData: { apiKey: old-key-1 }
+---
+apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: rotating }
+spec:
+  provider: openai-compatible
+  baseURL: ${rotated.url}/v1
+  apiKeySecretRef: { name: rotating }
+  models: [{ name: rotating-model }]
+  cooldown: { failureThreshold: 100 }
+`,
+    );
+    await until('rotating channel loaded', async () => {
+      const res = await fetch(`${relays[0]!.url}/v1/models`);
+      const body = (await res.json()) as { data: { id: string }[] };
+      return body.data.some((m) => m.id === 'rotating-model') || undefined;
+    });
+    await expect(chatVia(relays[0]!.url, 'rotating-model')).rejects.toMatchObject({ status: 502 });
+    const t1 = performance.now();
+    await must(['patch', 'secret', 'rotating', '-p', '{"stringData":{"apiKey":"rotated-key-2"}}']);
+    await servesEverywhere('rotating-model', true);
+    console.log(
+      `[e2e] Secret rotation -> every relay using the new key: ${Math.round(performance.now() - t1)} ms`,
+    );
+
+    // Delete.
+    const t2 = performance.now();
+    await must(['delete', 'channel', 'rotating']);
+    await servesEverywhere('rotating-model', false);
+    console.log(`[e2e] delete -> every relay stopped serving: ${Math.round(performance.now() - t2)} ms`);
+  });
+
+  it('two operators: one leader writes; kill -9 it and the other takes over', async () => {
+    const first = operators[0]!;
+    const second = await startOperatorProc();
+    const leaderOf = async (metricsUrl: string) =>
+      /^kuberelay_operator_leader 1$/m.test(await (await fetch(metricsUrl)).text());
+    expect(await leaderOf(second.metrics)).toBe(false);
+    const lease = JSON.parse(await must(['get', 'lease', 'kuberelay-operator', '-o', 'json']));
+    expect(first.output()).toContain(lease.spec.holderIdentity);
+
+    first.child.kill('SIGKILL');
+    await first.exited();
+    const t0 = performance.now();
+    await until(
+      'the second operator leads',
+      () => leaderOf(second.metrics).then((v) => v || undefined),
+      20_000,
+    );
+    console.log(`[e2e] leader killed -> successor leading: ${Math.round(performance.now() - t0)} ms`);
+
+    // Config keeps flowing under the new leader.
+    await must([
+      'patch',
+      'channel',
+      'primary-b',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"models":[{"name":"gpt-4o-mini"},{"name":"after-failover"}]}}',
+    ]);
+    await until('the new leader programs the edit', async () => {
+      const ok = await chatVia(relays[0]!.url, 'after-failover').then(
+        () => true,
+        () => false,
+      );
+      return ok || undefined;
+    });
+  });
+
+  it('RBAC: the relay may read only its config Secret; the operator cannot read Secrets elsewhere', async () => {
+    const asRelay = await k.kubectl(['-n', NS, 'get', 'secret', 'mock-provider'], {
+      kubeconfig: relayKubeconfig,
+    });
+    expect(asRelay.code).not.toBe(0);
+    expect(asRelay.stderr).toMatch(/forbidden/i);
+    const own = await k.kubectl(['-n', NS, 'get', 'secret', SECRET], { kubeconfig: relayKubeconfig });
+    expect(own.code, own.stderr).toBe(0);
+    const elsewhere = await k.kubectl(['-n', 'default', 'get', 'secrets'], { kubeconfig: opKubeconfig });
+    expect(elsewhere.code).not.toBe(0);
+    expect(elsewhere.stderr).toMatch(/forbidden/i);
+  });
+});

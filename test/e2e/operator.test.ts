@@ -119,7 +119,17 @@ describe('operator end to end', () => {
     );
     await k.kubectl(['create', 'namespace', NS]);
     // The chart's own ServiceAccounts and Roles: what the e2e runs with is what users get.
-    const rendered = await k.helm(['template', 'kr', CHART, '--namespace', NS]);
+    const rendered = await k.helm([
+      'template',
+      'kr',
+      CHART,
+      '--namespace',
+      NS,
+      '--show-only',
+      'templates/serviceaccounts.yaml',
+      '--show-only',
+      'templates/rbac.yaml',
+    ]);
     expect(rendered.code, rendered.stderr).toBe(0);
     await must(['apply', '-f', '-'], rendered.stdout);
     opKubeconfig = await k.mintServiceAccountKubeconfig(NS, 'kr-kuberelay-operator');

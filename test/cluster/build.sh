@@ -30,10 +30,12 @@ ldflags_base='-s -w'
 work=$(mktemp -d "${TMPDIR:-/tmp}/kuberelay-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# build_cached NAME VERSION FUNCTION: runs FUNCTION OUT (which must write the binary to OUT)
-# unless bin/NAME-VERSION exists; the binary is moved into place only once it is complete.
+# build_cached NAME VERSION FUNCTION VERSION-ARGS...: runs FUNCTION OUT (which must write the
+# binary to OUT) unless bin/NAME-VERSION exists; the binary is moved into place only once it is
+# complete and answers VERSION-ARGS.
 build_cached() {
   local name=$1 version=$2 fn=$3
+  shift 3
   local target="$bin/$name-$version"
   if [[ -x "$target" ]]; then
     printf '%-15s %-9s cached  %s\n' "$name" "$version" "$target"
@@ -42,8 +44,8 @@ build_cached() {
   printf '%-15s %-9s building ...\n' "$name" "$version"
   local start=$SECONDS tmp="$work/$name.out"
   "$fn" "$tmp"
-  "$tmp" --version >/dev/null 2>&1 || "$tmp" version >/dev/null 2>&1 || {
-    echo "build.sh: $name $version was built but does not run" >&2
+  "$tmp" "$@" >/dev/null || {
+    echo "build.sh: $name $version was built but '$name $*' fails" >&2
     exit 1
   }
   mv -f "$tmp" "$target"
@@ -119,10 +121,10 @@ components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kube-apiserver kubectl helm)
 for c in "${components[@]}"; do
   case $c in
-    etcd) build_cached etcd "$ETCD_VERSION" build_etcd ;;
-    kube-apiserver) build_cached kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver ;;
-    kubectl) build_cached kubectl "$KUBERNETES_VERSION" build_kubectl ;;
-    helm) build_cached helm "$HELM_VERSION" build_helm ;;
+    etcd) build_cached etcd "$ETCD_VERSION" build_etcd --version ;;
+    kube-apiserver) build_cached kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver --version ;;
+    kubectl) build_cached kubectl "$KUBERNETES_VERSION" build_kubectl version --client ;;
+    helm) build_cached helm "$HELM_VERSION" build_helm version ;;
     *) echo "build.sh: unknown component '$c' (etcd, kube-apiserver, kubectl, helm)" >&2; exit 2 ;;
   esac
 done

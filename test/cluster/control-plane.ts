@@ -483,6 +483,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
         `--service-account-key-file=${join(pki, 'sa.pub')}`,
         '--service-cluster-ip-range=10.0.0.0/24',
+        // The lease reconciler refuses a loopback advertise address; no pod needs the
+        // `kubernetes` Service endpoints here.
+        '--endpoint-reconciler-type=none',
         // As envtest: no controller-manager creates the `default` ServiceAccount, and this
         // plugin would refuse every Pod that needs one.
         '--disable-admission-plugins=ServiceAccount',

@@ -92,7 +92,9 @@ describe('control plane', () => {
     await kubectl(['apply', '--server-side', '-f', '-'], {
       input: widget('first', { size: 3, color: 'blue' }),
     });
-    const got = JSON.parse(await kubectl(['get', 'widget', 'first', '-n', ns, '-o', 'json'])) as {
+    const got = JSON.parse(
+      await kubectl(['get', 'widget', 'first', '-n', ns, '-o', 'json', '--show-managed-fields']),
+    ) as {
       spec: { size: number; color: string };
       metadata: { managedFields: { manager: string; operation: string }[] };
     };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ObjectResult } from '../../core/config/render.ts';
 import type { ChannelReport, PodReport } from '../../core/state/pod-report.ts';
-import { channelStatus, policyStatus, sameStatus } from '../../operator/status.ts';
+import { type Condition, channelStatus, policyStatus, sameStatus } from '../../operator/status.ts';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const accepted = (generation = 2): ObjectResult => ({
@@ -115,7 +115,7 @@ describe('operator: channel status from pod reports', () => {
       { ...later, reports: [pod('p1', ch({ cooldownUntil: NOW + 120_000 }))] },
       first.conditions as never,
     );
-    expect((cond(flipped, 'Healthy') as { lastTransitionTime: string }).lastTransitionTime).toBe(
+    expect(cond(flipped, 'Healthy')?.lastTransitionTime).toBe(
       '2026-11-22T12:01:00Z',
     );
   });

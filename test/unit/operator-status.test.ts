@@ -38,8 +38,7 @@ const facts = (reports: PodReport[], extra: { suspend?: boolean } = {}) => ({
   spend: { today: 1.5, month: 12.25 },
   now: NOW,
 });
-const cond = (s: { conditions: { type: string }[] }, type: string) =>
-  s.conditions.find((c) => c.type === type);
+const cond = (s: { conditions: Condition[] }, type: string) => s.conditions.find((c) => c.type === type);
 
 describe('operator: channel status from pod reports', () => {
   it('is Programmed and Healthy when every live relay serves this generation without errors', () => {
@@ -115,9 +114,7 @@ describe('operator: channel status from pod reports', () => {
       { ...later, reports: [pod('p1', ch({ cooldownUntil: NOW + 120_000 }))] },
       first.conditions as never,
     );
-    expect(cond(flipped, 'Healthy')?.lastTransitionTime).toBe(
-      '2026-11-22T12:01:00Z',
-    );
+    expect(cond(flipped, 'Healthy')?.lastTransitionTime).toBe('2026-11-22T12:01:00Z');
   });
 
   it('does not claim anything about a channel that is not accepted', () => {

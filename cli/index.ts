@@ -106,9 +106,65 @@ program
   .addOption(new Option('--port <port>', 'relay port').env('PORT').default(8080).argParser(int('port')))
   .action(async (o) => runDemo({ configFile: o.config, port: o.port }));
 
+// Database commands load Prisma only when they run.
+const keys = program
+  .command('keys')
+  .description(
+    'manage client API keys: directly on the database, or through a running relay (embedded mode, or --admin-url)',
+  );
+const adminUrl = () =>
+  new Option('--admin-url <url>', "a relay's admin API (token from ADMIN_TOKEN)").env('ADMIN_URL');
+keys
+  .command('create')
+  .description('create a key; its secret is printed once')
+  .requiredOption('--name <name>', 'what the key is for')
+  .option('--expires-at <time>', 'ISO time, or a duration from now (30d)')
+  .option('--models <list>', 'comma-separated models the key may use (default: all)')
+  .option(
+    '--label <k=v>',
+    'label for RateLimitPolicy match.apiKeys (repeatable)',
+    (v, all: string[]) => [...all, v],
+    [],
+  )
+  .option('--budget <amount/period>', 'USD per day or month, e.g. 25/day')
+  .option('--json', 'machine-readable output')
+  .addOption(adminUrl())
+  .action(async (o) => (await import('./keys.ts')).keysCreate(o));
+keys
+  .command('list')
+  .description('list keys (secrets are never shown; prefixes are)')
+  .option('--all', 'include revoked keys')
+  .option('--json', 'machine-readable output')
+  .addOption(adminUrl())
+  .action(async (o) => (await import('./keys.ts')).keysList(o));
+keys
+  .command('revoke')
+  .description('revoke a key: every relay refuses it within a second')
+  .requiredOption('--id <id>', 'key id (key_…)')
+  .option('--json', 'machine-readable output')
+  .addOption(adminUrl())
+  .action(async (o) => (await import('./keys.ts')).keysRevoke(o));
+keys
+  .command('rotate')
+  .description('give a key a new secret; the old one keeps working for the grace period')
+  .requiredOption('--id <id>', 'key id (key_…)')
+  .option('--grace-period <duration>', 'how long the old secret keeps working', '0s')
+  .option('--json', 'machine-readable output')
+  .addOption(adminUrl())
+  .action(async (o) => (await import('./keys.ts')).keysRotate(o));
+
+program
+  .command('migrate')
+  .description('apply database migrations (DATABASE_URL, or the embedded data directory)')
+  .option('--status', 'only report applied and pending migrations (exit 2 when some are pending)')
+  .action(async (o) => (await import('./migrate.ts')).runMigrate(o));
+
+// Errors a user can act on: the message says what to do, a stack trace would only hide it.
+const USER_ERRORS = new Set(['CliError', 'DataDirBusyError', 'PersistenceConfigError', 'MigrationError']);
+
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`kuberelay: ${err.message}\n`);
+  if (err instanceof ConfigError || USER_ERRORS.has((err as Error)?.name)) {
+    process.stderr.write(`kuberelay: ${(err as Error).message}\n`);
   } else {
     process.stderr.write(`kuberelay: ${(err as Error).stack ?? String(err)}\n`);
   }

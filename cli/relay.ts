@@ -1,5 +1,7 @@
 import type { AuthMode } from '../relay/app.ts';
 import { handleSignals, type RunningRelay, startRelay } from '../relay/main.ts';
+import { persistenceFromEnv } from '../relay/persistence-config.ts';
+import { sharedStateFromEnv } from '../relay/shared-state.ts';
 
 export function authModeFromEnv(): AuthMode {
   const v = process.env.KUBERELAY_AUTH || 'keys';
@@ -15,13 +17,16 @@ export async function runRelayCommand(o: {
   host: string;
   auth?: AuthMode;
 }): Promise<RunningRelay> {
+  const auth = o.auth ?? authModeFromEnv();
   const relay = await startRelay({
     configFile: o.configFile,
     configSecret: o.configSecret,
     kubeconfig: o.kubeconfig,
     port: o.port,
     host: o.host,
-    auth: o.auth ?? authModeFromEnv(),
+    auth,
+    persistence: persistenceFromEnv(auth),
+    shared: sharedStateFromEnv(),
     logLevel: process.env.LOG_LEVEL ?? 'info',
     shutdownTimeoutMs: Number(process.env.KUBERELAY_SHUTDOWN_TIMEOUT_MS ?? 25_000),
   });

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { tryParseDuration } from '../core/config/duration.ts';
 import { type KeyAdmin, KeyAdminError, newKeySchema, periodStart } from '../core/keys/api-key.ts';
@@ -22,7 +22,8 @@ export interface AdminDeps {
   state: RelayState;
   /** A key changed through this API: drop it from caches here and tell other processes. */
   onKeyChanged(keyId: string): void;
-  logger?: FastifyServerOptions['logger'];
+  /** Admin requests are few and worth an audit trail: each is logged, and each key change. */
+  log?: FastifyBaseLogger;
 }
 
 const DIMENSIONS = ['day', 'key', 'channel', 'model'] as const;
@@ -57,7 +58,7 @@ const rotateBody = z.strictObject({
 });
 
 export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: d.logger ?? false });
+  const app = Fastify(d.log ? { loggerInstance: d.log } : { logger: false });
   const want = digest(d.token);
 
   app.addHook('onRequest', async (req) => {
@@ -102,17 +103,20 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
   });
   app.post('/admin/keys', async (req, reply) => {
     const created = await d.keys.create(newKeySchema.parse(req.body ?? {}));
+    req.log.info({ keyId: created.key.id, name: created.key.name }, 'API key created');
     return reply.code(201).send(created);
   });
   app.get<{ Params: { id: string } }>('/admin/keys/:id', async (req) => d.keys.get(req.params.id));
   app.post<{ Params: { id: string } }>('/admin/keys/:id/revoke', async (req) => {
     const key = await d.keys.revoke(req.params.id);
+    req.log.info({ keyId: key.id }, 'API key revoked');
     d.onKeyChanged(key.id);
     return key;
   });
   app.post<{ Params: { id: string } }>('/admin/keys/:id/rotate', async (req) => {
     const body = rotateBody.parse(req.body ?? {});
     const created = await d.keys.rotate(req.params.id, tryParseDuration(body.gracePeriod)!);
+    req.log.info({ keyId: created.key.id, gracePeriod: body.gracePeriod }, 'API key rotated');
     d.onKeyChanged(created.key.id);
     return created;
   });
@@ -164,6 +168,7 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
     async (req) => {
       const id = `${req.params.namespace}/${req.params.name}`;
       await d.store.resetChannel(id);
+      req.log.info({ channel: id }, 'channel cooldown reset');
       return channelState(d, id);
     },
   );

@@ -6,13 +6,18 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
+import type { RequestRecorder } from '../core/accounting.ts';
 import { ConcurrencyGate } from '../core/concurrency.ts';
+import type { Limiter } from '../core/ratelimit/limiter.ts';
+import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
+import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
+import { failedRecord } from './request-log.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,6 +41,14 @@ export interface RelayAppOptions {
   /** Checks client keys when auth is `keys`. */
   authenticator?: Authenticator;
   metrics?: RelayMetrics;
+  /** Gets every finished request (request logs, usage rollups). */
+  recorder?: RequestRecorder;
+  /** Whether the key/log database answered lately (readiness detail). */
+  databaseUp?: () => boolean;
+  /** RateLimitPolicy counters; in-process when absent. */
+  limiter?: Limiter;
+  /** Per-channel figures for pod reports. */
+  stats?: ChannelStats;
 }
 
 export interface RelayApp {
@@ -79,7 +92,16 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     metrics,
     log: app.log,
     maxAttempts: opts.maxAttempts ?? 3,
+    recorder: opts.recorder,
+    limiter: opts.limiter ?? new MemoryLimiter(),
+    stats: opts.stats,
   };
+  const shared = opts.store.shared;
+  if (shared) {
+    metrics.registry.registerMetric(metrics.redisUp);
+    metrics.registry.registerMetric(metrics.redisErrors);
+    shared.onCommandError((op) => metrics.redisErrors.inc({ op }));
+  }
 
   // The API takes JSON only; anything else is a 415 rather than a string body.
   app.removeContentTypeParser('text/plain');
@@ -101,6 +123,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
         ? modelLabel(deps, req)
         : 'other';
     metrics.requests.inc({ route, model, channel: 'none', code: String(e.statusCode) });
+    opts.recorder?.record(failedRecord(req, route, model, e));
     return sendError(reply, e);
   });
   app.setNotFoundHandler((req, reply) =>
@@ -132,8 +155,9 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     app.post(route.path, { preHandler: requireKey }, (req, reply) => relay(deps, route, req, reply));
   }
 
-  app.get('/v1/models', { preHandler: requireKey }, async () => {
-    const models = state.runtime?.models ?? [];
+  app.get('/v1/models', { preHandler: requireKey }, async (req) => {
+    const allowed = req.client.models;
+    const models = (state.runtime?.models ?? []).filter((m) => !allowed || allowed.includes(m));
     return {
       object: 'list',
       data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'kuberelay' })),
@@ -147,8 +171,16 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     if (state.draining) problems.push('shutting down');
     if (!state.runtime) problems.push(`no config loaded${state.lastError ? `: ${state.lastError}` : ''}`);
     const storeUp = await opts.store.ping().catch(() => false);
-    if (!storeUp) problems.push(`${opts.store.kind} state store unreachable`);
-    if (problems.length === 0) return { status: 'ok' };
+    // Redis away is degraded, not unready: the pod still serves (limits per onRedisUnavailable,
+    // local cooldowns and permits). Failing readiness would take the whole fleet out at once.
+    // The same holds for the key database: cached keys keep serving, request logs buffer.
+    const away = [
+      !storeUp && shared ? `redis unreachable (${shared.lastError ?? 'unknown'})` : '',
+      opts.databaseUp?.() === false ? 'database unreachable' : '',
+    ].filter(Boolean);
+    const degraded = away.length > 0 ? `degraded: ${away.join('; ')}` : undefined;
+    if (!storeUp && !shared) problems.push(`${opts.store.kind} state store unreachable`);
+    if (problems.length === 0) return degraded ? { status: 'ok', message: degraded } : { status: 'ok' };
     return reply.code(503).send({ status: 'error', message: problems.join('; ') });
   });
 
@@ -160,6 +192,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
 
   app.addHook('onClose', async () => {
     gate.close();
+    await deps.limiter.close();
     await state.close();
   });
 
@@ -173,6 +206,7 @@ function modelLabel(deps: ProxyDeps, req: { body: unknown }): string {
 
 /** Gauges derived from state are computed at scrape time rather than kept up to date per request. */
 function refreshGauges(deps: ProxyDeps) {
+  if (deps.store.shared) deps.metrics.redisUp.set(deps.store.shared.up ? 1 : 0);
   const rt = deps.state.runtime;
   if (!rt) return;
   const now = Date.now();

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { type KeyLookup, type KeyRecord, keyProblem, modelAllowed, periodEnd } from '../core/keys/api-key.ts';
 import { hashesEqual, hashSecret, isWellFormedSecret } from '../core/keys/secret.ts';
@@ -58,7 +58,7 @@ interface Unknown {
 type Entry = Known | Unknown;
 
 // Commits can land after rows with later timestamps were seen; re-reading a short window
-// catches them (already-seen changes are skipped by their updated_at).
+// catches them.
 const POLL_OVERLAP_MS = 5_000;
 
 const HOW_TO =
@@ -68,16 +68,23 @@ export class KeyAuthenticator implements Authenticator {
   readonly #keys: KeyLookup;
   readonly #budgets: BudgetTracker | undefined;
   readonly #metrics: RelayMetrics;
+  // The two counters every request touches, bound once (a labelled inc() hashes its labels).
+  readonly #ok: { inc(): void };
+  readonly #hit: { inc(): void };
   readonly #health: DatabaseHealth;
-  readonly #log: FastifyBaseLogger;
   readonly #o: KeyAuthOptions;
   readonly #cache: LRUCache<string, Entry>;
   readonly #loading = new Map<string, Promise<Entry>>();
   /** Database time of the last successful poll; null until one succeeded. */
   #polledAt: number | null = null;
-  readonly #seen = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
-  #polling = false;
+  #polling: Promise<void> | undefined;
+  readonly #seen = new Map<string, number>();
+  /**
+   * Bumped by every invalidation. A lookup that was in flight meanwhile may have read the row from
+   * before the change: its answer serves that one request but is not cached.
+   */
+  #epoch = 0;
   #unsubscribe: (() => void) | undefined;
 
   constructor(deps: {
@@ -85,15 +92,15 @@ export class KeyAuthenticator implements Authenticator {
     budgets?: BudgetTracker;
     metrics: RelayMetrics;
     health: DatabaseHealth;
-    log: FastifyBaseLogger;
     events?: KeyEvents;
     options?: Partial<KeyAuthOptions>;
   }) {
     this.#keys = deps.keys;
     this.#budgets = deps.budgets;
     this.#metrics = deps.metrics;
+    this.#ok = deps.metrics.auth.labels({ result: 'ok' });
+    this.#hit = deps.metrics.authCache.labels({ result: 'hit' });
     this.#health = deps.health;
-    this.#log = deps.log;
     this.#o = { ...DEFAULT_KEY_AUTH_OPTIONS, ...deps.options };
     this.#cache = new LRUCache({ max: this.#o.cacheMax });
     this.#unsubscribe = deps.events?.onKeyChange((id) => this.invalidateKey(id));
@@ -159,29 +166,39 @@ export class KeyAuthenticator implements Authenticator {
         );
       }
     }
-    this.#metrics.auth.inc({ result: 'ok' });
+    this.#ok.inc();
     return identity;
   }
 
   /** Forget a key now (after a change made through this process, or announced by another). */
   invalidateKey(keyId: string) {
+    this.#epoch++;
     for (const [hash, e] of this.#cache.entries()) {
       if (e.record?.id === keyId) this.#cache.delete(hash);
     }
   }
 
-  /** One poll for changed keys; exposed so tests and the admin API can force one. */
-  async poll(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
+  /** One poll for keys changed since the last one (runs every `pollMs`; callers share one in flight). */
+  poll(): Promise<void> {
+    this.#polling ??= this.#pollOnce().finally(() => {
+      this.#polling = undefined;
+    });
+    return this.#polling;
+  }
+
+  async #pollOnce(): Promise<void> {
     try {
       const since = this.#polledAt === null ? null : this.#polledAt - POLL_OVERLAP_MS;
       const { now, changed } = await this.#keys.changedSince(since);
       this.#health.ok();
-      if (this.#polledAt === null) this.#cache.clear(); // anything cached before the first poll
+      if (this.#polledAt === null) {
+        // Anything cached before the first poll could predate changes the poll will not show.
+        this.#cache.clear();
+        this.#epoch++;
+      }
       this.#polledAt = now;
       for (const c of changed) {
-        if (this.#seen.get(c.id) === c.updatedAt) continue;
+        if (this.#seen.get(c.id) === c.updatedAt) continue; // seen in an earlier, overlapping poll
         this.#seen.set(c.id, c.updatedAt);
         for (const h of c.hashes) this.#cache.delete(h);
         this.invalidateKey(c.id);
@@ -189,8 +206,6 @@ export class KeyAuthenticator implements Authenticator {
       for (const [id, at] of this.#seen) if (at < now - 2 * POLL_OVERLAP_MS) this.#seen.delete(id);
     } catch (err) {
       this.#health.failed('key_poll', err);
-    } finally {
-      this.#polling = false;
     }
   }
 
@@ -198,7 +213,7 @@ export class KeyAuthenticator implements Authenticator {
     const cached = this.#cache.get(hash);
     const now = Date.now();
     if (cached && now - cached.loadedAt < this.#o.cacheTtlMs) {
-      this.#metrics.authCache.inc({ result: 'hit' });
+      this.#hit.inc();
       return cached;
     }
     if (cached && !this.#health.up) {
@@ -228,6 +243,7 @@ export class KeyAuthenticator implements Authenticator {
   }
 
   async #load(hash: string): Promise<Entry> {
+    const epoch = this.#epoch;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('key lookup timed out')), this.#o.lookupTimeoutMs);
@@ -247,7 +263,7 @@ export class KeyAuthenticator implements Authenticator {
             }),
           }
         : { record: null, loadedAt: Date.now() };
-      this.#cache.set(hash, entry);
+      if (epoch === this.#epoch) this.#cache.set(hash, entry);
       return entry;
     } finally {
       clearTimeout(timer);

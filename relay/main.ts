@@ -1,10 +1,15 @@
 import type { FastifyBaseLogger } from 'fastify';
-import { MemoryStore } from '../core/state/memory-store.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { loadKube } from '../kube/client.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
+import { ChannelStats } from './channel-stats.ts';
 import { FileConfigSource } from './file-source.ts';
+import { createRelayMetrics } from './metrics.ts';
+import type { Persistence } from './persistence.ts';
+import type { PersistenceOptions } from './persistence-config.ts';
+import { type PodReporter, startPodReporter } from './pod-reporter.ts';
 import { SecretConfigSource } from './secret-source.ts';
+import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
 
 export interface RelayProcessOptions {
   /** A YAML of objects (standalone), or the mounted config Secret's JSON (fallback in cluster). */
@@ -20,6 +25,10 @@ export interface RelayProcessOptions {
   shutdownTimeoutMs: number;
   maxAttempts?: number;
   bodyLimit?: number;
+  /** Keys, request logs, usage and the admin API (persistence.ts); none when absent. */
+  persistence?: PersistenceOptions | false;
+  /** Redis (REDIS_URL) or in-process state (shared-state.ts); in-process when absent. */
+  shared?: SharedStateOptions;
 }
 
 export interface RunningRelay extends RelayApp {
@@ -27,14 +36,37 @@ export interface RunningRelay extends RelayApp {
   source: FileConfigSource | undefined;
   secretSource: SecretConfigSource | undefined;
   store: StateStore;
+  persistence: Persistence | undefined;
+  adminUrl: string | undefined;
+  shared: SharedState;
+  /** Writes this pod's report to Redis (with REDIS_URL). */
+  reporter: PodReporter | undefined;
   /** Stop accepting, finish in-flight requests up to the deadline, then cut what is left. */
   shutdown(): Promise<void>;
 }
 
 export async function startRelay(opts: RelayProcessOptions): Promise<RunningRelay> {
-  const store = new MemoryStore();
+  const shared = await openSharedState(opts.shared);
+  const store = shared.store;
+  const stats = new ChannelStats();
+  const metrics = createRelayMetrics();
+  // Loaded only when used: Prisma and the drivers cost ~20 MB a relay without a database can skip.
+  const persistence = opts.persistence
+    ? await (await import('./persistence.ts')).startPersistence(opts.persistence, {
+        auth: opts.auth,
+        store,
+        metrics,
+        logLevel: opts.logLevel,
+      })
+    : undefined;
   const relay = await buildRelayApp({
     store,
+    metrics,
+    authenticator: persistence?.authenticator,
+    recorder: persistence?.recorder,
+    databaseUp: persistence && (() => persistence.health.up),
+    limiter: shared.limiter,
+    stats,
     auth: opts.auth,
     maxAttempts: opts.maxAttempts,
     bodyLimit: opts.bodyLimit,
@@ -45,6 +77,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     },
   });
   const { app } = relay;
+  if (shared.connection) shared.connection.log = app.log;
   if (opts.auth === 'none') {
     app.log.warn(
       'KUBERELAY_AUTH=none: client authentication is OFF, anyone who can reach this port can use every channel',
@@ -65,6 +98,19 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   await app.listen({ port: opts.port, host: opts.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const adminUrl = await persistence?.startAdmin(relay.state, port);
+  const reporter = shared.connection
+    ? startPodReporter({
+        connection: shared.connection,
+        pod: shared.pod,
+        state: relay.state,
+        store,
+        stats,
+        metrics,
+        log: app.log,
+        intervalMs: shared.reportIntervalMs,
+      })
+    : undefined;
 
   let closing: Promise<void> | undefined;
   const shutdown = () => {
@@ -83,12 +129,25 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
       } finally {
         clearTimeout(deadline);
         clearInterval(sweep);
+        await persistence?.close();
+        await reporter?.stop();
         await store.close();
       }
     })();
     return closing;
   };
-  return { ...relay, url: `http://${opts.host}:${port}`, source, secretSource, store, shutdown };
+  return {
+    ...relay,
+    url: `http://${opts.host}:${port}`,
+    source,
+    secretSource,
+    store,
+    persistence,
+    adminUrl,
+    shared,
+    reporter,
+    shutdown,
+  };
 }
 
 /** SIGTERM/SIGINT -> graceful shutdown, then exit. Errors never take the process down silently. */

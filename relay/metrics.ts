@@ -158,7 +158,7 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     usageDropped: new Counter({
       name: 'kuberelay_usage_rollups_dropped_total',
-      help: 'Usage rollup increments lost because too many were pending while the database was down',
+      help: 'Pending usage rollup rows (sums per day, key, channel, model) lost: too many while the database was down, or unwritten at shutdown',
       registers,
     }),
     databaseUp: new Gauge({
@@ -171,6 +171,30 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Failed database operations by operation (key_lookup, key_poll, spend, write_logs, write_usage)',
       labelNames: ['operation'],
       registers,
+    }),
+    ratelimitDecisions: new Counter({
+      name: 'kuberelay_ratelimit_decisions_total',
+      help: 'RateLimitPolicy decisions by policy: allowed, rejected, shadow_rejected, unavailable_allowed, unavailable_denied',
+      labelNames: ['policy', 'decision'],
+      registers,
+    }),
+    ratelimitCheckDuration: new Histogram({
+      name: 'kuberelay_ratelimit_check_duration_seconds',
+      help: 'Time to decide the rate limits of a request or attempt (one limiter call)',
+      buckets: OVERHEAD_BUCKETS,
+      registers,
+    }),
+    // Registered by the app only when a shared store (Redis) is configured.
+    redisUp: new Gauge({
+      name: 'kuberelay_redis_up',
+      help: '1 when Redis is connected and answering in time; 0 while the relay serves on local state',
+      registers: [],
+    }),
+    redisErrors: new Counter({
+      name: 'kuberelay_redis_command_errors_total',
+      help: 'Redis commands that failed or were skipped because Redis was unavailable, by operation',
+      labelNames: ['op'],
+      registers: [],
     }),
   };
 }

@@ -2,16 +2,20 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
+import type { RequestRecorder } from '../core/accounting.ts';
 import type { ConcurrencyGate } from '../core/concurrency.ts';
+import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
 import { costOf, estimateTokens, type Usage, usageFromOpenAI } from '../core/usage.ts';
+import type { ChannelStats } from './channel-stats.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
+import { admitRequest, type RequestLimits } from './limits.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { RelayState } from './relay-state.ts';
-import type { ChannelRuntime } from './runtime.ts';
+import type { ChannelRuntime, Runtime } from './runtime.ts';
 import { SseTap, sseErrorEvent } from './sse.ts';
 
 /**
@@ -36,6 +40,11 @@ export interface ProxyDeps {
   metrics: RelayMetrics;
   log: FastifyBaseLogger;
   maxAttempts: number;
+  recorder?: RequestRecorder;
+  /** RateLimitPolicy counters: in-process, or fleet-wide in Redis. */
+  limiter: Limiter;
+  /** Per-channel figures for pod reports. */
+  stats?: ChannelStats;
 }
 
 /** Why an attempt failed; also the `reason` metric label. */
@@ -81,6 +90,31 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
     );
   }
 
+  // limits: every matching RateLimitPolicy in one limiter call; a rejection is a 429.
+  const rl = await admitRequest(deps, runtime.config, route.path, model, body, req, reply);
+  try {
+    await forward(deps, route, req, reply, { started, body, model, runtime, tiers, rl });
+  } finally {
+    rl?.finish(); // charge real usage, release permits
+  }
+}
+
+interface ForwardCtx {
+  started: number;
+  body: Record<string, unknown>;
+  model: string;
+  runtime: Runtime;
+  tiers: Candidate[][];
+  rl: RequestLimits | undefined;
+}
+
+async function forward(
+  deps: ProxyDeps,
+  route: RelayRoute,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  { started, body, model, runtime, tiers, rl }: ForwardCtx,
+) {
   const now = Date.now();
   const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
   const candidates = orderCandidates(tiers, available, deps.maxAttempts);
@@ -121,6 +155,8 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
     const ch = runtime.channels.get(cand.channel.id)!;
     const id = ch.config.id;
     if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
+    // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
+    if (rl && !(await rl.admitChannel(id))) continue;
 
     let lease: Awaited<ReturnType<StateStore['tryAcquire']>> = null;
     const limits = ch.config.limits;
@@ -134,12 +170,14 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
       if (!r.ok) {
         busy++;
         deps.metrics.queueRejections.inc({ channel: id, reason: r.reason });
+        rl?.endAttempt(false);
         continue;
       }
       lease = r.lease;
     }
     if (clientGone) {
       if (lease) void deps.gate.release(lease);
+      rl?.endAttempt(false);
       return;
     }
 
@@ -156,6 +194,7 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
       inflightAbort.delete(ac);
       deps.metrics.inflight.dec({ channel: id });
       if (lease) void deps.gate.release(lease).catch(() => {});
+      rl?.endAttempt();
     };
     deps.metrics.inflight.inc({ channel: id });
 
@@ -199,10 +238,12 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
     void deps.store
       .recordSuccess(id)
       .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
+    deps.stats?.success(id, dt);
     try {
       await respond(deps, {
         req,
         reply,
+        rl,
         route,
         model,
         cand,
@@ -224,12 +265,14 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
   }
 
   if (clientGone) return;
+  if (!lastFailure && busy === 0 && rl?.rejection) throw rl.rejection; // channel policies refused all
   throw exhausted(deps, model, lastFailure, busy, attempts, tiers.flat(), now);
 }
 
 interface RespondCtx {
   req: FastifyRequest;
   reply: FastifyReply;
+  rl: RequestLimits | undefined;
   route: RelayRoute;
   model: string;
   cand: Candidate;
@@ -256,6 +299,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
   headers['x-kuberelay-attempts'] = String(c.attempts);
   const overheadMs = Math.max(0, performance.now() - c.started - c.upstreamMs);
   headers['x-kuberelay-overhead-ms'] = overheadMs.toFixed(3);
+  if (c.rl) Object.assign(headers, c.rl.headers);
   deps.metrics.overhead.observe({ route: c.route.path }, overheadMs / 1000);
 
   reply.hijack();
@@ -337,10 +381,28 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
   const code = c.isClientGone() ? '499' : String(res.statusCode);
   deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
   deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
-  if (usage) account(deps, c, usage, durationMs);
+  const cost = usage ? account(deps, c, usage, durationMs) : 0;
+  deps.recorder?.record({
+    requestId: String(c.req.id),
+    at: Date.now(),
+    keyId: c.req.client.keyId,
+    route: c.route.path,
+    model: c.model,
+    channel: id,
+    status: Number(code),
+    durationMs,
+    attempts: c.attempts,
+    stream: c.stream,
+    promptTokens: usage?.promptTokens ?? 0,
+    completionTokens: usage?.completionTokens ?? 0,
+    cachedTokens: usage?.cachedTokens ?? 0,
+    cost,
+    errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
+  });
 }
 
-function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: number) {
+/** Metrics and spend counters for one answered request; returns its cost. */
+function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: number): number {
   const id = c.ch.config.id;
   const labels = { channel: id, model: c.model };
   const m = deps.metrics.tokens;
@@ -349,6 +411,7 @@ function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: numbe
   if (usage.cachedTokens > 0) m.inc({ ...labels, type: 'cached' }, usage.cachedTokens);
   const cost = costOf(usage, c.cand.model.pricing, durationMs);
   if (cost > 0) deps.metrics.cost.inc(labels, cost);
+  c.rl?.charge(usage.promptTokens + usage.completionTokens, cost);
   void deps.store
     .recordSpend({
       channelId: id,
@@ -360,12 +423,14 @@ function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: numbe
       at: Date.now(),
     })
     .catch((err) => deps.log.warn({ err }, 'state store: recordSpend failed'));
+  return cost;
 }
 
 function failed(deps: ProxyDeps, ch: ChannelRuntime, f: Failure, willFailover: boolean) {
   const id = ch.config.id;
   deps.metrics.upstreamErrors.inc({ channel: id, reason: f.reason });
   if (willFailover) deps.metrics.failovers.inc({ channel: id, reason: f.reason });
+  deps.stats?.failure(id, f.reason, failureMessage(f));
   const wasCooling = deps.store.cooldownUntil(id) > Date.now();
   deps.store
     .recordFailure(id, ch.config.cooldown, f.retryAfterMs)
@@ -379,6 +444,12 @@ function failed(deps: ProxyDeps, ch: ChannelRuntime, f: Failure, willFailover: b
       }
     })
     .catch((err) => deps.log.warn({ err }, 'state store: recordFailure failed'));
+}
+
+function failureMessage(f: Failure): string {
+  if (f.status !== undefined) return `the upstream answered ${f.status}`;
+  if (f.reason === 'stream') return 'the response stream broke off';
+  return `the upstream could not be reached (${f.reason})`;
 }
 
 function noChannel(deps: ProxyDeps, model: string, all: Candidate[], now: number): RelayError {

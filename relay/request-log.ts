@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import {
   type AccountingSink,
   type RequestRecord,
@@ -7,6 +8,7 @@ import {
   usageRowOf,
 } from '../core/accounting.ts';
 import type { DatabaseHealth } from './db-health.ts';
+import type { RelayError } from './errors.ts';
 import type { RelayMetrics } from './metrics.ts';
 
 /**
@@ -187,4 +189,29 @@ export class RequestLogWriter implements RequestRecorder {
       this.#metrics.usageDropped.inc();
     }
   }
+}
+
+/** The record of a request that ended in an error response of the relay's own. */
+export function failedRecord(
+  req: FastifyRequest,
+  route: string,
+  model: string,
+  e: RelayError,
+): RequestRecord {
+  return {
+    requestId: String(req.id),
+    at: Date.now(),
+    keyId: req.client?.keyId,
+    route,
+    model,
+    status: e.statusCode,
+    durationMs: req.receivedAt ? performance.now() - req.receivedAt : 0,
+    attempts: Number(e.headers['x-kuberelay-attempts'] ?? 0),
+    stream: (req.body as { stream?: unknown } | undefined)?.stream === true,
+    promptTokens: 0,
+    completionTokens: 0,
+    cachedTokens: 0,
+    cost: 0,
+    errorCode: e.code,
+  };
 }

@@ -8,14 +8,17 @@ import {
   type SpendRecord,
   type SpendScope,
   type StateStore,
+  type UsageTotals,
 } from './store.ts';
+
+const NO_USAGE: UsageTotals = Object.freeze({ cost: 0, requests: 0, promptTokens: 0, completionTokens: 0 });
 
 /** The embedded store: one process, no Redis. Same contract as the Redis store. */
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
   readonly #health = new Map<string, ChannelHealth>();
   readonly #leases = new Map<string, Map<string, number>>(); // channel -> lease id -> expiry
-  readonly #spend = new Map<string, number>();
+  readonly #usage = new Map<string, UsageTotals>();
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
   readonly #now: () => number;
@@ -93,16 +96,19 @@ export class MemoryStore implements StateStore {
   }
 
   async recordSpend(r: SpendRecord): Promise<void> {
-    if (r.cost <= 0) return;
     for (const period of ['day', 'month'] as const) {
       const bucket = periodKey(period, r.at);
-      this.#add(`channel:${r.channelId}:${bucket}`, r.cost);
-      if (r.keyId) this.#add(`key:${r.keyId}:${bucket}`, r.cost);
+      this.#add(`channel:${r.channelId}:${bucket}`, r);
+      if (r.keyId) this.#add(`key:${r.keyId}:${bucket}`, r);
     }
   }
 
   async spend(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<number> {
-    return this.#spend.get(`${scope}:${id}:${periodKey(period, at)}`) ?? 0;
+    return (await this.usage(scope, id, period, at)).cost;
+  }
+
+  async usage(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<UsageTotals> {
+    return { ...(this.#usage.get(`${scope}:${id}:${periodKey(period, at)}`) ?? NO_USAGE) };
   }
 
   async ping(): Promise<boolean> {
@@ -114,7 +120,12 @@ export class MemoryStore implements StateStore {
     this.#releaseListeners.clear();
   }
 
-  #add(key: string, v: number) {
-    this.#spend.set(key, (this.#spend.get(key) ?? 0) + v);
+  #add(key: string, r: SpendRecord) {
+    const u = this.#usage.get(key) ?? { ...NO_USAGE };
+    u.cost += r.cost;
+    u.requests += 1;
+    u.promptTokens += r.promptTokens;
+    u.completionTokens += r.completionTokens;
+    this.#usage.set(key, u);
   }
 }

@@ -27,6 +27,24 @@ export interface SpendRecord {
 export type SpendScope = 'channel' | 'key';
 export type SpendPeriod = 'day' | 'month';
 
+/** Usage counters of one channel or key over one calendar day or month (UTC). */
+export interface UsageTotals {
+  cost: number;
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Health of a shared backend (Redis), for metrics and readiness; absent for in-process stores. */
+export interface SharedBackendStatus {
+  /** Connected and answering in time. */
+  readonly up: boolean;
+  /** Why it was last unusable. */
+  readonly lastError: string | undefined;
+  /** Called for every command that failed or was refused because the backend is away. */
+  onCommandError(listener: (op: string) => void): () => void;
+}
+
 export type CooldownListener = (channelId: string, cooldownUntil: number) => void;
 
 export interface StateStore {
@@ -47,8 +65,12 @@ export interface StateStore {
   /** Called when a permit for the channel may have become free (wakes queued requests). */
   onRelease(listener: (channelId: string) => void): () => void;
 
+  /** Counts one accounted request (cost and tokens) for its channel and key, per day and month. */
   recordSpend(record: SpendRecord): Promise<void>;
   spend(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<number>;
+  usage(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<UsageTotals>;
+
+  readonly shared?: SharedBackendStatus;
 
   /** Whether the store is usable now (readiness detail). */
   ping(): Promise<boolean>;

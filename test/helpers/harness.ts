@@ -6,7 +6,7 @@ import {
   type MockUpstreamOptions,
   startMockUpstream,
 } from '../../mock-upstream/server.ts';
-import { type RunningRelay, startRelay } from '../../relay/main.ts';
+import { type RelayProcessOptions, type RunningRelay, startRelay } from '../../relay/main.ts';
 
 export interface ChannelSpec {
   name: string;
@@ -52,10 +52,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** An in-process relay on a random port serving `yaml` from a temp file (auth off). */
+/** An in-process relay on a random port serving `yaml` from a temp file (auth off unless given). */
 export async function startHarness(
   yaml: string,
-  opts: { maxAttempts?: number; bodyLimit?: number } = {},
+  opts: Partial<Pick<RelayProcessOptions, 'maxAttempts' | 'bodyLimit' | 'auth' | 'persistence'>> = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-test-'));
   const file = join(dir, 'config.yaml');

@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -14,11 +17,17 @@ export interface Proc {
   exited(): Promise<number | null>;
 }
 
-/** Runs `kuberelay <args>` as a real process (Node 24 strips the TypeScript types itself). */
+/**
+ * Runs `kuberelay <args>` as a real process (Node 24 strips the TypeScript types itself). Unless
+ * the test passes KUBERELAY_DATA_DIR, the process gets a data directory of its own (removed when
+ * it exits), so no two processes meet in the repository's default `.kuberelay`.
+ */
 export function kuberelay(args: string[], env: Record<string, string> = {}): Proc {
+  const ownDir =
+    env.KUBERELAY_DATA_DIR === undefined ? mkdtempSync(join(tmpdir(), 'kuberelay-proc-')) : undefined;
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO,
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', ...(ownDir ? { KUBERELAY_DATA_DIR: ownDir } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -29,7 +38,10 @@ export function kuberelay(args: string[], env: Record<string, string> = {}): Pro
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exit = once(child, 'exit').then(([code]) => code as number | null);
+  const exit = once(child, 'exit').then(([code]) => {
+    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    return code as number | null;
+  });
   return {
     child,
     output: () => out,

@@ -1,0 +1,87 @@
+/**
+ * What the relay remembers about each request once it is answered: a request-log row (sampled)
+ * and a usage rollup increment (every request). Never a prompt, a response or a secret.
+ */
+
+export interface RequestRecord {
+  requestId: string;
+  /** Epoch ms when the request finished. */
+  at: number;
+  /** API key id; undefined without client auth or when auth failed. */
+  keyId?: string;
+  route: string;
+  /** A configured model name, or `other`. */
+  model: string;
+  /** Serving channel id; undefined when no channel answered. */
+  channel?: string;
+  status: number;
+  durationMs: number;
+  attempts: number;
+  stream: boolean;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  cost: number;
+  /** Stable error code (the OpenAI-shaped error's `code`), when the request failed. */
+  errorCode?: string;
+}
+
+/** Receives every finished request; must never block or throw (it runs on the request path). */
+export interface RequestRecorder {
+  record(r: RequestRecord): void;
+}
+
+/** Usage of one key on one channel and model during one UTC day, summed. */
+export interface UsageIncrement {
+  /** `YYYY-MM-DD` (UTC). */
+  day: string;
+  /** '' without a key, '' without a channel. */
+  keyId: string;
+  channel: string;
+  model: string;
+  requests: number;
+  errors: number;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  cost: number;
+}
+
+/**
+ * Where the writer flushes to (the database). Both calls are batched and may fail; the increments
+ * of one `addUsage` call are distinct rows (the writer sums per row before flushing).
+ */
+export interface AccountingSink {
+  writeLogs(records: readonly RequestRecord[]): Promise<void>;
+  addUsage(increments: readonly UsageIncrement[]): Promise<void>;
+}
+
+/** Identity of a usage rollup row. */
+export function usageRowKey(u: Pick<UsageIncrement, 'day' | 'keyId' | 'channel' | 'model'>): string {
+  return `${u.day}\n${u.keyId}\n${u.channel}\n${u.model}`;
+}
+
+let lastDay = { n: -1, text: '' };
+
+/** `YYYY-MM-DD` (UTC) of an epoch ms; formatted once per day, not once per request. */
+export function utcDay(at: number): string {
+  const n = Math.floor(at / 86_400_000);
+  if (n !== lastDay.n) lastDay = { n, text: new Date(at).toISOString().slice(0, 10) };
+  return lastDay.text;
+}
+
+/** The empty usage row a record adds to (its UTC day; '' for no key or no channel). */
+export function usageRowOf(r: RequestRecord): UsageIncrement {
+  return {
+    day: utcDay(r.at),
+    keyId: r.keyId ?? '',
+    channel: r.channel ?? '',
+    model: r.model,
+    requests: 0,
+    errors: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+    cachedTokens: 0,
+    cost: 0,
+  };
+}

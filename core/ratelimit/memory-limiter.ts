@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type CheckOutcome,
+  type LimitCheck,
+  type LimitDecision,
+  type Limiter,
+  type SettleItem,
+  windowAdmits,
+  windowShape,
+} from './limiter.ts';
+
+/**
+ * The embedded limiter: one process, no Redis. Same rules as the Lua script in redis-limiter.ts
+ * (a contract test runs both). Idle buckets are swept once a minute so per-client buckets do not
+ * accumulate.
+ */
+
+interface Window {
+  slotMs: number;
+  slots: number;
+  /** slot index -> amount taken in it */
+  taken: Map<number, number>;
+}
+
+interface Bucket {
+  tokens: number;
+  ts: number;
+  /** Full after this (for the sweep). */
+  fullAt: number;
+}
+
+export class MemoryLimiter implements Limiter {
+  readonly kind = 'memory' as const;
+  readonly #windows = new Map<string, Window>();
+  readonly #buckets = new Map<string, Bucket>();
+  readonly #permits = new Map<string, Set<string>>(); // key -> tickets
+  readonly #now: () => number;
+  readonly #sweep: NodeJS.Timeout;
+
+  constructor(opts: { now?: () => number; sweepMs?: number } = {}) {
+    this.#now = opts.now ?? Date.now;
+    this.#sweep = setInterval(() => this.sweep(), opts.sweepMs ?? 60_000);
+    this.#sweep.unref();
+  }
+
+  async check(checks: readonly LimitCheck[]): Promise<LimitDecision> {
+    const now = this.#now();
+    const ticket = randomUUID();
+    const outcomes: CheckOutcome[] = [];
+    const levels: number[] = [];
+    let allowed = true;
+    for (const c of checks) {
+      const [o, level] = this.#evaluate(c, now);
+      outcomes.push(o);
+      levels.push(level);
+      if (!o.allowed && !c.shadow) allowed = false;
+    }
+    if (allowed) {
+      checks.forEach((c, i) => {
+        if (outcomes[i]!.allowed) this.#take(c, now, ticket, levels[i]!);
+      });
+    }
+    return { allowed, outcomes, at: now, ticket };
+  }
+
+  async settle(d: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): Promise<void> {
+    const now = this.#now();
+    for (const { check: c, delta } of items) {
+      if (c.kind === 'concurrent') {
+        const held = this.#permits.get(c.key);
+        held?.delete(d.ticket);
+        if (held?.size === 0) this.#permits.delete(c.key);
+      } else if (c.algorithm === 'token-bucket') {
+        const level = this.#level(c, now);
+        this.#setBucket(c, Math.min(c.amount, level - delta), now);
+      } else if (delta > 0) {
+        const { slotMs } = windowShape(c.algorithm, c.perMs);
+        this.#add(c, Math.floor(now / slotMs), delta);
+      } else if (delta < 0) {
+        const { slotMs, slots } = windowShape(c.algorithm, c.perMs);
+        const slot = Math.floor(d.at / slotMs);
+        const w = this.#windows.get(c.key)?.taken;
+        const v = w?.get(slot);
+        if (w && v !== undefined && slot > Math.floor(now / slotMs) - slots)
+          w.set(slot, Math.max(0, v + delta));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweep);
+  }
+
+  /** Buckets held in memory (windows, token buckets, permit sets). */
+  get size(): number {
+    return this.#windows.size + this.#buckets.size + this.#permits.size;
+  }
+
+  /** Drops windows and buckets that no longer hold anything. */
+  sweep() {
+    const now = this.#now();
+    for (const [key, w] of this.#windows) {
+      const oldest = Math.floor(now / w.slotMs) - w.slots + 1;
+      for (const slot of w.taken.keys()) if (slot < oldest) w.taken.delete(slot);
+      if (w.taken.size === 0) this.#windows.delete(key);
+    }
+    for (const [key, b] of this.#buckets) if (b.fullAt <= now) this.#buckets.delete(key);
+  }
+
+  /** Returns the outcome and the level a commit needs (bucket tokens after refill). */
+  #evaluate(c: LimitCheck, now: number): [CheckOutcome, number] {
+    if (c.kind === 'concurrent') {
+      const used = this.#permits.get(c.key)?.size ?? 0;
+      const ok = used + c.reserve <= c.amount;
+      // In-process permits have no expiry to wait for: suggest a short retry.
+      return [
+        {
+          allowed: ok,
+          remaining: Math.max(0, c.amount - used - (ok ? c.reserve : 0)),
+          resetMs: ok ? 0 : 1000,
+        },
+        0,
+      ];
+    }
+    if (c.algorithm === 'token-bucket') {
+      const tokens = this.#level(c, now);
+      const ok = tokens > 0 && tokens >= c.reserve;
+      if (ok) {
+        const left = tokens - c.reserve;
+        return [
+          { allowed: true, remaining: left, resetMs: Math.ceil(((c.amount - left) * c.perMs) / c.amount) },
+          tokens,
+        ];
+      }
+      // Until the level reaches the reserve (or rises above zero when nothing is reserved).
+      const resetMs =
+        c.reserve > 0
+          ? Math.ceil(((c.reserve - tokens) * c.perMs) / c.amount)
+          : Math.ceil((-tokens * c.perMs) / c.amount) + 1;
+      return [{ allowed: false, remaining: Math.max(0, tokens), resetMs }, tokens];
+    }
+    const { slotMs, slots } = windowShape(c.algorithm, c.perMs);
+    const cur = Math.floor(now / slotMs);
+    const oldest = cur - slots + 1;
+    const w = this.#windows.get(c.key)?.taken;
+    let used = 0;
+    const live: [number, number][] = [];
+    if (w) {
+      for (const [slot, v] of w) {
+        if (slot < oldest) w.delete(slot);
+        else {
+          used += v;
+          live.push([slot, v]);
+        }
+      }
+    }
+    if (windowAdmits(used, c.reserve, c.amount)) {
+      return [
+        { allowed: true, remaining: c.amount - used - c.reserve, resetMs: (cur + slots) * slotMs - now },
+        0,
+      ];
+    }
+    live.sort((a, b) => a[0] - b[0]);
+    let resetMs = slots * slotMs;
+    let left = used;
+    for (const [slot, v] of live) {
+      left -= v;
+      if (windowAdmits(left, c.reserve, c.amount)) {
+        resetMs = (slot + slots) * slotMs - now;
+        break;
+      }
+    }
+    return [{ allowed: false, remaining: Math.max(0, c.amount - used), resetMs }, 0];
+  }
+
+  #take(c: LimitCheck, now: number, ticket: string, level: number) {
+    if (c.kind === 'concurrent') {
+      let held = this.#permits.get(c.key);
+      if (!held) {
+        held = new Set();
+        this.#permits.set(c.key, held);
+      }
+      held.add(ticket);
+    } else if (c.algorithm === 'token-bucket') {
+      this.#setBucket(c, level - c.reserve, now);
+    } else if (c.reserve > 0) {
+      this.#add(c, Math.floor(now / windowShape(c.algorithm, c.perMs).slotMs), c.reserve);
+    }
+  }
+
+  #level(c: LimitCheck, now: number): number {
+    const b = this.#buckets.get(c.key);
+    if (!b) return c.amount;
+    return Math.min(c.amount, b.tokens + (Math.max(0, now - b.ts) * c.amount) / c.perMs);
+  }
+
+  #setBucket(c: LimitCheck, tokens: number, now: number) {
+    const fullAt = now + Math.ceil(((c.amount - tokens) * c.perMs) / c.amount);
+    this.#buckets.set(c.key, { tokens, ts: now, fullAt });
+  }
+
+  #add(c: LimitCheck, slot: number, v: number) {
+    let w = this.#windows.get(c.key);
+    if (!w) {
+      w = { ...windowShape(c.algorithm, c.perMs), taken: new Map() };
+      this.#windows.set(c.key, w);
+    }
+    w.taken.set(slot, (w.taken.get(slot) ?? 0) + v);
+  }
+}

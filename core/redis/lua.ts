@@ -1,0 +1,270 @@
+/**
+ * The Lua scripts. Each runs atomically on one Cluster slot (its keys share a hash tag, see
+ * keys.ts). Numbers that may exceed what `tostring` prints exactly (epoch µs) are formatted with
+ * %.0f. The clock is the caller's (`now` in ARGV), like the in-process store, so both implement the
+ * same rules against the same clock in the contract tests.
+ */
+
+// Version stamp for a health change: Redis time in µs, strictly increasing per key. Pods apply an
+// event or a refresh only when it is newer than what they hold, so the two paths cannot race.
+const VERSION = `
+local t = redis.call('TIME')
+local v = math.max((tonumber(h[4]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+`;
+
+const PUBLISH_HEALTH = `
+redis.call('PUBLISH', ARGV[#ARGV], 'h|' .. ARGV[#ARGV - 1] .. '|' .. string.format('%.0f|%.0f|%.0f|%.0f', f, u, s, v))
+`;
+
+/**
+ * core/cooldown.ts afterFailure, atomically.
+ * KEYS[1] health. ARGV: now, threshold, durationMs, maxDurationMs, retryAfterMs (-1: none), ttlMs,
+ * channelId, events channel. Returns {f, u, s, v, changed}.
+ */
+export const HEALTH_FAILURE = `
+local h = redis.call('HMGET', KEYS[1], 'f', 'u', 's', 'v')
+local f, u, s = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+local now = tonumber(ARGV[1])
+if u > now then return {f, u, s, tonumber(h[4]) or 0, 0} end
+local threshold, dur, maxd, ra = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+f = f + 1
+if f >= threshold or s > 0 then
+  local d = math.min(dur * 2 ^ math.min(s, 30), maxd)
+  d = math.max(d, math.min(math.max(ra, 0), maxd))
+  u = now + d
+  s = s + 1
+elseif ra > 0 then
+  u = now + math.min(ra, maxd)
+else
+  u = 0
+end
+${VERSION}
+redis.call('HSET', KEYS[1], 'f', f, 'u', string.format('%.0f', u), 's', s, 'v', string.format('%.0f', v))
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+${PUBLISH_HEALTH}
+return {f, u, s, v, 1}
+`;
+
+/**
+ * afterSuccess: back to healthy. Only writes and publishes when there was something to forget.
+ * KEYS[1] health. ARGV: ttlMs, channelId, events channel. Returns 1 when it changed anything.
+ */
+export const HEALTH_SUCCESS = `
+local h = redis.call('HMGET', KEYS[1], 'f', 'u', 's', 'v')
+if (tonumber(h[1]) or 0) == 0 and (tonumber(h[2]) or 0) == 0 and (tonumber(h[3]) or 0) == 0 then return 0 end
+local f, u, s = 0, 0, 0
+${VERSION}
+redis.call('HSET', KEYS[1], 'f', 0, 'u', 0, 's', 0, 'v', string.format('%.0f', v))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+${PUBLISH_HEALTH}
+return 1
+`;
+
+/**
+ * Take a permit if fewer than max are held (expired ones do not count).
+ * KEYS[1] leases. ARGV: now, max, expiry, leaseId, keyTtlMs. Returns 1 or 0.
+ */
+export const LEASE_ACQUIRE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`;
+
+/**
+ * Return a permit; wake waiters on every pod when the channel was full (only then can anyone wait).
+ * KEYS[1] leases. ARGV: now, max, leaseId, channelId, events channel. Returns 1 when it was held.
+ */
+export const LEASE_RELEASE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local held = redis.call('ZCARD', KEYS[1])
+if redis.call('ZREM', KEYS[1], ARGV[3]) == 0 then return 0 end
+if held >= tonumber(ARGV[2]) then redis.call('PUBLISH', ARGV[5], 'r|' .. ARGV[4]) end
+return 1
+`;
+
+/**
+ * Usage counters for one scope and id: the day and the month hash.
+ * KEYS: day, month. ARGV: cost, promptTokens, completionTokens, dayTtlMs, monthTtlMs.
+ */
+export const SPEND = `
+for i = 1, 2 do
+  if tonumber(ARGV[1]) ~= 0 then redis.call('HINCRBYFLOAT', KEYS[i], 'c', ARGV[1]) end
+  redis.call('HINCRBY', KEYS[i], 'r', 1)
+  redis.call('HINCRBY', KEYS[i], 'p', ARGV[2])
+  redis.call('HINCRBY', KEYS[i], 'o', ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[3 + i])
+end
+return 1
+`;
+
+// Window helpers shared by the limit scripts: slot length and count for an algorithm.
+const WINDOW = `
+local function shape(algo, per)
+  if algo == 'sliding-window' then return math.ceil(per / SLOTS), SLOTS end
+  return per, 1
+end
+local function level(key, amount, per, now)
+  local st = redis.call('HMGET', key, 't', 'ts')
+  local tokens, ts = tonumber(st[1]), tonumber(st[2])
+  if tokens == nil then return amount end
+  return math.min(amount, tokens + math.max(0, now - ts) * amount / per)
+end
+local function setLevel(key, tokens, amount, per, now)
+  redis.call('HSET', key, 't', tostring(tokens), 'ts', string.format('%.0f', now))
+  redis.call('PEXPIRE', key, math.max(1, math.ceil((amount - tokens) * per / amount)) + 1000)
+end
+`;
+
+/**
+ * Decide every check of a request at once (see core/ratelimit/limiter.ts for the rules); take them
+ * all only if every enforcing one admits.
+ * KEYS: one bucket per check. ARGV: now, ticket, permitTtlMs, slots, then per check: kind,
+ * algorithm, amount, perMs, reserve, shadow (1/0).
+ * Returns {allowed, then per check: admitted, remaining (string), resetMs}.
+ */
+export const LIMIT_CHECK = `
+local now, ticket, permitTtl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local SLOTS = tonumber(ARGV[4])
+${WINDOW}
+local out = {1}
+local take = {}
+for i = 1, #KEYS do
+  local a = 4 + (i - 1) * 6
+  local kind, algo = ARGV[a + 1], ARGV[a + 2]
+  local amount, per, reserve = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local key = KEYS[i]
+  local ok, remaining, reset
+  if kind == 'concurrent' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    local used = redis.call('ZCARD', key)
+    ok = used + reserve <= amount
+    if ok then
+      remaining, reset = amount - used - reserve, 0
+    else
+      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      remaining, reset = math.max(0, amount - used), math.max(1, tonumber(first[2]) - now)
+    end
+  elseif algo == 'token-bucket' then
+    local tokens = level(key, amount, per, now)
+    ok = tokens > 0 and tokens >= reserve
+    if ok then
+      remaining = tokens - reserve
+      reset = math.ceil((amount - remaining) * per / amount)
+      take[i] = remaining
+    else
+      remaining = math.max(0, tokens)
+      if reserve > 0 then
+        reset = math.ceil((reserve - tokens) * per / amount)
+      else
+        reset = math.ceil(-tokens * per / amount) + 1
+      end
+    end
+  else
+    local slot, slots = shape(algo, per)
+    local cur = math.floor(now / slot)
+    local oldest = cur - slots + 1
+    local flat = redis.call('HGETALL', key)
+    local live, stale, used = {}, {}, 0
+    for j = 1, #flat, 2 do
+      local idx = tonumber(flat[j])
+      if idx < oldest then
+        stale[#stale + 1] = flat[j]
+      else
+        local v = tonumber(flat[j + 1])
+        used = used + v
+        live[#live + 1] = {idx, v}
+      end
+    end
+    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+    ok = used < amount and used + reserve <= amount
+    if ok then
+      remaining, reset = amount - used - reserve, (cur + slots) * slot - now
+      if reserve > 0 then take[i] = cur end
+    else
+      remaining, reset = math.max(0, amount - used), slots * slot
+      table.sort(live, function(x, y) return x[1] < y[1] end)
+      local left = used
+      for _, e in ipairs(live) do
+        left = left - e[2]
+        if left < amount and left + reserve <= amount then
+          reset = (e[1] + slots) * slot - now
+          break
+        end
+      end
+    end
+  end
+  if not ok and ARGV[a + 6] ~= '1' then out[1] = 0 end
+  out[#out + 1] = ok and 1 or 0
+  out[#out + 1] = tostring(remaining)
+  out[#out + 1] = reset
+  if ok and kind == 'concurrent' then take[i] = true end
+end
+if out[1] == 1 then
+  for i = 1, #KEYS do
+    local a = 4 + (i - 1) * 6
+    local t = take[i]
+    if t ~= nil then
+      local kind, algo = ARGV[a + 1], ARGV[a + 2]
+      local amount, per, reserve = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+      if kind == 'concurrent' then
+        redis.call('ZADD', KEYS[i], now + permitTtl, ticket)
+        redis.call('PEXPIRE', KEYS[i], permitTtl * 2)
+      elseif algo == 'token-bucket' then
+        setLevel(KEYS[i], t, amount, per, now)
+      else
+        local slot, slots = shape(algo, per)
+        redis.call('HINCRBYFLOAT', KEYS[i], string.format('%.0f', t), reserve)
+        redis.call('PEXPIRE', KEYS[i], (slots + 1) * slot)
+      end
+    end
+  end
+end
+return out
+`;
+
+/**
+ * Charge real usage and release permits after a request.
+ * KEYS: one bucket per item. ARGV: now, ticket, reservedAt, slots, then per item: kind, algorithm,
+ * amount, perMs, delta.
+ */
+export const LIMIT_SETTLE = `
+local now, ticket, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local SLOTS = tonumber(ARGV[4])
+${WINDOW}
+for i = 1, #KEYS do
+  local a = 4 + (i - 1) * 5
+  local kind, algo = ARGV[a + 1], ARGV[a + 2]
+  local amount, per, delta = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local key = KEYS[i]
+  if kind == 'concurrent' then
+    redis.call('ZREM', key, ticket)
+  elseif algo == 'token-bucket' then
+    setLevel(key, math.min(amount, level(key, amount, per, now) - delta), amount, per, now)
+  elseif delta > 0 then
+    local slot, slots = shape(algo, per)
+    redis.call('HINCRBYFLOAT', key, string.format('%.0f', math.floor(now / slot)), delta)
+    redis.call('PEXPIRE', key, (slots + 1) * slot)
+  elseif delta < 0 then
+    local slot, slots = shape(algo, per)
+    local idx = math.floor(at / slot)
+    if idx > math.floor(now / slot) - slots then
+      local field = string.format('%.0f', idx)
+      local v = tonumber(redis.call('HGET', key, field))
+      if v then redis.call('HSET', key, field, tostring(math.max(0, v + delta))) end
+    end
+  end
+end
+return 1
+`;
+
+export const SCRIPTS = {
+  krHealthFailure: HEALTH_FAILURE,
+  krHealthSuccess: HEALTH_SUCCESS,
+  krLeaseAcquire: LEASE_ACQUIRE,
+  krLeaseRelease: LEASE_RELEASE,
+  krSpend: SPEND,
+  krLimitCheck: LIMIT_CHECK,
+  krLimitSettle: LIMIT_SETTLE,
+} as const;

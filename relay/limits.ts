@@ -1,0 +1,281 @@
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { RelayConfig } from '../core/config/relay-config.ts';
+import type { LimitCheck, LimitDecision, Limiter, SettleItem } from '../core/ratelimit/limiter.ts';
+import {
+  type CheckOwner,
+  type CompiledPolicies,
+  checksFor,
+  compilePolicies,
+  type RequestFacts,
+  rateLimitItem,
+  tightest,
+} from '../core/ratelimit/policy.ts';
+import { estimateTokens } from '../core/usage.ts';
+import { RelayError } from './errors.ts';
+import type { RelayMetrics } from './metrics.ts';
+
+/**
+ * The `limits` step of the request path: RateLimitPolicies (core/ratelimit) applied to one request.
+ * Request-level policies are decided in one limiter call before selection; channel policies once
+ * per attempt when a channel is chosen (a rejected channel is skipped like a busy one). What a
+ * request reserved is settled when it ends: real tokens and cost charged, permits released.
+ * Without policies none of this runs.
+ */
+
+export interface LimitDeps {
+  limiter: Limiter;
+  metrics: RelayMetrics;
+  log: FastifyBaseLogger;
+}
+
+const compiled = new WeakMap<RelayConfig, CompiledPolicies>();
+
+/** Policies compiled once per config snapshot. */
+export function policiesOf(config: RelayConfig): CompiledPolicies {
+  let p = compiled.get(config);
+  if (!p) {
+    p = compilePolicies(config.policies);
+    compiled.set(config, p);
+  }
+  return p;
+}
+
+interface Held {
+  checks: LimitCheck[];
+  decision: LimitDecision;
+}
+
+// Warn about an unavailable limiter at most this often per process.
+const WARN_EVERY_MS = 10_000;
+let lastWarn = 0;
+
+export class RequestLimits {
+  readonly #deps: LimitDeps;
+  readonly #policies: CompiledPolicies;
+  readonly #facts: RequestFacts;
+  readonly #reserveTokens: number;
+  #request: Held | undefined;
+  #attempt: Held | undefined;
+  #attemptServed = false;
+  #usage: { tokens: number; cost: number } | undefined;
+  #headerShare = Infinity;
+  /** `RateLimit-Policy` and `RateLimit` for the response (the limit closest to exhaustion). */
+  readonly headers: Record<string, string> = {};
+  /** Why the last channel was refused by a channel policy (the error when no channel is left). */
+  rejection: RelayError | undefined;
+
+  constructor(deps: LimitDeps, policies: CompiledPolicies, facts: RequestFacts, reserveTokens: number) {
+    this.#deps = deps;
+    this.#policies = policies;
+    this.#facts = facts;
+    this.#reserveTokens = reserveTokens;
+  }
+
+  /** Request-level policies; throws the 429 (or 503 when unavailable and a policy denies). */
+  async admit(): Promise<void> {
+    const { checks, owners } = checksFor(this.#policies.request, this.#facts, this.#reserveTokens);
+    if (checks.length === 0) return;
+    const r = await this.#decide(checks, owners);
+    if (r instanceof RelayError) throw r;
+    this.#request = r;
+  }
+
+  /** Channel policies for one attempt; false when they refuse this channel. */
+  async admitChannel(channelId: string): Promise<boolean> {
+    if (this.#policies.attempt.length === 0) return true;
+    const { checks, owners } = checksFor(this.#policies.attempt, this.#facts, this.#reserveTokens, channelId);
+    if (checks.length === 0) return true;
+    const r = await this.#decide(checks, owners);
+    if (r instanceof RelayError) {
+      this.rejection = r;
+      return false;
+    }
+    this.#attempt = r;
+    this.#attemptServed = false;
+    return true;
+  }
+
+  /** Ends the current attempt; `sent` false when it never reached the upstream (refunds it whole). */
+  endAttempt(sent = true) {
+    const held = this.#attempt;
+    if (!held) return;
+    this.#attempt = undefined;
+    this.#settle(held, this.#attemptServed ? this.#usage : undefined, sent);
+  }
+
+  /** The real usage of the request, once known. */
+  charge(tokens: number, cost: number) {
+    this.#usage = { tokens, cost };
+    if (this.#attempt) this.#attemptServed = true;
+  }
+
+  /** The request is over: settle whatever is still held. Idempotent. */
+  finish() {
+    this.endAttempt();
+    const held = this.#request;
+    if (!held) return;
+    this.#request = undefined;
+    this.#settle(held, this.#usage, true);
+  }
+
+  async #decide(checks: LimitCheck[], owners: CheckOwner[]): Promise<Held | RelayError | undefined> {
+    const m = this.#deps.metrics;
+    let decision: LimitDecision;
+    const t0 = performance.now();
+    try {
+      decision = await this.#deps.limiter.check(checks);
+    } catch (err) {
+      return this.#unavailable(owners, err);
+    } finally {
+      m.ratelimitCheckDuration.observe((performance.now() - t0) / 1000);
+    }
+
+    // One decision per policy: rejected when any of its limits rejected.
+    let rejected: number | undefined;
+    let retryMs = 0;
+    let prev: CheckOwner['policy'] | undefined;
+    let policyRejected = false;
+    const count = () => {
+      if (!prev) return;
+      const shadow = prev.config.shadow;
+      m.ratelimitDecisions.inc({
+        policy: prev.id,
+        decision: policyRejected ? (shadow ? 'shadow_rejected' : 'rejected') : 'allowed',
+      });
+    };
+    decision.outcomes.forEach((o, i) => {
+      const owner = owners[i]!;
+      if (owner.policy !== prev) {
+        count();
+        prev = owner.policy;
+        policyRejected = false;
+      }
+      if (!o.allowed) {
+        policyRejected = true;
+        if (!checks[i]!.shadow && o.resetMs >= retryMs) {
+          retryMs = o.resetMs;
+          rejected = i;
+        }
+      }
+    });
+    count();
+
+    if (!decision.allowed) {
+      const i = rejected!;
+      const { policy, limit } = owners[i]!;
+      const retryAfter = Math.max(1, Math.ceil(retryMs / 1000));
+      return new RelayError(
+        429,
+        'rate_limit_error',
+        'rate_limit_exceeded',
+        `rate limit exceeded: ${limit.summary} by ${policy.config.limitBy} (RateLimitPolicy ${policy.id}); retry after ${retryAfter}s`,
+        {
+          headers: {
+            'retry-after': String(retryAfter),
+            'ratelimit-policy': limit.policyItem,
+            ratelimit: rateLimitItem(limit, decision.outcomes[i]!),
+          },
+        },
+      );
+    }
+    const t = tightest(checks, decision.outcomes);
+    if (t >= 0) {
+      const share = decision.outcomes[t]!.remaining / checks[t]!.amount;
+      if (share < this.#headerShare) {
+        this.#headerShare = share;
+        const { limit } = owners[t]!;
+        this.headers['ratelimit-policy'] = limit.policyItem;
+        this.headers.ratelimit = rateLimitItem(limit, decision.outcomes[t]!);
+      }
+    }
+    return { checks, decision };
+  }
+
+  /** The limiter cannot answer: each matching policy's `onRedisUnavailable` decides. */
+  #unavailable(owners: CheckOwner[], err: unknown): RelayError | undefined {
+    const m = this.#deps.metrics;
+    let denied: CheckOwner | undefined;
+    const seen = new Set<string>();
+    for (const o of owners) {
+      if (seen.has(o.policy.id)) continue;
+      seen.add(o.policy.id);
+      const deny = o.policy.config.onRedisUnavailable === 'deny' && !o.policy.config.shadow;
+      m.ratelimitDecisions.inc({
+        policy: o.policy.id,
+        decision: deny ? 'unavailable_denied' : 'unavailable_allowed',
+      });
+      if (deny) denied ??= o;
+    }
+    const now = Date.now();
+    if (now - lastWarn > WARN_EVERY_MS) {
+      lastWarn = now;
+      this.#deps.log.warn(
+        { err: (err as Error).message },
+        'rate limits cannot be checked; applying each policy’s onRedisUnavailable',
+      );
+    }
+    if (!denied) return undefined;
+    return new RelayError(
+      503,
+      'server_error',
+      'rate_limit_unavailable',
+      `rate limits cannot be checked right now and RateLimitPolicy ${denied.policy.id} denies requests meanwhile (onRedisUnavailable: deny)`,
+      { headers: { 'retry-after': '1' } },
+    );
+  }
+
+  #settle(held: Held, usage: { tokens: number; cost: number } | undefined, sent: boolean) {
+    if (!held.decision.allowed) return;
+    const items: SettleItem[] = [];
+    held.checks.forEach((c, i) => {
+      if (!held.decision.outcomes[i]!.allowed) return;
+      if (c.kind === 'concurrent') items.push({ check: c, delta: 0 });
+      else if (c.kind === 'tokens') items.push({ check: c, delta: (usage?.tokens ?? 0) - c.reserve });
+      else if (c.kind === 'cost' && usage && usage.cost > 0) items.push({ check: c, delta: usage.cost });
+      else if (c.kind === 'requests' && !sent) items.push({ check: c, delta: -c.reserve });
+    });
+    if (items.length === 0) return;
+    this.#deps.limiter.settle(held.decision, items).catch((err) => {
+      this.#deps.log.debug({ err }, 'rate limits: settling a request failed');
+    });
+  }
+}
+
+/**
+ * Checks the request-level policies of a request (throws the 429). Returns undefined when the
+ * config has no policies, so requests without them pay nothing.
+ */
+export async function admitRequest(
+  deps: LimitDeps,
+  config: RelayConfig,
+  path: string,
+  model: string,
+  body: Record<string, unknown>,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): Promise<RequestLimits | undefined> {
+  if (config.policies.length === 0) return undefined;
+  const policies = policiesOf(config);
+  const facts: RequestFacts = {
+    model,
+    path,
+    keyId: req.client.keyId,
+    labels: req.client.labels,
+    ip: req.ip,
+    header: (name) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    },
+  };
+  const limits = new RequestLimits(deps, policies, facts, reserveTokens(req, body));
+  await limits.admit();
+  if (limits.headers.ratelimit) reply.headers(limits.headers);
+  return limits;
+}
+
+/** Tokens a request may use: its prompt (estimated from the body size) plus what it asks to generate. */
+function reserveTokens(req: FastifyRequest, body: Record<string, unknown>): number {
+  const max = body.max_completion_tokens ?? body.max_tokens;
+  const completion = typeof max === 'number' && Number.isFinite(max) && max > 0 ? Math.floor(max) : 0;
+  return estimateTokens(Number(req.headers['content-length'] ?? 0)) + completion;
+}

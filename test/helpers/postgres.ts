@@ -1,0 +1,162 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync } from 'node:fs';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import pg from 'pg';
+import { freePort } from './process.ts';
+
+/**
+ * A throwaway PostgreSQL server for tests: its own cluster in a temp dir, on a free port, tuned
+ * for speed (no fsync). `stop()`/`start()` take it down and bring it back on the same port (the
+ * "database down mid-load" tests). initdb refuses to run as root, so as root the server runs as
+ * the `postgres` system user (`.ci/run` installs the postgresql package, which creates it).
+ */
+export interface Postgres {
+  /** Connection URL of the default database. */
+  url: string;
+  port: number;
+  /** A fresh, empty database on this server; returns its URL. */
+  createDatabase(name: string): Promise<string>;
+  /** Fast shutdown: open connections are cut, new ones refused. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const USER = 'kuberelay';
+
+export async function startPostgres(): Promise<Postgres> {
+  const bin = findBinDir();
+  const dir = await mkdtemp(join(tmpdir(), 'kuberelay-pg-'));
+  const data = join(dir, 'data');
+  const ids = runAs();
+  if (ids) await chown(dir, ids.uid, ids.gid);
+  execFileSync(
+    join(bin, 'initdb'),
+    ['-D', data, '-U', USER, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
+    { stdio: 'pipe', ...(ids ?? {}), env: { ...process.env, LANG: 'C' } },
+  );
+  const port = await freePort();
+  const url = `postgresql://${USER}@127.0.0.1:${port}/postgres`;
+  let child: ChildProcess | undefined;
+  let log = '';
+
+  const start = async () => {
+    if (child) return;
+    const p = spawn(
+      join(bin, 'postgres'),
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-k',
+        dir,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], ...(ids ?? {}), env: { ...process.env, LANG: 'C' } },
+    );
+    p.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    child = p;
+    p.once('exit', () => {
+      if (child === p) child = undefined;
+    });
+    await waitReady(url, p, () => log);
+  };
+
+  const stop = async () => {
+    const p = child;
+    if (!p) return;
+    const exited = once(p, 'exit');
+    p.kill('SIGINT'); // fast shutdown
+    await exited;
+  };
+
+  // A crashed test run must not leave a server behind.
+  const onExit = () => child?.kill('SIGQUIT');
+  process.once('exit', onExit);
+
+  await start();
+  return {
+    url,
+    port,
+    async createDatabase(name: string) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query(`CREATE DATABASE "${name}"`);
+      } finally {
+        await c.end();
+      }
+      return `postgresql://${USER}@127.0.0.1:${port}/${name}`;
+    },
+    stop,
+    start,
+    async close() {
+      await stop();
+      process.off('exit', onExit);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitReady(url: string, p: ChildProcess, log: () => string) {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (p.exitCode !== null) throw new Error(`postgres exited (${p.exitCode}):\n${log()}`);
+    const c = new pg.Client({ connectionString: url });
+    try {
+      await c.connect();
+      await c.end();
+      return;
+    } catch (err) {
+      await c.end().catch(() => {});
+      if (Date.now() > deadline) throw new Error(`postgres not ready: ${(err as Error).message}\n${log()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** PG_BIN, then initdb on PATH, then the newest /usr/lib/postgresql/<version>/bin. */
+function findBinDir(): string {
+  const candidates = [
+    process.env.PG_BIN,
+    ...(process.env.PATH ?? '').split(delimiter),
+    ...listVersions('/usr/lib/postgresql').map((v) => `/usr/lib/postgresql/${v}/bin`),
+  ];
+  for (const d of candidates) {
+    if (d && existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres'))) return d;
+  }
+  throw new Error(
+    'PostgreSQL server binaries (initdb, postgres) not found: install the postgresql package (.ci/run does) or set PG_BIN',
+  );
+}
+
+function listVersions(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
+}
+
+/** uid/gid of the `postgres` user when running as root (initdb refuses root), else undefined. */
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  } catch {
+    throw new Error('running as root needs a `postgres` system user to run the test server as');
+  }
+}

@@ -1,0 +1,211 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Algorithm, LimitCheck, Limiter, LimitKind } from '../../core/ratelimit/limiter.ts';
+import { MemoryLimiter } from '../../core/ratelimit/memory-limiter.ts';
+import { RedisLimiter } from '../../core/ratelimit/redis-limiter.ts';
+import { RedisConnection } from '../../core/redis/connection.ts';
+import { SCRIPTS } from '../../core/redis/lua.ts';
+import { startRedis, startRedisCluster, type TestRedisDeployment, testPrefix } from '../helpers/redis.ts';
+
+// One contract, two limiters: the in-process one and the Lua script must take the same decisions
+// on the same clock, for every algorithm and kind; the script also on a Redis Cluster, where all
+// of a request's buckets must share one slot.
+
+const deployments: TestRedisDeployment[] = [];
+const connections: Record<string, RedisConnection> = {};
+beforeAll(async () => {
+  deployments.push(...(await Promise.all([startRedis(), startRedisCluster()])));
+  for (const [name, d] of [
+    ['server', deployments[0]!],
+    ['cluster', deployments[1]!],
+  ] as const) {
+    connections[name] = new RedisConnection({ url: d.url, prefix: testPrefix('limits'), scripts: SCRIPTS });
+    expect(await connections[name].waitReady(5000)).toBe(true);
+  }
+});
+afterAll(async () => {
+  await Promise.all(Object.values(connections).map((c) => c.close()));
+  await Promise.all(deployments.map((d) => d.close()));
+});
+
+interface Clock {
+  now: number;
+}
+
+const IMPLEMENTATIONS: [string, (clock: Clock) => Limiter][] = [
+  ['MemoryLimiter', (clock) => new MemoryLimiter({ now: () => clock.now })],
+  ['RedisLimiter', (clock) => new RedisLimiter({ connection: connections.server!, now: () => clock.now })],
+  [
+    'RedisLimiter on Redis Cluster',
+    (clock) => new RedisLimiter({ connection: connections.cluster!, now: () => clock.now }),
+  ],
+];
+
+const MIN = 60_000;
+
+describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
+  let limiter: Limiter;
+  // Windows are aligned to multiples of their length; start at one so the tests are exact.
+  const clock: Clock = { now: 0 };
+  afterEach(async () => {
+    await limiter?.close();
+  });
+  const setup = (start = 1000 * MIN) => {
+    clock.now = start;
+    limiter = make(clock);
+  };
+  const check = (
+    kind: LimitKind,
+    algorithm: Algorithm,
+    amount: number,
+    perMs: number,
+    over: Partial<LimitCheck> = {},
+  ) => ({
+    key: `test:${randomUUID()}`,
+    kind,
+    algorithm,
+    amount,
+    perMs,
+    reserve: kind === 'cost' ? 0 : 1,
+    shadow: false,
+    ...over,
+  });
+  const admitted = async (checks: LimitCheck[], n: number) => {
+    let ok = 0;
+    for (let i = 0; i < n; i++) if ((await limiter.check(checks)).allowed) ok++;
+    return ok;
+  };
+
+  it('sliding window: admits exactly the amount, then says when the oldest slot frees up', async () => {
+    setup();
+    const c = check('requests', 'sliding-window', 5, MIN);
+    expect(await admitted([c], 3)).toBe(3);
+    clock.now += 30_000;
+    expect(await admitted([c], 5)).toBe(2);
+    const d = await limiter.check([c]);
+    expect(d.allowed).toBe(false);
+    expect(d.outcomes[0]).toEqual({ allowed: false, remaining: 0, resetMs: 30_000 });
+    clock.now += 29_999;
+    expect((await limiter.check([c])).allowed).toBe(false);
+    clock.now += 1;
+    expect(await admitted([c], 5)).toBe(3); // the first three have left the window
+  });
+
+  it('sliding window does not reset at a boundary; a fixed window does', async () => {
+    setup();
+    const sliding = check('requests', 'sliding-window', 3, MIN);
+    const fixed = check('requests', 'fixed-window', 3, MIN);
+    clock.now += MIN - 1000; // late in the window
+    expect(await admitted([sliding], 4)).toBe(3);
+    expect(await admitted([fixed], 4)).toBe(3);
+    const f = await limiter.check([fixed]);
+    expect(f.outcomes[0]!.resetMs).toBe(1000);
+    clock.now += 1000; // next fixed window
+    expect(await admitted([fixed], 4)).toBe(3);
+    expect(await admitted([sliding], 1)).toBe(0);
+  });
+
+  it('reports remaining quota and time to a full quota when admitting', async () => {
+    setup();
+    const c = check('requests', 'fixed-window', 10, MIN);
+    clock.now += 15_000;
+    const d = await limiter.check([c]);
+    expect(d.outcomes[0]).toEqual({ allowed: true, remaining: 9, resetMs: 45_000 });
+  });
+
+  it('token bucket: a burst of the capacity, then one per refill interval', async () => {
+    setup();
+    const c = check('requests', 'token-bucket', 4, 1000); // refills one every 250 ms
+    expect(await admitted([c], 6)).toBe(4);
+    const d = await limiter.check([c]);
+    expect(d.outcomes[0]!.allowed).toBe(false);
+    expect(d.outcomes[0]!.resetMs).toBe(250);
+    clock.now += 250;
+    expect(await admitted([c], 2)).toBe(1);
+    clock.now += 10_000; // refills to the capacity, no further
+    expect(await admitted([c], 6)).toBe(4);
+  });
+
+  it('all or nothing: a rejection by one check takes nothing from the others', async () => {
+    setup();
+    const wide = check('requests', 'sliding-window', 10, MIN);
+    const narrow = check('requests', 'fixed-window', 1, MIN);
+    expect((await limiter.check([wide, narrow])).allowed).toBe(true);
+    const d = await limiter.check([wide, narrow]);
+    expect(d.allowed).toBe(false);
+    expect(d.outcomes.map((o) => o.allowed)).toEqual([true, false]);
+    expect((await limiter.check([wide])).outcomes[0]!.remaining).toBe(8); // 1 + this one, not 3
+  });
+
+  it('shadow checks count and report but never reject', async () => {
+    setup();
+    const shadow = check('requests', 'fixed-window', 1, MIN, { shadow: true });
+    const real = check('requests', 'fixed-window', 100, MIN);
+    expect((await limiter.check([shadow, real])).allowed).toBe(true);
+    const d = await limiter.check([shadow, real]);
+    expect(d.allowed).toBe(true);
+    expect(d.outcomes.map((o) => o.allowed)).toEqual([false, true]);
+  });
+
+  it('tokens: reserve before, charge the real usage after (refund into the same window)', async () => {
+    setup();
+    const c = check('tokens', 'sliding-window', 100, MIN, { reserve: 60 });
+    const first = await limiter.check([c]);
+    expect(first.allowed).toBe(true);
+    expect(first.outcomes[0]!.remaining).toBe(40);
+    expect((await limiter.check([c])).allowed).toBe(false); // 60 + 60 > 100
+    clock.now += 5000;
+    await limiter.settle(first, [{ check: c, delta: 10 - 60 }]); // it used 10
+    const second = await limiter.check([c]);
+    expect(second.allowed).toBe(true);
+    expect(second.outcomes[0]!.remaining).toBe(30);
+    await limiter.settle(second, [{ check: c, delta: 95 - 60 }]); // it used 95: over, charged anyway
+    const third = await limiter.check([{ ...c, reserve: 1 }]);
+    expect(third.allowed).toBe(false);
+    expect(third.outcomes[0]!.remaining).toBe(0);
+  });
+
+  it('cost: admitted while what is spent is under the budget, charged after', async () => {
+    setup();
+    const c = check('cost', 'fixed-window', 1, MIN);
+    const a = await limiter.check([c]);
+    await limiter.settle(a, [{ check: c, delta: 0.7 }]);
+    const b = await limiter.check([c]);
+    expect(b.allowed).toBe(true);
+    expect(b.outcomes[0]!.remaining).toBeCloseTo(0.3, 9);
+    await limiter.settle(b, [{ check: c, delta: 0.4 }]);
+    const d = await limiter.check([c]);
+    expect(d.allowed).toBe(false);
+    expect(d.outcomes[0]!.resetMs).toBe(MIN);
+  });
+
+  it('token bucket with usage: charges go into debt and refill over time', async () => {
+    setup();
+    const c = check('tokens', 'token-bucket', 1000, MIN, { reserve: 100 });
+    const a = await limiter.check([c]);
+    await limiter.settle(a, [{ check: c, delta: 1500 - 100 }]); // used 1500 of a 1000 bucket
+    const d = await limiter.check([c]);
+    expect(d.allowed).toBe(false);
+    expect(d.outcomes[0]!.resetMs).toBe(36_000); // from -500 to +100 at 1000/min
+  });
+
+  it('concurrent: permits held until settle', async () => {
+    setup();
+    const c = check('concurrent', 'sliding-window', 2, 0);
+    const a = await limiter.check([c]);
+    const b = await limiter.check([c]);
+    expect(a.allowed && b.allowed).toBe(true);
+    expect(a.outcomes[0]!.remaining).toBe(1);
+    expect((await limiter.check([c])).allowed).toBe(false);
+    await limiter.settle(a, [{ check: c, delta: 0 }]);
+    expect((await limiter.check([c])).allowed).toBe(true);
+  });
+
+  it('buckets are independent', async () => {
+    setup();
+    const a = check('requests', 'fixed-window', 1, MIN);
+    const b = check('requests', 'fixed-window', 1, MIN);
+    expect(await admitted([a], 2)).toBe(1);
+    expect(await admitted([b], 2)).toBe(1);
+  });
+});

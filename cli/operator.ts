@@ -23,6 +23,8 @@ export async function runOperatorCommand(o: {
     configSecret: parseSecretRef(o.configSecret ?? `${o.namespace}/${DEFAULT_CONFIG_SECRET}`),
     leaseName: o.leaseName,
     metricsPort: o.metricsPort,
+    redisUrl: process.env.REDIS_URL || undefined,
+    redisPrefix: process.env.KUBERELAY_REDIS_PREFIX || undefined,
     // Tests shorten the handover; production keeps client-go's defaults (15 s / 2 s).
     leaseDurationMs: envMs('KUBERELAY_LEASE_DURATION_MS'),
     retryPeriodMs: envMs('KUBERELAY_LEASE_RETRY_MS'),

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { describeError, type Kube, loadKube } from '../kube/client.ts';
+import { openRedisFleet } from './fleet.ts';
 import { LeaderElector } from './leader.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { type FleetView, Reconciler } from './reconciler.ts';
@@ -18,6 +19,9 @@ export interface OperatorOptions {
   metricsHost?: string;
   identity?: string;
   fleet?: FleetView;
+  /** Opens a fleet view on this Redis (pod reports, spend) when `fleet` is not given. */
+  redisUrl?: string;
+  redisPrefix?: string;
   logLevel?: string;
   leaseDurationMs?: number;
   retryPeriodMs?: number;
@@ -40,11 +44,12 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const kube = loadKube(o.kubeconfig);
   const metrics = createOperatorMetrics();
   const identity = o.identity ?? `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
+  const redis = !o.fleet && o.redisUrl ? await openRedisFleet(o.redisUrl, o.redisPrefix) : undefined;
   const reconciler = new Reconciler({
     kube,
     namespaces: o.namespaces,
     configSecret: o.configSecret,
-    fleet: o.fleet,
+    fleet: o.fleet ?? redis?.fleet,
     metrics,
     log,
   });
@@ -106,6 +111,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     closing ??= (async () => {
       await elector.stop();
       await reconciler.stop();
+      await redis?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     })();
     return closing;

@@ -8,7 +8,7 @@ import {
   GENERATION_ANNOTATION,
   HASH_ANNOTATION,
 } from '../core/config/snapshot.ts';
-import type { PodReport } from '../core/state/pod-report.ts';
+import type { PodReport } from '../core/redis/pod-reports.ts';
 import {
   describeError,
   FIELD_MANAGER,

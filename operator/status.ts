@@ -1,5 +1,5 @@
 import type { ObjectCondition, ObjectResult } from '../core/config/render.ts';
-import type { PodReport } from '../core/state/pod-report.ts';
+import type { PodReport } from '../core/redis/pod-reports.ts';
 
 /**
  * Desired status of each object, computed from what the render said and what the relay pods
@@ -40,8 +40,10 @@ export interface PolicyStatus {
   conditions: Condition[];
 }
 
-/** An error rate above this over 5 minutes makes a channel Degraded. */
+/** An error rate above this over 5 minutes makes a channel Degraded... */
 export const DEGRADED_ERROR_RATE = 0.2;
+/** ...once there are enough requests for the rate to mean something. */
+export const DEGRADED_MIN_REQUESTS = 10;
 
 export interface ChannelFacts {
   result: ObjectResult;
@@ -112,7 +114,7 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
   const lastError = mine
     .map((c) => c.lastError)
     .filter((e) => e !== undefined)
-    .sort((a, b) => b.at - a.at)[0];
+    .sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0];
   const p50s = mine.filter((c) => c.p50LatencyMs !== undefined && c.requests5m > 0);
 
   let health: Health;
@@ -141,7 +143,7 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
       reason: 'NoRelays',
       message: 'no live relay has reported',
     };
-  } else if (errorRate > DEGRADED_ERROR_RATE) {
+  } else if (requests >= DEGRADED_MIN_REQUESTS && errorRate > DEGRADED_ERROR_RATE) {
     health = 'Degraded';
     healthy = {
       type: 'Healthy',
@@ -159,7 +161,7 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
   status.health = health;
   status.consecutiveFailures = failures;
   if (cooldownUntil > f.now) status.cooldownUntil = new Date(cooldownUntil).toISOString();
-  if (lastError) status.lastError = { ...lastError, at: new Date(lastError.at).toISOString() };
+  if (lastError) status.lastError = { ...lastError };
   status.usage = {
     requests5m: requests,
     errorRate5m: Math.round(errorRate * 1000) / 1000,

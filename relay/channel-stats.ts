@@ -23,7 +23,7 @@ interface Entry {
   next: number;
 }
 
-export type ChannelSnapshot = Omit<ChannelReport, 'consecutiveFailures' | 'cooldownUntil' | 'inflight'>;
+export type ChannelSnapshot = Omit<ChannelReport, 'generation' | 'consecutiveFailures' | 'cooldownUntil' | 'inflight'>;
 
 export class ChannelStats {
   readonly #channels = new Map<string, Entry>();

@@ -53,6 +53,7 @@ export function startPodReporter(o: {
       (rt?.config.channels ?? []).map(async (c) => {
         const h = await o.store.channelHealth(c.id);
         channels[c.id] = {
+          generation: c.generation,
           ...o.stats.snapshot(c.id),
           consecutiveFailures: h.consecutiveFailures,
           cooldownUntil: h.cooldownUntil,

@@ -17,6 +17,8 @@ import type { KeyLayout } from './keys.ts';
  */
 
 export interface ChannelReport {
+  /** metadata.generation of the Channel in the config this pod serves (drives `Programmed`). */
+  generation: number;
   /** Attempts sent to the channel in the last 5 minutes (failovers included). */
   requests5m: number;
   /** Of those, the ones that failed (status in cooldown.onStatus, connect errors, timeouts). */

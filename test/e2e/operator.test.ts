@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { type ClusterClient, connect } from '../cluster/control-plane.ts';
 import { freePort, kuberelay, type Proc } from '../helpers/process.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
  * The operator against a real API server: `kubectl apply -f examples/` -> config Secret ->
@@ -45,6 +46,9 @@ describe('operator end to end', () => {
   const mocks: MockUpstream[] = [];
   const operators: Proc[] = [];
   const relays: { proc: Proc; url: string }[] = [];
+  let redis: TestRedis;
+  // Relays report every 300 ms here (default 5 s) so status follows within the test's patience.
+  const fleetEnv = () => ({ REDIS_URL: redis.url, KUBERELAY_REPORT_INTERVAL_MS: '300' });
 
   const kubectl = async (args: string[], input?: string) => {
     const r = await k.kubectl(['-n', NS, ...args], input === undefined ? {} : { input });
@@ -73,7 +77,7 @@ describe('operator end to end', () => {
         '--lease-name',
         'kuberelay-operator',
       ],
-      { KUBERELAY_LEASE_DURATION_MS: '3000', KUBERELAY_LEASE_RETRY_MS: '300' },
+      { KUBERELAY_LEASE_DURATION_MS: '3000', KUBERELAY_LEASE_RETRY_MS: '300', ...fleetEnv() },
     );
     await proc.waitFor(/operator started/);
     operators.push(proc);
@@ -93,7 +97,7 @@ describe('operator end to end', () => {
         '--host',
         '127.0.0.1',
       ],
-      { KUBERELAY_AUTH: 'none' },
+      { KUBERELAY_AUTH: 'none', ...fleetEnv() },
     );
     await proc.waitFor(/relay listening/);
     const relay = { proc, url: `http://127.0.0.1:${port}` };
@@ -109,6 +113,7 @@ describe('operator end to end', () => {
   beforeAll(async () => {
     k = connect(inject('kubeconfig'));
     dir = await mkdtemp(join(tmpdir(), 'kuberelay-e2e-'));
+    redis = await startRedis();
     for (const [name, port] of Object.entries(MOCK_PORTS)) {
       const apiKey = name === 'fallback' ? 'mock-key-fallback' : 'mock-key-primary';
       mocks.push(await startMockUpstream({ port, name, apiKey }));
@@ -139,6 +144,7 @@ describe('operator end to end', () => {
   afterAll(async () => {
     for (const p of [...operators, ...relays.map((r) => r.proc)]) p.child.kill('SIGKILL');
     await Promise.all(mocks.map((m) => m.close()));
+    await redis?.close();
     await k?.kubectl(['delete', 'namespace', NS, '--wait=false']);
   });
 
@@ -181,6 +187,69 @@ describe('operator end to end', () => {
     const table = await must(['get', 'ch']);
     expect(table.split('\n')[0]).toMatch(/NAME\s+PROVIDER\s+PRIORITY\s+WEIGHT\s+HEALTH\s+ACCEPTED\s+AGE/);
     expect(table).toMatch(/primary-a\s+openai-compatible\s+0\s+3\s+\S*\s*True/);
+  });
+
+  it("folds the relays' reports into status: Programmed, then CoolingDown with the last error, then Healthy", async () => {
+    const programmed = await until('Programmed=True on both relays', async () => {
+      const c = await condition('channel/primary-b', 'Programmed');
+      return c?.status === 'True' && c.message.includes('all 2') ? c : undefined;
+    });
+    expect(programmed).toMatchObject({ reason: 'Programmed', message: 'all 2 relays serve generation 1' });
+    expect((await getJson('channel/primary-b')).status.relays).toEqual({ ready: 2, total: 2 });
+
+    await must([
+      'patch',
+      'channel',
+      'primary-b',
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"cooldown":{"failureThreshold":1,"duration":"3s"}}}',
+    ]);
+    await until('generation 2 programmed', async () => {
+      const c = await condition('channel/primary-b', 'Programmed');
+      return c?.status === 'True' && c.observedGeneration === 2 ? c : undefined;
+    });
+    const mockB = mocks.find((m) => m.name === 'primary-b')!;
+    mockB.resetStats();
+    mockB.setFaults({ status: 503, count: 1 }); // the next request primary-b gets fails
+    await until('primary-b took the failure', async () => {
+      await chatVia(relays[0]!.url);
+      return mockB.stats().requests > 0 || undefined;
+    });
+    const cooling = await until('CoolingDown in status', async () => {
+      const st = (await getJson('channel/primary-b')).status;
+      return st?.health === 'CoolingDown' ? st : undefined;
+    });
+    expect(cooling.lastError.code).toBe('status_503');
+    expect(cooling.cooldownUntil).toBeTruthy();
+    expect(await condition('channel/primary-b', 'Healthy')).toMatchObject({
+      status: 'False',
+      reason: 'CoolingDown',
+    });
+    expect(await must(['get', 'ch', 'primary-b'])).toMatch(
+      /primary-b\s+openai-compatible\s+0\s+1\s+CoolingDown\s+True/,
+    );
+
+    // Traffic goes on; once the cooldown has run out, primary-b serves again and is Healthy.
+    let seen: unknown;
+    let i = 0;
+    const healthy = await until('Healthy again', async () => {
+      await chatVia(relays[i++ % 2]!.url);
+      const st = (await getJson('channel/primary-b')).status;
+      seen = st;
+      return st?.health === 'Healthy' ? st : undefined;
+    }).catch((err) => {
+      throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(seen)}`);
+    });
+    expect(healthy.cooldownUntil).toBeUndefined();
+    await until('primary-b serves again', async () => {
+      await chatVia(relays[0]!.url);
+      return mockB.stats().requests > 1 || undefined;
+    });
+    expect(await must(['get', 'ch', 'primary-b'])).toMatch(
+      /primary-b\s+openai-compatible\s+0\s+1\s+Healthy\s+True/,
+    );
   });
 
   it('refuses invalid resources at the API server with a useful message', async () => {

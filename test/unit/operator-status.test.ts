@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ObjectResult } from '../../core/config/render.ts';
-import type { ChannelReport, PodReport } from '../../core/state/pod-report.ts';
+import type { ChannelReport, PodReport } from '../../core/redis/pod-reports.ts';
 import { type Condition, channelStatus, policyStatus, sameStatus } from '../../operator/status.ts';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
@@ -19,15 +19,19 @@ const ch = (over: Partial<ChannelReport> = {}): ChannelReport => ({
   generation: 2,
   requests5m: 100,
   errors5m: 0,
+  requestsTotal: 1000,
+  errorsTotal: 0,
+  inflight: 0,
   consecutiveFailures: 0,
   cooldownUntil: 0,
   ...over,
 });
 const pod = (name: string, c: ChannelReport | undefined): PodReport => ({
   pod: name,
-  hash: 'h',
+  loadedHash: 'h',
   generation: 9,
-  at: NOW,
+  at: new Date(NOW).toISOString(),
+  startedAt: new Date(NOW).toISOString(),
   channels: c ? { 'ns/a': c } : {},
 });
 const facts = (reports: PodReport[], extra: { suspend?: boolean } = {}) => ({
@@ -77,7 +81,7 @@ describe('operator: channel status from pod reports', () => {
           ch({
             consecutiveFailures: 5,
             cooldownUntil: until,
-            lastError: { code: 'status_503', message: 'upstream answered 503', at: NOW - 1000 },
+            lastError: { code: 'status_503', message: 'upstream answered 503', at: new Date(NOW - 1000).toISOString() },
           }),
         ),
         pod('p2', ch()),
@@ -98,6 +102,8 @@ describe('operator: channel status from pod reports', () => {
   it('is Degraded above the error-rate threshold, Suspended when suspended, Unknown without relays', () => {
     expect(channelStatus(facts([pod('p1', ch({ errors5m: 30 }))]), undefined).health).toBe('Degraded');
     expect(channelStatus(facts([pod('p1', ch({ errors5m: 10 }))]), undefined).health).toBe('Healthy');
+    // One failure out of one request is not a rate yet.
+    expect(channelStatus(facts([pod('p1', ch({ requests5m: 1, errors5m: 1 }))]), undefined).health).toBe('Healthy');
     expect(channelStatus(facts([pod('p1', ch())], { suspend: true }), undefined).health).toBe('Suspended');
     const none = channelStatus(facts([]), undefined);
     expect(none.health).toBe('Unknown');

@@ -23,7 +23,10 @@ interface Entry {
   next: number;
 }
 
-export type ChannelSnapshot = Omit<ChannelReport, 'generation' | 'consecutiveFailures' | 'cooldownUntil' | 'inflight'>;
+export type ChannelSnapshot = Omit<
+  ChannelReport,
+  'generation' | 'consecutiveFailures' | 'cooldownUntil' | 'inflight'
+>;
 
 export class ChannelStats {
   readonly #channels = new Map<string, Entry>();

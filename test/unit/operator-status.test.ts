@@ -81,7 +81,11 @@ describe('operator: channel status from pod reports', () => {
           ch({
             consecutiveFailures: 5,
             cooldownUntil: until,
-            lastError: { code: 'status_503', message: 'upstream answered 503', at: new Date(NOW - 1000).toISOString() },
+            lastError: {
+              code: 'status_503',
+              message: 'upstream answered 503',
+              at: new Date(NOW - 1000).toISOString(),
+            },
           }),
         ),
         pod('p2', ch()),
@@ -103,7 +107,9 @@ describe('operator: channel status from pod reports', () => {
     expect(channelStatus(facts([pod('p1', ch({ errors5m: 30 }))]), undefined).health).toBe('Degraded');
     expect(channelStatus(facts([pod('p1', ch({ errors5m: 10 }))]), undefined).health).toBe('Healthy');
     // One failure out of one request is not a rate yet.
-    expect(channelStatus(facts([pod('p1', ch({ requests5m: 1, errors5m: 1 }))]), undefined).health).toBe('Healthy');
+    expect(channelStatus(facts([pod('p1', ch({ requests5m: 1, errors5m: 1 }))]), undefined).health).toBe(
+      'Healthy',
+    );
     expect(channelStatus(facts([pod('p1', ch())], { suspend: true }), undefined).health).toBe('Suspended');
     const none = channelStatus(facts([]), undefined);
     expect(none.health).toBe('Unknown');

@@ -1,6 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { StateStore } from '../core/state/store.ts';
-import { loadKube } from '../kube/client.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { FileConfigSource } from './file-source.ts';
@@ -8,7 +7,7 @@ import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
 import type { PersistenceOptions } from './persistence-config.ts';
 import { type PodReporter, startPodReporter } from './pod-reporter.ts';
-import { SecretConfigSource } from './secret-source.ts';
+import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
 
 export interface RelayProcessOptions {
@@ -88,6 +87,11 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   if (opts.configSecret) {
     // The mounted copy of the Secret only bridges an unreachable API server at start.
     if (source) await source.start().catch((err) => app.log.warn({ err }, 'config file fallback unusable'));
+    // Loaded only in cluster mode: the Kubernetes client costs ~60 MB a standalone relay does not need.
+    const [{ loadKube }, { SecretConfigSource }] = await Promise.all([
+      import('../kube/client.ts'),
+      import('./secret-source.ts'),
+    ]);
     secretSource = new SecretConfigSource(loadKube(opts.kubeconfig), opts.configSecret, relay.state);
     await secretSource.start();
   } else if (source) {

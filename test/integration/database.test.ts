@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -55,7 +55,7 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
     await expect(migrationStatus(db, edited)).rejects.toThrow(/changed after it was applied/);
 
     const dir = await mkdtemp(join(tmpdir(), 'kuberelay-mig-'));
-    const { mkdir } = await import('node:fs/promises');
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     await mkdir(join(dir, '29990101000000_broken'));
     await writeFile(
       join(dir, '29990101000000_broken', 'migration.sql'),

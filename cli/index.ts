@@ -2,10 +2,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../core/config/load.ts';
 import { DEFAULT_CONFIG_SECRET, parseSecretRef } from '../core/config/snapshot.ts';
-import { runMockUpstreamCli } from '../mock-upstream/server.ts';
-import { runDemo } from './demo.ts';
-import { runOperatorCommand } from './operator.ts';
-import { runRelayCommand } from './relay.ts';
+
+// Each command loads its own modules: a relay never pays for the Kubernetes client or Prisma it
+// does not use (tens of MB of RSS).
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -31,6 +30,7 @@ program
   .action(async (o) => {
     if (!o.config && !o.configSecret)
       throw new InvalidArgumentError('give --config FILE or --config-secret NAMESPACE/NAME');
+    const { runRelayCommand } = await import('./relay.ts');
     await runRelayCommand({
       configFile: o.config,
       configSecret: o.configSecret ? parseSecretRef(o.configSecret) : undefined,
@@ -67,6 +67,7 @@ program
       .argParser(int('port')),
   )
   .action(async (o) => {
+    const { runOperatorCommand } = await import('./operator.ts');
     await runOperatorCommand({
       namespace: o.namespace,
       watchNamespaces: o.watchNamespaces,
@@ -88,6 +89,7 @@ program
   .addOption(new Option('--status <code>', 'answer every request with this status').argParser(int('status')))
   .addOption(new Option('--chunk-delay-ms <ms>', 'delay between stream chunks').argParser(int('chunk delay')))
   .action(async (o) => {
+    const { runMockUpstreamCli } = await import('../mock-upstream/server.ts');
     await runMockUpstreamCli({
       port: o.port,
       host: o.host,
@@ -104,7 +106,7 @@ program
   .description("start mock upstreams for the config's loopback channels and a relay without client auth")
   .option('--config <file>', 'config file', 'examples/quickstart.yaml')
   .addOption(new Option('--port <port>', 'relay port').env('PORT').default(8080).argParser(int('port')))
-  .action(async (o) => runDemo({ configFile: o.config, port: o.port }));
+  .action(async (o) => (await import('./demo.ts')).runDemo({ configFile: o.config, port: o.port }));
 
 // Database commands load Prisma only when they run.
 const keys = program

@@ -53,7 +53,11 @@ export class SseTap {
       else dropped = true;
       start = next;
     }
-    return dropped ? out : block;
+    const result = dropped ? out : block;
+    // Usage the client did not ask for: OpenAI then sends no `usage` key at all, so neither do we.
+    return this.#hideUsageChunk && result.includes('"usage":null')
+      ? result.replaceAll(',"usage":null', '')
+      : result;
   }
 
   /** Returns false when the event must not reach the client. */

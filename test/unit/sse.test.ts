@@ -3,6 +3,8 @@ import { SseTap, sseErrorEvent } from '../../relay/sse.ts';
 
 const chunk = (content: string) =>
   `data: {"choices":[{"index":0,"delta":{"content":"${content}"}}],"usage":null}\n\n`;
+/** The same chunk as OpenAI sends it when the client did not ask for usage. */
+const plain = (content: string) => `data: {"choices":[{"index":0,"delta":{"content":"${content}"}}]}\n\n`;
 const usageChunk =
   'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n';
 const done = 'data: [DONE]\n\n';
@@ -26,7 +28,7 @@ describe('SseTap', () => {
 
   it("hides the usage chunk it asked for on the client's behalf", () => {
     const tap = new SseTap(true);
-    expect(run(tap, [stream])).toBe(chunk('Hel') + chunk('lo') + done);
+    expect(run(tap, [stream])).toBe(plain('Hel') + plain('lo') + done);
     expect(tap.usage?.promptTokens).toBe(5);
   });
 
@@ -40,7 +42,7 @@ describe('SseTap', () => {
         tap.push(bytes.subarray(cut, cut + 3)) +
         tap.push(bytes.subarray(cut + 3)) +
         tap.flush();
-      expect(out).toBe(chunk('héllo ✓') + done);
+      expect(out).toBe(plain('héllo ✓') + done);
       expect(tap.usage?.completionTokens).toBe(2);
     }
   });

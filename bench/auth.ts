@@ -35,6 +35,7 @@ import { DatabaseHealth } from '../relay/db-health.ts';
 import { createRelayMetrics } from '../relay/metrics.ts';
 import { DEFAULT_REQUEST_LOG_OPTIONS, RequestLogWriter } from '../relay/request-log.ts';
 import { startPostgres } from '../test/helpers/postgres.ts';
+import { metric } from '../test/helpers/prometheus-text.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'cli', 'index.ts');
@@ -164,13 +165,6 @@ async function load(v: Variant, seconds: number) {
   );
   v.completed += done;
   v.seconds += seconds;
-}
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.split(' ').at(-1));
-  return sum;
 }
 
 /** In-process: the two calls the request path makes, per call, on a warm cache. */

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startRedis, type TestRedis } from '../test/helpers/redis.ts';
 
+export { metric } from '../test/helpers/prometheus-text.ts';
+
 export { freePort, startRedis, type TestRedis };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -198,20 +200,4 @@ export const ms = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(dig
 
 export function machine(): string {
   return `Node ${process.version}, ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${os.type()} ${os.release()}`;
-}
-
-/** Sum of one metric's samples (optionally filtered by labels) from a relay's /metrics. */
-export async function metric(
-  url: string,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(' ').at(-1));
-  }
-  return total;
 }

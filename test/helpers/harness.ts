@@ -8,6 +8,8 @@ import {
 } from '../../mock-upstream/server.ts';
 import { type RelayProcessOptions, type RunningRelay, startRelay } from '../../relay/main.ts';
 
+export { metric } from './prometheus-text.ts';
+
 export interface ChannelSpec {
   name: string;
   /** Mock to point at, or a raw base URL (e.g. a closed port). */
@@ -86,22 +88,6 @@ export async function startHarness(
 
 export async function startMocks(names: string[], opts: MockUpstreamOptions = {}): Promise<MockUpstream[]> {
   return Promise.all(names.map((name) => startMockUpstream({ name, apiKey: CHANNEL_KEY, ...opts })));
-}
-
-/** Value of one sample in Prometheus text format (0 when absent). */
-export async function metric(
-  url: string,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      total += Number(line.split(' ').at(-1));
-  }
-  return total;
 }
 
 export const chat = (extra: Record<string, unknown> = {}) => ({

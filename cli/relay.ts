@@ -9,6 +9,17 @@ export function authModeFromEnv(): AuthMode {
   return v;
 }
 
+/** KUBERELAY_TRUST_PROXY: `true`, a number of hops, or comma-separated addresses/CIDRs. */
+export function trustProxyFromEnv(v = process.env.KUBERELAY_TRUST_PROXY): boolean | number | string[] {
+  if (!v || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 export async function runRelayCommand(o: {
   configFile?: string;
   configSecret?: { namespace: string; name: string };
@@ -27,6 +38,7 @@ export async function runRelayCommand(o: {
     auth,
     persistence: persistenceFromEnv(auth),
     shared: sharedStateFromEnv(),
+    trustProxy: trustProxyFromEnv(),
     logLevel: process.env.LOG_LEVEL ?? 'info',
     shutdownTimeoutMs: Number(process.env.KUBERELAY_SHUTDOWN_TIMEOUT_MS ?? 25_000),
   });

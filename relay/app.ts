@@ -35,6 +35,12 @@ export interface RelayAppOptions {
   logger?: FastifyServerOptions['logger'];
   /** Largest accepted request body in bytes (default 10 MiB: room for base64 images). */
   bodyLimit?: number;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client address (`limitBy: clientIP`):
+   * Fastify's trustProxy (true, a hop count, or addresses/CIDRs). Off by default: a client could
+   * otherwise pick its own bucket.
+   */
+  trustProxy?: boolean | number | string[];
   /** Channels tried per request at most, failover included (default 3). */
   maxAttempts?: number;
   auth?: AuthMode;
@@ -73,6 +79,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     // Per-request log lines cost more than the relay's own work; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 10 * 1024 * 1024,
+    // A hop count means "the nearest N proxies" (as in proxy-addr, which Fastify uses).
+    trustProxy: typeof opts.trustProxy === 'number' ? hopsOf(opts.trustProxy) : (opts.trustProxy ?? false),
     // Honour a caller's request id (tracing across services); otherwise mint one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -218,4 +226,8 @@ function refreshGauges(deps: ProxyDeps) {
     }
     deps.metrics.queueDepth.set({ channel: c.id }, deps.gate.depth(c.id));
   }
+}
+
+function hopsOf(n: number) {
+  return (_address: string, hop: number) => hop < n;
 }

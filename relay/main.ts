@@ -24,6 +24,7 @@ export interface RelayProcessOptions {
   shutdownTimeoutMs: number;
   maxAttempts?: number;
   bodyLimit?: number;
+  trustProxy?: boolean | number | string[];
   /** Keys, request logs, usage and the admin API (persistence.ts); none when absent. */
   persistence?: PersistenceOptions | false;
   /** Redis (REDIS_URL) or in-process state (shared-state.ts); in-process when absent. */
@@ -69,6 +70,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     auth: opts.auth,
     maxAttempts: opts.maxAttempts,
     bodyLimit: opts.bodyLimit,
+    trustProxy: opts.trustProxy,
     logger: {
       level: opts.logLevel,
       // Secrets never reach the logs, whatever a future log line includes.

@@ -57,7 +57,9 @@ export interface Harness {
 /** An in-process relay on a random port serving `yaml` from a temp file (auth off unless given). */
 export async function startHarness(
   yaml: string,
-  opts: Partial<Pick<RelayProcessOptions, 'maxAttempts' | 'bodyLimit' | 'auth' | 'persistence'>> = {},
+  opts: Partial<
+    Pick<RelayProcessOptions, 'maxAttempts' | 'bodyLimit' | 'auth' | 'persistence' | 'trustProxy'>
+  > = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-test-'));
   const file = join(dir, 'config.yaml');

@@ -68,6 +68,7 @@ export class RedisStore implements StateStore {
   readonly #localLeases = new Map<string, Set<string>>();
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
+  readonly #keyListeners = new Set<(keyId: string) => void>();
   readonly #refresh: NodeJS.Timeout;
   readonly #unsubscribe: (() => void)[];
   #refreshing = false;
@@ -217,6 +218,9 @@ export class RedisStore implements StateStore {
       });
     } else if (parts[0] === 'r' && parts[1]) {
       for (const l of this.#releaseListeners) l(parts[1]);
+    } else if (parts[0] === 'k' && message.length > 2) {
+      const keyId = message.slice(2);
+      for (const l of this.#keyListeners) l(keyId);
     }
   }
 
@@ -287,6 +291,19 @@ export class RedisStore implements StateStore {
   onRelease(listener: (channelId: string) => void): () => void {
     this.#releaseListeners.add(listener);
     return () => this.#releaseListeners.delete(listener);
+  }
+
+  /**
+   * Client-key changes (revoke, rotate, edit) for every relay at once: the auth cache drops the
+   * key on the event instead of waiting for its database poll (relay/auth.ts KeyEvents).
+   */
+  async publishKeyChange(keyId: string): Promise<void> {
+    await this.connection.publish(`k|${keyId}`);
+  }
+
+  onKeyChange(listener: (keyId: string) => void): () => void {
+    this.#keyListeners.add(listener);
+    return () => this.#keyListeners.delete(listener);
   }
 
   /** Redis is away: a per-pod gate with the same limit keeps each pod within maxConcurrent. */

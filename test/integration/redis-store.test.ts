@@ -192,3 +192,18 @@ describe('RedisStore when Redis goes away', () => {
       .not.toMatch(/^local:/);
   });
 });
+
+describe('RedisStore: client-key change events', () => {
+  it('a key change published by one pod reaches every other pod', async () => {
+    const [a, b, c] = await pods(3);
+    const heard: string[] = [];
+    b!.onKeyChange((id) => heard.push(`b:${id}`));
+    const off = c!.onKeyChange((id) => heard.push(`c:${id}`));
+    await a!.publishKeyChange('key_123|odd');
+    await expect.poll(() => heard.sort()).toEqual(['b:key_123|odd', 'c:key_123|odd']);
+    off();
+    await a!.publishKeyChange('key_456');
+    await expect.poll(() => heard).toContain('b:key_456');
+    expect(heard).not.toContain('c:key_456');
+  });
+});

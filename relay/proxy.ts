@@ -8,7 +8,7 @@ import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
-import { costOf, estimateTokens, type Usage, usageFromOpenAI } from '../core/usage.ts';
+import { costOf, estimateTokens, type Usage, usageFromJsonBody } from '../core/usage.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
@@ -367,13 +367,8 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
       }
     }
     if (size <= MAX_USAGE_PARSE_BYTES && contentType.includes('json') && !streamError) {
-      try {
-        usage = usageFromOpenAI(
-          (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { usage?: unknown }).usage,
-        );
-      } catch {
-        // Not JSON after all: nothing to account beyond the request.
-      }
+      // Not JSON after all: nothing to account beyond the request.
+      usage = usageFromJsonBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
     }
   }
 

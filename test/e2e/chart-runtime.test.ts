@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { type ClusterClient, connect } from '../cluster/control-plane.ts';
+import { CHANNEL_KEY, configYaml } from '../helpers/harness.ts';
 import {
   dashboardQueries,
   exposedAs,
@@ -97,28 +98,19 @@ describe('the chart at run time', () => {
     const crds = await k.kubectl(['apply', '--server-side', '-f', CRDS]);
     expect(crds.code, crds.stderr).toBe(0);
     await k.kubectl(['create', 'namespace', NS]);
-    mock = await startMockUpstream({ port: 0, name: 'upstream', apiKey: 'upstream-key' });
+    mock = await startMockUpstream({ port: 0, name: 'upstream', apiKey: CHANNEL_KEY });
     const config = join(dir, 'config.yaml');
     await writeFile(
       config,
-      [
-        'apiVersion: v1',
-        'kind: Secret',
-        'metadata: { name: upstream }',
-        'stringData: { apiKey: upstream-key }',
-        '---',
-        'apiVersion: kuberelay.io/v1alpha1',
-        'kind: Channel',
-        'metadata: { name: only }',
-        'spec:',
-        '  provider: openai-compatible',
-        `  baseURL: http://127.0.0.1:${mock.port}/v1`,
-        '  apiKeySecretRef: { name: upstream }',
-        '  models:',
-        '    - name: gpt-4o-mini',
-        '      pricing: { inputPer1M: "0.15", outputPer1M: "0.60" }',
-        '',
-      ].join('\n'),
+      configYaml([
+        {
+          name: 'only',
+          baseURL: `http://127.0.0.1:${mock.port}/v1`,
+          models: `
+    - name: gpt-4o-mini
+      pricing: { inputPer1M: "0.15", outputPer1M: "0.60" }`,
+        },
+      ]),
     );
     const port = await freePort();
     const proc = kuberelay(['relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'], {

@@ -19,6 +19,7 @@ import { dirname, join, matchesGlob, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
+import { CHANNEL_KEY, configYaml } from '../helpers/harness.ts';
 import { freePort, REPO } from '../helpers/process.ts';
 
 /**
@@ -223,7 +224,7 @@ describe('production install (the Dockerfile carried out without a container eng
     // The image's tree belongs to root and nobody may write it; only the data volume is the user's.
     await execFileAsync('chmod', ['-R', 'a-w', app]);
     if (user) await chown(data, user.uid, user.gid);
-    mock = await startMockUpstream({ port: 0, name: 'upstream', apiKey: 'upstream-key' });
+    mock = await startMockUpstream({ port: 0, name: 'upstream', apiKey: CHANNEL_KEY });
   }, 900_000);
 
   afterAll(async () => {
@@ -259,26 +260,9 @@ describe('production install (the Dockerfile carried out without a container eng
   it('serves a request as a non-root user from a read-only tree, with a key made by `kuberelay keys create`', async () => {
     const [publicPort, adminPort] = [await freePort(), await freePort()];
     const config = join(root, 'config.yaml');
-    await writeFile(
-      config,
-      [
-        'apiVersion: v1',
-        'kind: Secret',
-        'metadata: { name: upstream }',
-        'stringData: { apiKey: upstream-key }',
-        '---',
-        'apiVersion: kuberelay.io/v1alpha1',
-        'kind: Channel',
-        'metadata: { name: prod }',
-        'spec:',
-        '  provider: openai-compatible',
-        `  baseURL: http://127.0.0.1:${mock.port}/v1`,
-        '  apiKeySecretRef: { name: upstream }',
-        '  models: [{ name: gpt-4o-mini }]',
-        '',
-      ].join('\n'),
-      { mode: 0o644 },
-    );
+    await writeFile(config, configYaml([{ name: 'prod', baseURL: `http://127.0.0.1:${mock.port}/v1` }]), {
+      mode: 0o644,
+    });
     // What the chart sets, minus the cluster: keys auth (the default), an admin token, embedded PGlite.
     const env = {
       PORT: String(publicPort),

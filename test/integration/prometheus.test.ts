@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
+import { CHANNEL_KEY, configYaml } from '../helpers/harness.ts';
 import {
   dashboardQueries,
   RULES_FILE,
@@ -72,28 +73,19 @@ describe('Prometheus scraping a relay', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kuberelay-prometheus-'));
-    mock = await startMockUpstream({ port: 0, name: 'upstream', apiKey: 'upstream-key' });
+    mock = await startMockUpstream({ port: 0, name: 'upstream', apiKey: CHANNEL_KEY });
     const config = join(dir, 'relay.yaml');
     await writeFile(
       config,
-      [
-        'apiVersion: v1',
-        'kind: Secret',
-        'metadata: { name: upstream }',
-        'stringData: { apiKey: upstream-key }',
-        '---',
-        'apiVersion: kuberelay.io/v1alpha1',
-        'kind: Channel',
-        'metadata: { name: main }',
-        'spec:',
-        '  provider: openai-compatible',
-        `  baseURL: http://127.0.0.1:${mock.port}/v1`,
-        '  apiKeySecretRef: { name: upstream }',
-        '  models:',
-        '    - name: gpt-4o-mini',
-        '      pricing: { inputPer1M: "150", outputPer1M: "600" }',
-        '',
-      ].join('\n'),
+      configYaml([
+        {
+          name: 'main',
+          baseURL: `http://127.0.0.1:${mock.port}/v1`,
+          models: `
+    - name: gpt-4o-mini
+      pricing: { inputPer1M: "150", outputPer1M: "600" }`,
+        },
+      ]),
     );
     const relayPort = await freePort();
     relay = kuberelay(['relay', '--config', config, '--port', String(relayPort), '--host', '127.0.0.1'], {

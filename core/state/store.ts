@@ -79,6 +79,17 @@ export interface StateStore {
 
 /** Calendar buckets in UTC, shared by every store so counters line up across pods. */
 export function periodKey(period: SpendPeriod, at: number): string {
-  const iso = new Date(at).toISOString();
-  return period === 'day' ? iso.slice(0, 10) : iso.slice(0, 7);
+  // Called on every accounted request: format a date only when the UTC day changes.
+  if (!(at >= dayStart && at < dayStart + DAY_MS)) {
+    dayStart = at - (at % DAY_MS);
+    const iso = new Date(dayStart).toISOString();
+    dayKey = iso.slice(0, 10);
+    monthKey = iso.slice(0, 7);
+  }
+  return period === 'day' ? dayKey : monthKey;
 }
+
+const DAY_MS = 86_400_000;
+let dayStart = Number.NaN;
+let dayKey = '';
+let monthKey = '';

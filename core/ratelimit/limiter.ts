@@ -65,21 +65,40 @@ export interface Limiter {
   close(): Promise<void>;
 }
 
-/** A sliding window is kept as this many sub-windows; the oldest one counts whole (never over-admits). */
+/**
+ * A sliding window is kept as this many sub-windows (slots). A request admitted at time t counts
+ * until t + per; since only its slot is known, it counts until its slot's end + per, so a window
+ * can hold up to one slot (1/20) less than `per` would allow, but never more.
+ */
 export const SLIDING_SLOTS = 20;
 
 /** How long a concurrent permit lives without renewal (renewed while the request runs). */
 export const DEFAULT_PERMIT_TTL_MS = 15_000;
 
+/**
+ * Slots are `slotMs` long, aligned to multiples of it on the store's clock. Slot s counts until
+ * `(s + 1) * slotMs + lagMs`: a fixed window is one slot of `per` that counts until it ends (lag 0);
+ * a sliding window's slots count for `per` after they end.
+ */
 export interface WindowShape {
   slotMs: number;
-  slots: number;
+  lagMs: number;
 }
 
 export function windowShape(algorithm: Algorithm, perMs: number): WindowShape {
   return algorithm === 'sliding-window'
-    ? { slotMs: Math.ceil(perMs / SLIDING_SLOTS), slots: SLIDING_SLOTS }
-    : { slotMs: perMs, slots: 1 };
+    ? { slotMs: Math.max(1, Math.ceil(perMs / SLIDING_SLOTS)), lagMs: perMs }
+    : { slotMs: perMs, lagMs: 0 };
+}
+
+/** The oldest slot that still counts at `now`. */
+export function oldestSlot(w: WindowShape, now: number): number {
+  return Math.floor((now - w.lagMs) / w.slotMs);
+}
+
+/** When slot `slot` stops counting. */
+export function slotExpires(w: WindowShape, slot: number): number {
+  return (slot + 1) * w.slotMs + w.lagMs;
 }
 
 /** The admission rule for windows (also used with a token bucket's level as `amount - used`). */

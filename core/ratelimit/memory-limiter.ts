@@ -4,7 +4,10 @@ import {
   type LimitCheck,
   type LimitDecision,
   type Limiter,
+  oldestSlot,
   type SettleItem,
+  slotExpires,
+  type WindowShape,
   windowAdmits,
   windowShape,
 } from './limiter.ts';
@@ -15,9 +18,7 @@ import {
  * accumulate.
  */
 
-interface Window {
-  slotMs: number;
-  slots: number;
+interface Window extends WindowShape {
   /** slot index -> amount taken in it */
   taken: Map<number, number>;
 }
@@ -74,15 +75,14 @@ export class MemoryLimiter implements Limiter {
         const level = this.#level(c, now);
         this.#setBucket(c, Math.min(c.amount, level - delta), now);
       } else if (delta > 0) {
-        const { slotMs } = windowShape(c.algorithm, c.perMs);
-        this.#add(c, Math.floor(now / slotMs), delta);
+        this.#add(c, Math.floor(now / windowShape(c.algorithm, c.perMs).slotMs), delta);
       } else if (delta < 0) {
-        const { slotMs, slots } = windowShape(c.algorithm, c.perMs);
-        const slot = Math.floor(d.at / slotMs);
+        // A refund goes back into the slot it was reserved in, while that slot still counts.
+        const shape = windowShape(c.algorithm, c.perMs);
+        const slot = Math.floor(d.at / shape.slotMs);
         const w = this.#windows.get(c.key)?.taken;
         const v = w?.get(slot);
-        if (w && v !== undefined && slot > Math.floor(now / slotMs) - slots)
-          w.set(slot, Math.max(0, v + delta));
+        if (w && v !== undefined && slot >= oldestSlot(shape, now)) w.set(slot, Math.max(0, v + delta));
       }
     }
   }
@@ -100,7 +100,7 @@ export class MemoryLimiter implements Limiter {
   sweep() {
     const now = this.#now();
     for (const [key, w] of this.#windows) {
-      const oldest = Math.floor(now / w.slotMs) - w.slots + 1;
+      const oldest = oldestSlot(w, now);
       for (const slot of w.taken.keys()) if (slot < oldest) w.taken.delete(slot);
       if (w.taken.size === 0) this.#windows.delete(key);
     }
@@ -139,9 +139,9 @@ export class MemoryLimiter implements Limiter {
           : Math.ceil((-tokens * c.perMs) / c.amount) + 1;
       return [{ allowed: false, remaining: Math.max(0, tokens), resetMs }, tokens];
     }
-    const { slotMs, slots } = windowShape(c.algorithm, c.perMs);
-    const cur = Math.floor(now / slotMs);
-    const oldest = cur - slots + 1;
+    const shape = windowShape(c.algorithm, c.perMs);
+    const cur = Math.floor(now / shape.slotMs);
+    const oldest = oldestSlot(shape, now);
     const w = this.#windows.get(c.key)?.taken;
     let used = 0;
     const live: [number, number][] = [];
@@ -156,17 +156,17 @@ export class MemoryLimiter implements Limiter {
     }
     if (windowAdmits(used, c.reserve, c.amount)) {
       return [
-        { allowed: true, remaining: c.amount - used - c.reserve, resetMs: (cur + slots) * slotMs - now },
+        { allowed: true, remaining: c.amount - used - c.reserve, resetMs: slotExpires(shape, cur) - now },
         0,
       ];
     }
     live.sort((a, b) => a[0] - b[0]);
-    let resetMs = slots * slotMs;
+    let resetMs = slotExpires(shape, cur) - now;
     let left = used;
     for (const [slot, v] of live) {
       left -= v;
       if (windowAdmits(left, c.reserve, c.amount)) {
-        resetMs = (slot + slots) * slotMs - now;
+        resetMs = slotExpires(shape, slot) - now;
         break;
       }
     }

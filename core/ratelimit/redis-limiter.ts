@@ -17,24 +17,23 @@ import {
  * Redis and a request limit admits exactly its amount. All bucket keys share the `{rl}` hash tag:
  * on Redis Cluster they live on one shard, which is what lets one script see them all.
  * Concurrent permits are renewed while the request runs and expire with a dead pod.
+ * The clock is Redis TIME: every pod's windows and permit expiries line up whatever its own
+ * clock says. `clock` replaces it in the contract tests, which run both limiters on one fake clock.
  */
 export class RedisLimiter implements Limiter {
   readonly kind = 'redis' as const;
   readonly #conn: RedisConnection;
-  readonly #now: () => number;
   readonly #keeper: LeaseKeeper;
 
-  constructor(opts: { connection: RedisConnection; now?: () => number; permitTtlMs?: number }) {
+  constructor(opts: { connection: RedisConnection; clock?: () => number; permitTtlMs?: number }) {
     this.#conn = opts.connection;
-    this.#now = opts.now ?? Date.now;
-    this.#keeper = new LeaseKeeper(this.#conn, opts.permitTtlMs ?? DEFAULT_PERMIT_TTL_MS, this.#now);
+    this.#keeper = new LeaseKeeper(this.#conn, opts.permitTtlMs ?? DEFAULT_PERMIT_TTL_MS, opts.clock);
   }
 
   async check(checks: readonly LimitCheck[]): Promise<LimitDecision> {
-    const now = this.#now();
     const ticket = randomUUID();
     const keys: string[] = [];
-    const args: (string | number)[] = [now, ticket, this.#keeper.ttlMs, SLIDING_SLOTS];
+    const args: (string | number)[] = [this.#keeper.now(), ticket, this.#keeper.ttlMs, SLIDING_SLOTS];
     for (const c of checks) {
       keys.push(this.#conn.keys.limit(c.key));
       args.push(c.kind, c.algorithm, c.amount, c.perMs, c.reserve, c.shadow ? 1 : 0);
@@ -43,9 +42,9 @@ export class RedisLimiter implements Limiter {
     const outcomes: CheckOutcome[] = [];
     for (let i = 0; i < checks.length; i++) {
       outcomes.push({
-        allowed: r[1 + i * 3] === 1,
-        remaining: Number(r[2 + i * 3]),
-        resetMs: Number(r[3 + i * 3]),
+        allowed: r[2 + i * 3] === 1,
+        remaining: Number(r[3 + i * 3]),
+        resetMs: Number(r[4 + i * 3]),
       });
     }
     const allowed = r[0] === 1;
@@ -57,13 +56,13 @@ export class RedisLimiter implements Limiter {
         }
       });
     }
-    return { allowed, outcomes, at: now, ticket };
+    return { allowed, outcomes, at: Number(r[1]), ticket };
   }
 
   async settle(d: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): Promise<void> {
     if (items.length === 0) return;
     const keys: string[] = [];
-    const args: (string | number)[] = [this.#now(), d.ticket, d.at, SLIDING_SLOTS];
+    const args: (string | number)[] = [this.#keeper.now(), d.ticket, d.at, SLIDING_SLOTS];
     for (const { check: c, delta } of items) {
       const key = this.#conn.keys.limit(c.key);
       if (c.kind === 'concurrent') this.#keeper.remove(key, d.ticket);

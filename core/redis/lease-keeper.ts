@@ -2,32 +2,43 @@ import type { RedisConnection } from './connection.ts';
 
 /**
  * Keeps the permits this process holds alive. A permit is a sorted-set member whose score is its
- * expiry; it is written with a short TTL and renewed here every third of it while the request
- * runs (never past the request's own deadline), so the permits of a pod that dies (kill -9, node
- * loss) come back within one TTL instead of one request timeout.
+ * expiry on Redis TIME; it is written with a short TTL and renewed here every third of it while
+ * the request runs (never past the request's own deadline), so the permits of a pod that dies
+ * (kill -9, node loss) come back within one TTL instead of one request timeout.
+ * Renewal re-creates a permit Redis lost (an outage longer than the TTL, a restart without
+ * persistence): its request is still running upstream. It renews at once when Redis comes back.
+ * Deadlines are local (durations measured on this pod's clock); expiries are Redis's.
  */
 export class LeaseKeeper {
   readonly #conn: RedisConnection;
   readonly #ttlMs: number;
-  readonly #now: () => number;
-  readonly #held = new Map<string, Map<string, number>>(); // key -> member -> deadline
+  readonly #clock: (() => number) | undefined;
+  readonly #held = new Map<string, Map<string, number>>(); // key -> member -> local deadline
   readonly #timer: NodeJS.Timeout;
+  readonly #unsubscribe: () => void;
 
-  constructor(conn: RedisConnection, ttlMs: number, now: () => number = Date.now) {
+  /** `clock` replaces Redis TIME (tests on a fake clock). */
+  constructor(conn: RedisConnection, ttlMs: number, clock?: () => number) {
     this.#conn = conn;
     this.#ttlMs = ttlMs;
-    this.#now = now;
+    this.#clock = clock;
     this.#timer = setInterval(() => void this.renew(), Math.max(50, Math.floor(ttlMs / 3)));
     this.#timer.unref();
+    this.#unsubscribe = conn.onResync(() => void this.renew());
   }
 
   get ttlMs(): number {
     return this.#ttlMs;
   }
 
-  /** Expiry to write now for a permit that must not outlive `deadline`. */
-  expiry(deadline: number): number {
-    return Math.min(this.#now() + this.#ttlMs, deadline);
+  /** The script argument for "now": the test clock, or '' for Redis TIME. */
+  now(): number | '' {
+    return this.#clock?.() ?? '';
+  }
+
+  /** How long a permit written now may live when it must not outlive `deadline` (local clock). */
+  lifetime(deadline: number): number {
+    return Math.max(1, Math.min(this.#ttlMs, deadline - this.#local()));
   }
 
   add(key: string, member: string, deadline: number) {
@@ -52,36 +63,37 @@ export class LeaseKeeper {
     return n;
   }
 
-  /** One ZADD XX per key: renews members still held in Redis, never re-creates released ones. */
+  /**
+   * One script per key. A released permit is never re-created: it leaves #held before its release
+   * is sent, and commands on the one connection run in order.
+   */
   async renew(): Promise<void> {
     if (this.#held.size === 0 || !this.#conn.up) return;
-    const now = this.#now();
+    const local = this.#local();
     const work: Promise<unknown>[] = [];
     for (const [key, members] of this.#held) {
-      const args: (string | number)[] = [];
+      const args: (string | number)[] = [this.now(), this.#ttlMs * 2];
       for (const [member, deadline] of members) {
-        if (deadline <= now) {
+        if (deadline <= local) {
           members.delete(member);
           continue;
         }
-        args.push(Math.min(now + this.#ttlMs, deadline), member);
+        args.push(Math.min(this.#ttlMs, deadline - local), member);
       }
       if (members.size === 0) this.#held.delete(key);
-      if (args.length === 0) continue;
-      work.push(
-        this.#conn
-          .run('renew', async (c) => {
-            await c.zadd(key, 'XX', ...args);
-            await c.pexpire(key, this.#ttlMs * 2);
-          })
-          .catch(() => {}),
-      );
+      if (args.length === 2) continue;
+      work.push(this.#conn.script('krLeaseRenew', [key], args).catch(() => {}));
     }
     await Promise.all(work);
   }
 
   stop() {
     clearInterval(this.#timer);
+    this.#unsubscribe();
     this.#held.clear();
+  }
+
+  #local(): number {
+    return this.#clock?.() ?? Date.now();
   }
 }

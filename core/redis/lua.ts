@@ -1,8 +1,9 @@
 /**
  * The Lua scripts. Each runs atomically on one Cluster slot (its keys share a hash tag, see
  * keys.ts). Numbers that may exceed what `tostring` prints exactly (epoch µs) are formatted with
- * %.0f. The clock is the caller's (`now` in ARGV), like the in-process store, so both implement the
- * same rules against the same clock in the contract tests.
+ * %.0f. Rate limits and permits run on Redis TIME, the fleet's one clock (a pod's clock may be
+ * off by seconds, which would move its windows and expire others' permits); their scripts take a
+ * number in place of it only so the contract tests can run both limiters on one fake clock.
  */
 
 // Version stamp for a health change: Redis time in µs, strictly increasing per key. Pods apply an
@@ -60,24 +61,52 @@ ${PUBLISH_HEALTH}
 return 1
 `;
 
+// Epoch ms on Redis TIME, unless ARGV[1] holds a number (a test clock).
+const CLOCK = `
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
 /**
- * Take a permit if fewer than max are held (expired ones do not count).
- * KEYS[1] leases. ARGV: now, max, expiry, leaseId, keyTtlMs. Returns 1 or 0.
+ * Take a permit if fewer than max are held (expired ones do not count). A permit is a member
+ * scored with its expiry.
+ * KEYS[1] leases. ARGV: now ('' for Redis TIME), max, lifetimeMs, leaseId, keyTtlMs. Returns 1 or 0.
  */
 export const LEASE_ACQUIRE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+${CLOCK}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 `;
 
 /**
+ * Renew permits this pod holds, re-creating any that are gone: they belong to requests still
+ * running upstream (after an outage longer than the TTL, or a restart without persistence, Redis
+ * would otherwise let others take their place).
+ * KEYS[1] leases. ARGV: now ('' for Redis TIME), keyTtlMs, then per permit: lifetimeMs, leaseId.
+ */
+export const LEASE_RENEW = `
+${CLOCK}
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+/**
  * Return a permit; wake waiters on every pod when the channel was full (only then can anyone wait).
- * KEYS[1] leases. ARGV: now, max, leaseId, channelId, events channel. Returns 1 when it was held.
+ * KEYS[1] leases. ARGV: now ('' for Redis TIME), max, leaseId, channelId, events channel. Returns 1
+ * when it was held.
  */
 export const LEASE_RELEASE = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+${CLOCK}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZCARD', KEYS[1])
 if redis.call('ZREM', KEYS[1], ARGV[3]) == 0 then return 0 end
 if held >= tonumber(ARGV[2]) then redis.call('PUBLISH', ARGV[5], 'r|' .. ARGV[4]) end
@@ -99,12 +128,22 @@ end
 return 1
 `;
 
-// Window helpers shared by the limit scripts: slot length and count for an algorithm.
+// Helpers shared by the limit scripts (core/ratelimit/limiter.ts windowShape, oldestSlot,
+// slotExpires). The clock is Redis TIME, the one clock of the fleet (pods' clocks drift); a
+// number in ARGV[1] replaces it for the contract tests.
 const WINDOW = `
-local function shape(algo, per)
-  if algo == 'sliding-window' then return math.ceil(per / SLOTS), SLOTS end
-  return per, 1
+local function clock()
+  local now = tonumber(ARGV[1])
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function shape(algo, per)
+  if algo == 'sliding-window' then return math.max(1, math.ceil(per / SLOTS)), per end
+  return per, 0
+end
+local function oldestSlot(slot, lag, now) return math.floor((now - lag) / slot) end
+local function expires(slot, lag, s) return (s + 1) * slot + lag end
 local function level(key, amount, per, now)
   local st = redis.call('HMGET', key, 't', 'ts')
   local tokens, ts = tonumber(st[1]), tonumber(st[2])
@@ -112,7 +151,7 @@ local function level(key, amount, per, now)
   return math.min(amount, tokens + math.max(0, now - ts) * amount / per)
 end
 local function setLevel(key, tokens, amount, per, now)
-  redis.call('HSET', key, 't', tostring(tokens), 'ts', string.format('%.0f', now))
+  redis.call('HSET', key, 't', string.format('%.17g', tokens), 'ts', string.format('%.0f', now))
   redis.call('PEXPIRE', key, math.max(1, math.ceil((amount - tokens) * per / amount)) + 1000)
 end
 `;
@@ -120,15 +159,16 @@ end
 /**
  * Decide every check of a request at once (see core/ratelimit/limiter.ts for the rules); take them
  * all only if every enforcing one admits.
- * KEYS: one bucket per check. ARGV: now, ticket, permitTtlMs, slots, then per check: kind,
- * algorithm, amount, perMs, reserve, shadow (1/0).
- * Returns {allowed, then per check: admitted, remaining (string), resetMs}.
+ * KEYS: one bucket per check. ARGV: now ('' for Redis TIME), ticket, permitTtlMs, slots, then per
+ * check: kind, algorithm, amount, perMs, reserve, shadow (1/0).
+ * Returns {allowed, now, then per check: admitted, remaining (string), resetMs}.
  */
 export const LIMIT_CHECK = `
-local now, ticket, permitTtl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local ticket, permitTtl = ARGV[2], tonumber(ARGV[3])
 local SLOTS = tonumber(ARGV[4])
 ${WINDOW}
-local out = {1}
+local now = clock()
+local out = {1, now}
 local take = {}
 for i = 1, #KEYS do
   local a = 4 + (i - 1) * 6
@@ -162,9 +202,9 @@ for i = 1, #KEYS do
       end
     end
   else
-    local slot, slots = shape(algo, per)
+    local slot, lag = shape(algo, per)
     local cur = math.floor(now / slot)
-    local oldest = cur - slots + 1
+    local oldest = oldestSlot(slot, lag, now)
     local flat = redis.call('HGETALL', key)
     local live, stale, used = {}, {}, 0
     for j = 1, #flat, 2 do
@@ -180,16 +220,16 @@ for i = 1, #KEYS do
     if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
     ok = used < amount and used + reserve <= amount
     if ok then
-      remaining, reset = amount - used - reserve, (cur + slots) * slot - now
+      remaining, reset = amount - used - reserve, expires(slot, lag, cur) - now
       if reserve > 0 then take[i] = cur end
     else
-      remaining, reset = math.max(0, amount - used), slots * slot
+      remaining, reset = math.max(0, amount - used), expires(slot, lag, cur) - now
       table.sort(live, function(x, y) return x[1] < y[1] end)
       local left = used
       for _, e in ipairs(live) do
         left = left - e[2]
         if left < amount and left + reserve <= amount then
-          reset = (e[1] + slots) * slot - now
+          reset = expires(slot, lag, e[1]) - now
           break
         end
       end
@@ -214,9 +254,9 @@ if out[1] == 1 then
       elseif algo == 'token-bucket' then
         setLevel(KEYS[i], t, amount, per, now)
       else
-        local slot, slots = shape(algo, per)
+        local slot, lag = shape(algo, per)
         redis.call('HINCRBYFLOAT', KEYS[i], string.format('%.0f', t), reserve)
-        redis.call('PEXPIRE', KEYS[i], (slots + 1) * slot)
+        redis.call('PEXPIRE', KEYS[i], expires(slot, lag, t) - now + 1000)
       end
     end
   end
@@ -226,13 +266,14 @@ return out
 
 /**
  * Charge real usage and release permits after a request.
- * KEYS: one bucket per item. ARGV: now, ticket, reservedAt, slots, then per item: kind, algorithm,
- * amount, perMs, delta.
+ * KEYS: one bucket per item. ARGV: now ('' for Redis TIME), ticket, reservedAt (the check's now),
+ * slots, then per item: kind, algorithm, amount, perMs, delta.
  */
 export const LIMIT_SETTLE = `
-local now, ticket, at = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local ticket, at = ARGV[2], tonumber(ARGV[3])
 local SLOTS = tonumber(ARGV[4])
 ${WINDOW}
+local now = clock()
 for i = 1, #KEYS do
   local a = 4 + (i - 1) * 5
   local kind, algo = ARGV[a + 1], ARGV[a + 2]
@@ -243,13 +284,14 @@ for i = 1, #KEYS do
   elseif algo == 'token-bucket' then
     setLevel(key, math.min(amount, level(key, amount, per, now) - delta), amount, per, now)
   elseif delta > 0 then
-    local slot, slots = shape(algo, per)
-    redis.call('HINCRBYFLOAT', key, string.format('%.0f', math.floor(now / slot)), delta)
-    redis.call('PEXPIRE', key, (slots + 1) * slot)
+    local slot, lag = shape(algo, per)
+    local cur = math.floor(now / slot)
+    redis.call('HINCRBYFLOAT', key, string.format('%.0f', cur), delta)
+    redis.call('PEXPIRE', key, expires(slot, lag, cur) - now + 1000)
   elseif delta < 0 then
-    local slot, slots = shape(algo, per)
+    local slot, lag = shape(algo, per)
     local idx = math.floor(at / slot)
-    if idx > math.floor(now / slot) - slots then
+    if idx >= oldestSlot(slot, lag, now) then
       local field = string.format('%.0f', idx)
       local v = tonumber(redis.call('HGET', key, field))
       if v then redis.call('HSET', key, field, tostring(math.max(0, v + delta))) end
@@ -263,6 +305,7 @@ export const SCRIPTS = {
   krHealthFailure: HEALTH_FAILURE,
   krHealthSuccess: HEALTH_SUCCESS,
   krLeaseAcquire: LEASE_ACQUIRE,
+  krLeaseRenew: LEASE_RENEW,
   krLeaseRelease: LEASE_RELEASE,
   krSpend: SPEND,
   krLimitCheck: LIMIT_CHECK,

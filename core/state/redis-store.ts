@@ -33,6 +33,7 @@ import {
 
 export interface RedisStoreOptions {
   connection: RedisConnection;
+  /** Replaces the clock for tests: the pod's for cooldowns, Redis TIME for permits. */
   now?: () => number;
   /** Re-read every known channel's health this often (default 5 s). */
   refreshMs?: number;
@@ -77,7 +78,7 @@ export class RedisStore implements StateStore {
     this.connection = opts.connection;
     this.#now = opts.now ?? Date.now;
     this.#healthTtlMs = opts.healthTtlMs ?? 24 * 3600_000;
-    this.#keeper = new LeaseKeeper(this.connection, opts.permitTtlMs ?? 15_000, this.#now);
+    this.#keeper = new LeaseKeeper(this.connection, opts.permitTtlMs ?? 15_000, opts.now);
     this.#unsubscribe = [
       this.connection.onMessage((m) => this.#onMessage(m)),
       this.connection.onResync(() => void this.refresh()),
@@ -251,16 +252,15 @@ export class RedisStore implements StateStore {
   // ---- concurrency permits ------------------------------------------------------------------
 
   async tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null> {
-    const now = this.#now();
     const c = this.connection;
     const id = randomUUID();
     const key = c.keys.leases(channelId);
-    const deadline = now + leaseMs;
+    const deadline = this.#now() + leaseMs;
     try {
       const ok = await c.script(
         'krLeaseAcquire',
         [key],
-        [now, max, this.#keeper.expiry(deadline), id, this.#keeper.ttlMs * 2],
+        [this.#keeper.now(), max, this.#keeper.lifetime(deadline), id, this.#keeper.ttlMs * 2],
       );
       if (ok !== 1) return null;
     } catch {
@@ -283,7 +283,7 @@ export class RedisStore implements StateStore {
     this.#leaseMax.delete(lease.id);
     // If Redis cannot hear it, the permit expires within the permit TTL on its own.
     const r = await c
-      .script('krLeaseRelease', [key], [this.#now(), max, lease.id, lease.channelId, c.keys.events()])
+      .script('krLeaseRelease', [key], [this.#keeper.now(), max, lease.id, lease.channelId, c.keys.events()])
       .catch(() => 0);
     if (r === 1) this.#released(lease.channelId); // local waiters need not wait for the event
   }

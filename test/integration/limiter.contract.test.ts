@@ -34,23 +34,27 @@ interface Clock {
 
 const IMPLEMENTATIONS: [string, (clock: Clock) => Limiter][] = [
   ['MemoryLimiter', (clock) => new MemoryLimiter({ now: () => clock.now })],
-  ['RedisLimiter', (clock) => new RedisLimiter({ connection: connections.server!, now: () => clock.now })],
+  ['RedisLimiter', (clock) => new RedisLimiter({ connection: connections.server!, clock: () => clock.now })],
   [
     'RedisLimiter on Redis Cluster',
-    (clock) => new RedisLimiter({ connection: connections.cluster!, now: () => clock.now }),
+    (clock) => new RedisLimiter({ connection: connections.cluster!, clock: () => clock.now }),
   ],
 ];
 
 const MIN = 60_000;
+// Windows and slots are aligned to multiples of their length on the store's clock. The clock
+// starts off every boundary (a start on one hid over-admission at window edges); tests that need
+// a position in a window say where, relative to the aligned T0.
+const T0 = 36_000 * MIN; // a multiple of every slot and window length below
+const OFFSET = 1_234;
 
 describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
   let limiter: Limiter;
-  // Windows are aligned to multiples of their length; start at one so the tests are exact.
   const clock: Clock = { now: 0 };
   afterEach(async () => {
     await limiter?.close();
   });
-  const setup = (start = 1000 * MIN) => {
+  const setup = (start = T0 + OFFSET) => {
     clock.now = start;
     limiter = make(clock);
   };
@@ -78,24 +82,41 @@ describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
 
   it('sliding window: admits exactly the amount, then says when the oldest slot frees up', async () => {
     setup();
-    const c = check('requests', 'sliding-window', 5, MIN);
+    const c = check('requests', 'sliding-window', 5, MIN); // 20 slots of 3 s
     expect(await admitted([c], 3)).toBe(3);
     clock.now += 30_000;
     expect(await admitted([c], 5)).toBe(2);
     const d = await limiter.check([c]);
     expect(d.allowed).toBe(false);
-    expect(d.outcomes[0]).toEqual({ allowed: false, remaining: 0, resetMs: 30_000 });
-    clock.now += 29_999;
+    // The first three count until a minute after the end of their slot (T0 + 3 s).
+    const frees = T0 + 3000 + MIN;
+    expect(d.outcomes[0]).toEqual({ allowed: false, remaining: 0, resetMs: frees - clock.now });
+    clock.now = frees - 1;
     expect((await limiter.check([c])).allowed).toBe(false);
-    clock.now += 1;
+    clock.now = frees;
     expect(await admitted([c], 5)).toBe(3); // the first three have left the window
+  });
+
+  it('sliding window never admits more than the amount within one period, at any window edge', async () => {
+    // 180 per 3 min: 180 late in one slot, then 180 s later (171 s after the end of that slot).
+    setup(T0 + 8_999);
+    const c = check('requests', 'sliding-window', 180, 3 * MIN); // 20 slots of 9 s
+    expect(await admitted([c], 181)).toBe(180);
+    clock.now = T0 + 8_999 + 3 * MIN - 1;
+    expect(await admitted([c], 1)).toBe(0);
+    clock.now = T0 + 3 * MIN;
+    expect(await admitted([c], 1)).toBe(0);
+    clock.now = T0 + 9_000 + 3 * MIN - 1; // still within 3 min of the slot the 180 are known by
+    expect(await admitted([c], 1)).toBe(0);
+    clock.now = T0 + 9_000 + 3 * MIN;
+    expect(await admitted([c], 181)).toBe(180);
   });
 
   it('sliding window does not reset at a boundary; a fixed window does', async () => {
     setup();
     const sliding = check('requests', 'sliding-window', 3, MIN);
     const fixed = check('requests', 'fixed-window', 3, MIN);
-    clock.now += MIN - 1000; // late in the window
+    clock.now = T0 + MIN - 1000; // late in the window
     expect(await admitted([sliding], 4)).toBe(3);
     expect(await admitted([fixed], 4)).toBe(3);
     const f = await limiter.check([fixed]);
@@ -108,7 +129,7 @@ describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
   it('reports remaining quota and time to a full quota when admitting', async () => {
     setup();
     const c = check('requests', 'fixed-window', 10, MIN);
-    clock.now += 15_000;
+    clock.now = T0 + 15_000;
     const d = await limiter.check([c]);
     expect(d.outcomes[0]).toEqual({ allowed: true, remaining: 9, resetMs: 45_000 });
   });
@@ -176,7 +197,7 @@ describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
     await limiter.settle(b, [{ check: c, delta: 0.4 }]);
     const d = await limiter.check([c]);
     expect(d.allowed).toBe(false);
-    expect(d.outcomes[0]!.resetMs).toBe(MIN);
+    expect(d.outcomes[0]!.resetMs).toBe(MIN - OFFSET); // the fixed window ends at T0 + 1 min
   });
 
   it('token bucket with usage: charges go into debt and refill over time', async () => {

@@ -219,7 +219,10 @@ describe('MemoryLimiter algorithms', () => {
     expect(await run(limiter, c, 15)).toBe(10);
     now = 999;
     expect(await run(limiter, c, 1)).toBe(0);
-    now = 1000; // everything taken at t=0 has left the window
+    // Taken in the slot [0, 50 ms): counted until a whole window after that slot ends.
+    now = 1049;
+    expect(await run(limiter, c, 1)).toBe(0);
+    now = 1050;
     expect(await run(limiter, c, 15)).toBe(10);
     await limiter.close();
   });

@@ -237,7 +237,7 @@ for i = 1, #KEYS do
   end
   if not ok and ARGV[a + 6] ~= '1' then out[1] = 0 end
   out[#out + 1] = ok and 1 or 0
-  out[#out + 1] = tostring(remaining)
+  out[#out + 1] = string.format('%.17g', remaining)
   out[#out + 1] = reset
   if ok and kind == 'concurrent' then take[i] = true end
 end
@@ -294,7 +294,7 @@ for i = 1, #KEYS do
     if idx >= oldestSlot(slot, lag, now) then
       local field = string.format('%.0f', idx)
       local v = tonumber(redis.call('HGET', key, field))
-      if v then redis.call('HSET', key, field, tostring(math.max(0, v + delta))) end
+      if v then redis.call('HSET', key, field, string.format('%.17g', math.max(0, v + delta))) end
     end
   end
 end

@@ -31,6 +31,8 @@ export async function startFleet(
   yaml: string,
   env: Record<string, string>,
   name = 'relay',
+  /** Environment for one pod only (e.g. a skewed clock). */
+  podEnv: (i: number) => Record<string, string> = () => ({}),
 ): Promise<Fleet> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-fleet-'));
   const file = join(dir, 'config.yaml');
@@ -43,6 +45,7 @@ export async function startFleet(
       KUBERELAY_AUTH: 'none',
       POD_NAME: pod,
       ...env,
+      ...podEnv(i),
     });
     const m = await proc.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*relay listening/, 30_000);
     return { name: pod, url: m[1]!, proc };

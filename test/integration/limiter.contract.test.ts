@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Algorithm, LimitCheck, Limiter, LimitKind } from '../../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../../core/ratelimit/memory-limiter.ts';
@@ -228,5 +229,52 @@ describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
     const b = check('requests', 'fixed-window', 1, MIN);
     expect(await admitted([a], 2)).toBe(1);
     expect(await admitted([b], 2)).toBe(1);
+  });
+});
+
+describe('the Lua script decides like the in-process limiter (property)', () => {
+  it('same clock from any start, same arrivals: the same outcomes, request by request', async () => {
+    const arbitrary = fc.record({
+      algorithm: fc.constantFrom<Algorithm>('sliding-window', 'fixed-window', 'token-bucket'),
+      amount: fc.integer({ min: 1, max: 12 }),
+      perMs: fc.integer({ min: 20, max: 100_000 }),
+      start: fc.integer({ min: 0, max: 4_000_000_000_000 }),
+      steps: fc.array(
+        fc.record({ gap: fc.integer({ min: 0, max: 600 }), burst: fc.integer({ min: 1, max: 4 }) }),
+        {
+          minLength: 1,
+          maxLength: 25,
+        },
+      ),
+    });
+    await fc.assert(
+      fc.asyncProperty(arbitrary, async (s) => {
+        const clock: Clock = { now: s.start };
+        const memory = new MemoryLimiter({ now: () => clock.now });
+        const redis = new RedisLimiter({ connection: connections.server!, clock: () => clock.now });
+        const c: LimitCheck = {
+          key: `prop:${randomUUID()}`,
+          kind: 'requests',
+          algorithm: s.algorithm,
+          amount: s.amount,
+          perMs: s.perMs,
+          reserve: 1,
+          shadow: false,
+        };
+        try {
+          for (const step of s.steps) {
+            clock.now += Math.floor((step.gap * s.perMs) / 1000);
+            for (let i = 0; i < step.burst; i++) {
+              const [m, r] = [await memory.check([c]), await redis.check([c])];
+              expect(r.outcomes).toEqual(m.outcomes);
+              expect(r.at).toBe(m.at);
+            }
+          }
+        } finally {
+          await Promise.all([memory.close(), redis.close()]);
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 });

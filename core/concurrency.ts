@@ -4,11 +4,21 @@ import type { Lease, StateStore } from './state/store.ts';
  * Per-channel `maxConcurrent` with a bounded FIFO queue. Permits live in the state store (so with
  * Redis they are fleet-wide and expire with a crashed pod); the queue is local to this process.
  * Waiters wake on a release event and, as a safety net for releases on other pods, on a poll.
+ *
+ * A request may wait for any of several channels (the peers of a priority tier): it takes the
+ * first with room, and waits in each of their queues at once only when none has room, so it never
+ * waits behind a busy channel while a peer has a free permit. A waiter whose client went away
+ * (its signal aborts) leaves every queue at once.
  */
 
 export type AcquireResult =
   | { ok: true; lease: Lease }
-  | { ok: false; reason: 'queue_full' | 'queue_timeout' };
+  | { ok: false; reason: 'queue_full' | 'queue_timeout' | 'busy' | 'aborted' };
+
+/** The result of acquireAny: which of the options the permit is for. */
+export type AcquireAnyResult =
+  | { ok: true; lease: Lease; index: number }
+  | { ok: false; reason: 'queue_full' | 'queue_timeout' | 'busy' | 'aborted' };
 
 export interface GateLimits {
   maxConcurrent: number;
@@ -17,10 +27,23 @@ export interface GateLimits {
   leaseMs: number;
 }
 
-interface Waiter {
+export interface GateOption {
+  channelId: string;
   limits: GateLimits;
-  resolve: (r: AcquireResult) => void;
-  timer: NodeJS.Timeout;
+}
+
+export interface AcquireOptions {
+  /** Aborted when the client is gone: the request leaves the queues at once. */
+  signal?: AbortSignal;
+  /** false: take a free permit or answer `busy`, never queue. */
+  wait?: boolean;
+}
+
+interface Waiter {
+  /** channel id -> index into the request's options */
+  options: Map<string, number>;
+  limits: Map<string, GateLimits>;
+  settle: (r: AcquireAnyResult) => boolean;
 }
 
 export class ConcurrencyGate {
@@ -30,6 +53,7 @@ export class ConcurrencyGate {
   readonly #pollMs: number;
   #poll: NodeJS.Timeout | undefined;
   readonly #unsubscribe: () => void;
+  readonly #waiters = new Set<Waiter>();
 
   constructor(store: StateStore, opts: { pollMs?: number } = {}) {
     this.#store = store;
@@ -42,27 +66,59 @@ export class ConcurrencyGate {
     return this.#queues.get(channelId)?.length ?? 0;
   }
 
-  async acquire(channelId: string, limits: GateLimits): Promise<AcquireResult> {
-    // Nobody queued: try the store first. Otherwise join the queue, so waiters keep their order.
-    if (this.depth(channelId) === 0) {
+  async acquire(channelId: string, limits: GateLimits, opts: AcquireOptions = {}): Promise<AcquireResult> {
+    const r = await this.acquireAny([{ channelId, limits }], opts);
+    return r.ok ? { ok: true, lease: r.lease } : r;
+  }
+
+  /** A permit for the first of `options` (in order of preference) that has room, or the first to free. */
+  async acquireAny(options: readonly GateOption[], opts: AcquireOptions = {}): Promise<AcquireAnyResult> {
+    if (opts.signal?.aborted) return { ok: false, reason: 'aborted' };
+    // A channel with nobody queued: try the store first. Otherwise join its queue, so waiters keep
+    // their order.
+    for (const [index, { channelId, limits }] of options.entries()) {
+      if (this.depth(channelId) > 0) continue;
       const lease = await this.#store.tryAcquire(channelId, limits.maxConcurrent, limits.leaseMs);
-      if (lease) return { ok: true, lease };
+      if (opts.signal?.aborted) {
+        if (lease) await this.#store.release(lease);
+        return { ok: false, reason: 'aborted' };
+      }
+      if (lease) return { ok: true, lease, index };
     }
-    // Looked up after the await: another request may have created the queue meanwhile.
-    const q = this.#queues.get(channelId) ?? this.#queueFor(channelId);
-    if (q.length >= limits.maxQueue) return { ok: false, reason: 'queue_full' };
-    return new Promise<AcquireResult>((resolve) => {
+    if (opts.wait === false) return { ok: false, reason: 'busy' };
+    // Looked up after the awaits: other requests may have queued meanwhile.
+    const joined = options.filter((o) => this.depth(o.channelId) < o.limits.maxQueue);
+    if (joined.length === 0) return { ok: false, reason: 'queue_full' };
+    const timeoutMs = Math.max(...joined.map((o) => o.limits.queueTimeoutMs));
+    return new Promise<AcquireAnyResult>((resolve) => {
+      let done = false;
+      const onAbort = () => waiter.settle({ ok: false, reason: 'aborted' });
+      const timer = setTimeout(() => waiter.settle({ ok: false, reason: 'queue_timeout' }), timeoutMs);
       const waiter: Waiter = {
-        limits,
-        resolve,
-        timer: setTimeout(() => {
-          const i = q.indexOf(waiter);
-          if (i >= 0) q.splice(i, 1);
-          resolve({ ok: false, reason: 'queue_timeout' });
-        }, limits.queueTimeoutMs),
+        options: new Map(joined.map((o) => [o.channelId, options.indexOf(o)])),
+        limits: new Map(joined.map((o) => [o.channelId, o.limits])),
+        settle: (r) => {
+          if (done) return false;
+          done = true;
+          clearTimeout(timer);
+          opts.signal?.removeEventListener('abort', onAbort);
+          this.#waiters.delete(waiter);
+          for (const id of waiter.options.keys()) {
+            const q = this.#queues.get(id);
+            const i = q?.indexOf(waiter) ?? -1;
+            if (i >= 0) q!.splice(i, 1);
+            if (q?.length === 0) this.#queues.delete(id);
+          }
+          resolve(r);
+          return true;
+        },
       };
-      q.push(waiter);
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(waiter);
+      for (const o of joined) this.#queueFor(o.channelId).push(waiter);
       this.#ensurePoll();
+      // A permit may have been released while we were trying the store.
+      for (const o of joined) void this.#pump(o.channelId);
     });
   }
 
@@ -73,36 +129,35 @@ export class ConcurrencyGate {
   close() {
     this.#unsubscribe();
     clearInterval(this.#poll);
-    for (const q of this.#queues.values()) {
-      for (const w of q.splice(0)) {
-        clearTimeout(w.timer);
-        w.resolve({ ok: false, reason: 'queue_timeout' });
-      }
-    }
+    this.#poll = undefined;
+    for (const w of [...this.#waiters]) w.settle({ ok: false, reason: 'queue_timeout' });
   }
 
   #queueFor(channelId: string): Waiter[] {
-    const q: Waiter[] = [];
-    this.#queues.set(channelId, q);
+    let q = this.#queues.get(channelId);
+    if (!q) {
+      q = [];
+      this.#queues.set(channelId, q);
+    }
     return q;
   }
 
   async #pump(channelId: string) {
-    const q = this.#queues.get(channelId);
-    if (!q || q.length === 0 || this.#pumping.has(channelId)) return;
+    if (this.depth(channelId) === 0 || this.#pumping.has(channelId)) return;
     this.#pumping.add(channelId);
     try {
-      while (q.length > 0) {
-        const head = q[0]!;
-        const lease = await this.#store.tryAcquire(channelId, head.limits.maxConcurrent, head.limits.leaseMs);
+      for (;;) {
+        const head = this.#queues.get(channelId)?.[0];
+        if (!head) break;
+        const limits = head.limits.get(channelId)!;
+        const lease = await this.#store.tryAcquire(channelId, limits.maxConcurrent, limits.leaseMs);
         if (!lease) break;
-        const waiter = q.shift();
-        if (!waiter) {
-          await this.#store.release(lease); // the waiter timed out while we were acquiring
-          break;
+        // The head may have left meanwhile (timed out, gone, served by a peer): the next one gets it.
+        const next = this.#queues.get(channelId)?.[0];
+        if (!next?.settle({ ok: true, lease, index: next.options.get(channelId)! })) {
+          await this.#store.release(lease);
+          if (!next) break;
         }
-        clearTimeout(waiter.timer);
-        waiter.resolve({ ok: true, lease });
       }
     } catch {
       // The store is unavailable: waiters time out on their own; the poll retries.
@@ -114,14 +169,8 @@ export class ConcurrencyGate {
   #ensurePoll() {
     if (this.#poll) return;
     this.#poll = setInterval(() => {
-      let waiting = false;
-      for (const [id, q] of this.#queues) {
-        if (q.length > 0) {
-          waiting = true;
-          void this.#pump(id);
-        }
-      }
-      if (!waiting) {
+      for (const id of this.#queues.keys()) void this.#pump(id);
+      if (this.#queues.size === 0) {
         clearInterval(this.#poll);
         this.#poll = undefined;
       }

@@ -14,6 +14,7 @@ import { badRequest, RelayError } from './errors.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
 import { admitRequest, type RequestLimits } from './limits.ts';
 import type { RelayMetrics } from './metrics.ts';
+import { channelPermit } from './permits.ts';
 import type { RelayState } from './relay-state.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import { SseTap, sseErrorEvent } from './sse.ts';
@@ -139,9 +140,11 @@ async function forward(
   let clientGone = false;
   const raw = reply.raw;
   const inflightAbort = new Set<AbortController>();
+  const gone = new AbortController(); // takes the request out of permit queues
   raw.on('close', () => {
     if (raw.writableFinished) return;
     clientGone = true;
+    gone.abort();
     for (const ac of inflightAbort) ac.abort();
   });
 
@@ -151,9 +154,9 @@ async function forward(
   let busy = 0;
 
   for (let i = 0; i < candidates.length; i++) {
-    const cand = candidates[i]!;
-    const ch = runtime.channels.get(cand.channel.id)!;
-    const id = ch.config.id;
+    let cand = candidates[i]!;
+    let ch = runtime.channels.get(cand.channel.id)!;
+    let id = ch.config.id;
     if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
     // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
     if (rl && !(await rl.admitChannel(id))) continue;
@@ -161,19 +164,31 @@ async function forward(
     let lease: Awaited<ReturnType<StateStore['tryAcquire']>> = null;
     const limits = ch.config.limits;
     if (limits.maxConcurrent !== null) {
-      const r = await deps.gate.acquire(id, {
-        maxConcurrent: limits.maxConcurrent,
-        maxQueue: limits.maxQueue,
-        queueTimeoutMs: limits.queueTimeoutMs,
-        leaseMs: ch.config.timeouts.totalMs + LEASE_MARGIN_MS,
+      const r = await channelPermit(deps.gate, candidates, i, {
+        signal: gone.signal,
+        available,
+        leaseMarginMs: LEASE_MARGIN_MS,
       });
       if (!r.ok) {
-        busy++;
-        deps.metrics.queueRejections.inc({ channel: id, reason: r.reason });
         rl?.endAttempt(false);
+        if (r.reason === 'aborted') return; // the client left the queue
+        busy++;
+        // busy: not queued, an unlimited peer of the tier comes next.
+        if (r.reason !== 'busy') deps.metrics.queueRejections.inc({ channel: id, reason: r.reason });
         continue;
       }
       lease = r.lease;
+      if (candidates[i] !== cand) {
+        // A peer of this tier had room first: it serves this attempt.
+        rl?.endAttempt(false);
+        cand = candidates[i]!;
+        ch = runtime.channels.get(cand.channel.id)!;
+        id = ch.config.id;
+        if (rl && !(await rl.admitChannel(id))) {
+          void deps.gate.release(lease);
+          continue;
+        }
+      }
     }
     if (clientGone) {
       if (lease) void deps.gate.release(lease);

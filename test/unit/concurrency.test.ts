@@ -44,4 +44,40 @@ describe('ConcurrencyGate', () => {
     expect(gate.depth('ch')).toBe(0);
     gate.close();
   });
+
+  it('a waiter whose client left is out of the queue at once, and takes no permit', async () => {
+    const gate = new ConcurrencyGate(new MemoryStore());
+    const held = leaseOf(await gate.acquire('ch', { ...limits, queueTimeoutMs: 60_000 }));
+    const client = new AbortController();
+    const waiting = gate.acquire('ch', { ...limits, queueTimeoutMs: 60_000 }, { signal: client.signal });
+    await new Promise((r) => setImmediate(r));
+    expect(gate.depth('ch')).toBe(1);
+    client.abort();
+    expect(await waiting).toEqual({ ok: false, reason: 'aborted' });
+    expect(gate.depth('ch')).toBe(0);
+    await gate.release(held);
+    expect((await gate.acquire('ch', limits)).ok).toBe(true); // the permit was not taken by the leaver
+    gate.close();
+  });
+
+  it('peers of a tier: takes the first with room; when all are full, waits for whichever frees first', async () => {
+    const gate = new ConcurrencyGate(new MemoryStore());
+    const tier = ['a', 'b'].map((channelId) => ({
+      channelId,
+      limits: { ...limits, queueTimeoutMs: 60_000 },
+    }));
+    const a = await gate.acquireAny(tier);
+    expect(a).toMatchObject({ ok: true, index: 0 });
+    const b = await gate.acquireAny(tier); // a is full: b has room, no waiting
+    expect(b).toMatchObject({ ok: true, index: 1 });
+    const waiting = gate.acquireAny(tier);
+    await new Promise((r) => setImmediate(r));
+    expect([gate.depth('a'), gate.depth('b')]).toEqual([1, 1]);
+    if (!b.ok) throw new Error('unreachable');
+    await gate.release(b.lease);
+    expect(await waiting).toMatchObject({ ok: true, index: 1 });
+    expect([gate.depth('a'), gate.depth('b')]).toEqual([0, 0]);
+    expect(await gate.acquireAny(tier, { wait: false })).toEqual({ ok: false, reason: 'busy' });
+    gate.close();
+  });
 });

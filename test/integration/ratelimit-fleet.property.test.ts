@@ -13,7 +13,8 @@ import { startRedis, type TestRedis } from '../helpers/redis.ts';
 // random arrival patterns, spread over the pods and sent in concurrent bursts, never get more
 // admitted than a policy allows in any window (test/helpers/admissions.ts), for every algorithm.
 // Real time with periods of 1-2 s; each admission is known to have been decided between the
-// request's send and its answer, and only certain violations count.
+// request's send and its answer, and only certain violations count. The policies deny while
+// Redis cannot answer, so a slow machine cannot turn into admissions nobody counted.
 
 const SKEWED_CLOCK = fileURLToPath(new URL('../helpers/skewed-clock.ts', import.meta.url));
 
@@ -47,6 +48,7 @@ spec:
   limitBy: header:x-bucket
   algorithm: ${l.algorithm}
   limits: [{ requests: ${l.requests}, per: ${l.perMs / 1000}s }]
+  onRedisUnavailable: deny
 `,
   ).join('---\n');
   const models = `[${LIMITS.map((l) => `{ name: ${l.model} }`).join(', ')}]`;
@@ -96,9 +98,11 @@ describe('three relays on one Redis never over-admit (property)', () => {
                 'x-bucket': bucket,
               }).then((r) => {
                 const to = Date.now();
-                expect([200, 429]).toContain(r.status);
+                // 503: Redis did not answer in time (a loaded machine) and the policy denies then.
+                expect([200, 429, 503]).toContain(r.status);
                 if (r.status === 200) admitted.push({ from, to, amount: 1 });
-                else rejectedTotal++;
+                else if (r.status === 429) rejectedTotal++;
+                else expect(r.json.error.code).toBe('rate_limit_unavailable');
               }),
             );
           }

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -22,6 +22,12 @@ export interface Postgres {
   /** Fast shutdown: open connections are cut, new ones refused. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * SIGSTOP the server and every backend: connections stay open and new ones are accepted by the
+   * kernel, but nothing answers (a stalled database) until resume().
+   */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -74,7 +80,24 @@ export async function startPostgres(): Promise<Postgres> {
     await waitReady(url, p, () => log);
   };
 
+  let paused: number[] = [];
+  const pause = () => {
+    if (!child?.pid || paused.length > 0) return;
+    paused = [child.pid, ...descendants(child.pid)];
+    for (const pid of paused) process.kill(pid, 'SIGSTOP');
+  };
+  const resume = () => {
+    for (const pid of paused.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
+
   const stop = async () => {
+    resume();
     const p = child;
     if (!p) return;
     const exited = once(p, 'exit');
@@ -102,6 +125,8 @@ export async function startPostgres(): Promise<Postgres> {
     },
     stop,
     start,
+    pause,
+    resume,
     async close() {
       await stop();
       process.off('exit', onExit);
@@ -159,4 +184,30 @@ function runAs(): { uid: number; gid: number } | undefined {
   } catch {
     throw new Error('running as root needs a `postgres` system user to run the test server as');
   }
+}
+
+/** Processes below `pid` (PostgreSQL forks a backend per connection, plus its helpers). */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, pp] of parent) {
+      if (pp === p) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
 }

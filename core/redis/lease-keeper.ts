@@ -50,6 +50,10 @@ export class LeaseKeeper {
     m.set(member, deadline);
   }
 
+  has(key: string, member: string): boolean {
+    return this.#held.get(key)?.has(member) ?? false;
+  }
+
   remove(key: string, member: string) {
     const m = this.#held.get(key);
     if (!m) return;

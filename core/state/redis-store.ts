@@ -264,7 +264,7 @@ export class RedisStore implements StateStore {
       );
       if (ok !== 1) return null;
     } catch {
-      return this.#localAcquire(channelId, max);
+      return this.#localAcquire(channelId, max, key, deadline);
     }
     this.#keeper.add(key, id, deadline);
     this.#leaseMax.set(id, max);
@@ -272,12 +272,14 @@ export class RedisStore implements StateStore {
   }
 
   async release(lease: Lease): Promise<void> {
-    if (lease.id.startsWith(LOCAL_LEASE)) {
-      if (this.#localLeases.get(lease.channelId)?.delete(lease.id)) this.#released(lease.channelId);
-      return;
-    }
     const c = this.connection;
     const key = c.keys.leases(lease.channelId);
+    if (lease.id.startsWith(LOCAL_LEASE)) {
+      if (!this.#localLeases.get(lease.channelId)?.delete(lease.id)) return;
+      this.#released(lease.channelId);
+      // It may have been written to Redis since (see #localAcquire).
+      if (!this.#keeper.has(key, lease.id)) return;
+    }
     this.#keeper.remove(key, lease.id);
     const max = this.#leaseMax.get(lease.id) ?? 1;
     this.#leaseMax.delete(lease.id);
@@ -306,8 +308,12 @@ export class RedisStore implements StateStore {
     return () => this.#keyListeners.delete(listener);
   }
 
-  /** Redis is away: a per-pod gate with the same limit keeps each pod within maxConcurrent. */
-  #localAcquire(channelId: string, max: number): Lease | null {
+  /**
+   * Redis is away: a per-pod gate with the same limit keeps each pod within maxConcurrent. The
+   * permit is also handed to the keeper, which writes it to Redis once it is back, so the fleet
+   * counts the request for as long as it runs.
+   */
+  #localAcquire(channelId: string, max: number, key: string, deadline: number): Lease | null {
     let held = this.#localLeases.get(channelId);
     if (!held) {
       held = new Set();
@@ -316,6 +322,8 @@ export class RedisStore implements StateStore {
     if (held.size >= max) return null;
     const id = `${LOCAL_LEASE}${randomUUID()}`;
     held.add(id);
+    this.#keeper.add(key, id, deadline);
+    this.#leaseMax.set(id, max);
     return { channelId, id };
   }
 

@@ -59,6 +59,35 @@ describe('permits through a Redis outage', () => {
       await Promise.all([a.close(), b.close()]);
     }
   });
+
+  it('a permit taken while Redis was away is written to Redis when it is back, for as long as it runs', async () => {
+    const prefix = testPrefix('local');
+    const [a, b] = [await redisStore(prefix, 600), await redisStore(prefix, 600)];
+    try {
+      await redis.stop();
+      await expect.poll(() => a.connection.up).toBe(false);
+      const local = await a.tryAcquire('video', 1, 60_000); // per-pod gate meanwhile
+      expect(local).not.toBeNull();
+      await redis.start();
+      await expect.poll(() => a.connection.up && b.connection.up, { timeout: 10_000 }).toBe(true);
+      await expect
+        .poll(
+          async () => {
+            const trial = await b.tryAcquire('video', 1, 60_000);
+            if (trial) await b.release(trial);
+            return trial === null;
+          },
+          { timeout: 5000 },
+        )
+        .toBe(true);
+      await a.release(local!);
+      const next = await b.tryAcquire('video', 1, 60_000);
+      expect(next).not.toBeNull();
+      await b.release(next!);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });
 
 const CHANNELS = ['a', 'b', 'c'];

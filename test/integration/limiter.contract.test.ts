@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Algorithm, LimitCheck, Limiter, LimitKind } from '../../core/ratelimit/limiter.ts';
+import type {
+  Algorithm,
+  LimitCheck,
+  LimitDecision,
+  Limiter,
+  LimitKind,
+} from '../../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../../core/ratelimit/memory-limiter.ts';
 import { RedisLimiter } from '../../core/ratelimit/redis-limiter.ts';
 import { RedisConnection } from '../../core/redis/connection.ts';
@@ -233,18 +239,22 @@ describe.each(IMPLEMENTATIONS)('Limiter contract: %s', (_name, make) => {
 });
 
 describe('the Lua script decides like the in-process limiter (property)', () => {
-  it('same clock from any start, same arrivals: the same outcomes, request by request', async () => {
+  it('same clock from any start, same arrivals and usage: the same outcomes, request by request', async () => {
     const arbitrary = fc.record({
       algorithm: fc.constantFrom<Algorithm>('sliding-window', 'fixed-window', 'token-bucket'),
+      kind: fc.constantFrom<LimitKind>('requests', 'tokens', 'cost'),
       amount: fc.integer({ min: 1, max: 12 }),
       perMs: fc.integer({ min: 20, max: 100_000 }),
       start: fc.integer({ min: 0, max: 4_000_000_000_000 }),
       steps: fc.array(
-        fc.record({ gap: fc.integer({ min: 0, max: 600 }), burst: fc.integer({ min: 1, max: 4 }) }),
-        {
-          minLength: 1,
-          maxLength: 25,
-        },
+        fc.record({
+          gap: fc.integer({ min: 0, max: 600 }),
+          burst: fc.integer({ min: 1, max: 4 }),
+          // Tokens: reserved and then used; cost: charged in quarters of a dollar (exact in binary).
+          reserve: fc.integer({ min: 1, max: 12 }),
+          used: fc.integer({ min: 0, max: 24 }),
+        }),
+        { minLength: 1, maxLength: 25 },
       ),
     });
     await fc.assert(
@@ -252,22 +262,34 @@ describe('the Lua script decides like the in-process limiter (property)', () => 
         const clock: Clock = { now: s.start };
         const memory = new MemoryLimiter({ now: () => clock.now });
         const redis = new RedisLimiter({ connection: connections.server!, clock: () => clock.now });
-        const c: LimitCheck = {
-          key: `prop:${randomUUID()}`,
-          kind: 'requests',
-          algorithm: s.algorithm,
-          amount: s.amount,
-          perMs: s.perMs,
-          reserve: 1,
-          shadow: false,
-        };
+        const key = `prop:${randomUUID()}`;
+        let pending: { m: LimitDecision; r: LimitDecision; check: LimitCheck; delta: number }[] = [];
         try {
           for (const step of s.steps) {
             clock.now += Math.floor((step.gap * s.perMs) / 1000);
+            // Last step's requests end now: real usage charged (or refunded) on both.
+            for (const p of pending) {
+              await memory.settle(p.m, [{ check: p.check, delta: p.delta }]);
+              await redis.settle(p.r, [{ check: p.check, delta: p.delta }]);
+            }
+            pending = [];
+            const reserve =
+              s.kind === 'tokens' ? Math.min(step.reserve, s.amount) : s.kind === 'cost' ? 0 : 1;
+            const c: LimitCheck = {
+              key,
+              kind: s.kind,
+              algorithm: s.algorithm,
+              amount: s.amount,
+              perMs: s.perMs,
+              reserve,
+              shadow: false,
+            };
+            const delta = s.kind === 'tokens' ? step.used - reserve : s.kind === 'cost' ? step.used / 4 : 0;
             for (let i = 0; i < step.burst; i++) {
               const [m, r] = [await memory.check([c]), await redis.check([c])];
               expect(r.outcomes).toEqual(m.outcomes);
               expect(r.at).toBe(m.at);
+              if (m.allowed && delta !== 0) pending.push({ m, r, check: c, delta });
             }
           }
         } finally {

@@ -111,7 +111,7 @@ const refused: [string, object][] = [
   ['a zero maxConcurrent', channel({ limits: { maxConcurrent: 0 } })],
   ['a bad secret key', channel({ apiKeySecretRef: { name: 'creds', key: 'a/b' } })],
   ['an uppercase name', channel({}, 'Bad-Name')],
-  ['allowLinkLocal as a string', channel({ allowLinkLocal: 'yes' })],
+  ['allowLinkLocal as a number', channel({ allowLinkLocal: 1 })],
   ['a policy limit with two kinds', policy({ limits: [{ requests: 1, tokens: 2, per: '1m' }] })],
   ['a policy limit without per', policy({ limits: [{ tokens: 5 }] })],
   ['a concurrent limit with per', policy({ limits: [{ concurrent: 5, per: '1s' }] })],

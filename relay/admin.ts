@@ -11,6 +11,7 @@ import { type KeyAdmin, KeyAdminError, newKeySchema, periodStart } from '../core
 import type { SpendPeriod, StateStore } from '../core/state/store.ts';
 import type { PrismaAccounting, UsageDimension } from '../db/accounting.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
+import { DEFAULT_HTTP_TIMEOUTS, serverOptions } from './http-timeouts.ts';
 import type { RelayState } from './relay-state.ts';
 
 /**
@@ -68,7 +69,10 @@ const rotateBody = z.strictObject({
 });
 
 export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
-  const app = Fastify(d.log ? { loggerInstance: d.log } : { logger: false });
+  const app = Fastify({
+    ...(d.log ? { loggerInstance: d.log } : { logger: false }),
+    ...serverOptions(DEFAULT_HTTP_TIMEOUTS),
+  });
   const want = digest(d.token);
 
   if (d.metrics) app.get('/metrics', { config: { open: true } }, d.metrics);

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -15,8 +14,8 @@ import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
 import type { ChannelStats } from './channel-stats.ts';
-import { clientErrorResponse, fromFastifyError, RelayError, sendError } from './errors.ts';
-import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from './http-timeouts.ts';
+import { fromFastifyError, RelayError, sendError } from './errors.ts';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-timeouts.ts';
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
 import { installJsonParser } from './json-body.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
@@ -85,7 +84,6 @@ const ROUTES: RelayRoute[] = [
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
-  const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...opts.timeouts };
   const app = Fastify({
     logger: opts.logger ?? false,
     // Per-request log lines cost more than the relay's own work; errors are still logged.
@@ -100,17 +98,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     },
     requestIdHeader: false,
     return503OnClosing: true,
-    // Slow clients are cut in bounded time. These bound receiving a request only; a response (a
-    // long SSE stream) is never cut by them.
-    requestTimeout: timeouts.requestMs,
-    keepAliveTimeout: timeouts.keepAliveMs,
-    http: {
-      headersTimeout: timeouts.headersMs,
-      // How often Node looks for requests past those deadlines (its default, 30 s, adds that much).
-      connectionsCheckingInterval: timeouts.checkIntervalMs,
-    },
-    // Node's parser errors (bad request line, header overflow, the deadlines above) in our shape.
-    clientErrorHandler: onClientError,
+    // Slow clients are cut in bounded time; Node's parser errors answer in the OpenAI shape.
+    ...serverOptions({ ...DEFAULT_HTTP_TIMEOUTS, ...opts.timeouts }),
   });
   const metrics = opts.metrics ?? createRelayMetrics();
   const state = new RelayState(app.log, metrics);
@@ -258,15 +247,6 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
 function hasBody(req: FastifyRequest): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-function onClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex) {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  this.log.debug({ err: err.message, code: err.code }, 'client error');
-  // Not when a response has started on this connection: its bytes would corrupt it.
-  const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
-  if (socket.writable && !started) socket.write(clientErrorResponse(err));
-  socket.destroy();
 }
 
 function modelLabel(deps: ProxyDeps, req: { body: unknown }): string {

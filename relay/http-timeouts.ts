@@ -1,3 +1,7 @@
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { clientErrorResponse } from './errors.ts';
+
 /**
  * How long a client may take to send a request, and keep a connection idle. Node's own defaults
  * (and Fastify's) let a client hold a connection for minutes: no deadline for the body at all,
@@ -48,4 +52,31 @@ export function httpTimeoutsFromEnv(env = process.env): HttpTimeouts {
     );
   }
   return t;
+}
+
+/** Fastify options applying `t` (both listeners: public and admin). */
+export function serverOptions(t: HttpTimeouts) {
+  return {
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    http: {
+      headersTimeout: t.headersMs,
+      // How often Node looks for requests past those deadlines (its default, 30 s, adds that much).
+      connectionsCheckingInterval: t.checkIntervalMs,
+    },
+    clientErrorHandler: answerClientError,
+  };
+}
+
+/**
+ * Node's parser errors (bad request line, header overflow, the deadlines above) answered in the
+ * OpenAI shape, then the connection closed.
+ */
+function answerClientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  this.log.debug({ err: err.message, code: err.code }, 'client error');
+  // Not when a response has started on this connection: its bytes would corrupt it.
+  const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (socket.writable && !started) socket.write(clientErrorResponse(err));
+  socket.destroy();
 }

@@ -44,7 +44,8 @@ describe('admin API: standalone relays on one machine', () => {
         env(name),
       );
       procs.push(p);
-      return p.waitFor(/"url":"(http:\/\/[^"]+)","token":"[^"]*","msg":"admin API listening"/, 60_000);
+      // Embedded PGlite takes seconds to start, much longer on a loaded machine: a bound, not a target.
+      return p.waitFor(/"url":"(http:\/\/[^"]+)","token":"[^"]*","msg":"admin API listening"/, 240_000);
     };
     const [a, b] = await Promise.all([start('a'), start('b')]);
     const urls = [new URL(a[1]!), new URL(b[1]!)];

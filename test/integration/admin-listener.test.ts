@@ -30,7 +30,7 @@ describe('admin API: standalone relays on one machine', () => {
   });
 
   it('two relays without ADMIN_PORT both start, each admin API on its own loopback port, found by `kuberelay keys`', {
-    timeout: 120_000,
+    timeout: 480_000,
   }, async () => {
     const env = (name: string) => {
       // Exactly what a user's shell gives: no ADMIN_PORT, ADMIN_HOST or ADMIN_TOKEN.

@@ -147,7 +147,7 @@ describe('hostile clients: slow and idle connections are cut in bounded time', (
   });
 });
 
-describe('hostile clients: parser-level rejections in the OpenAI shape', () => {
+describe('hostile clients (default settings): parser-level rejections and deadlines', () => {
   let mocks: MockUpstream[];
   let h: Harness;
   beforeAll(async () => {
@@ -173,6 +173,15 @@ describe('hostile clients: parser-level rejections in the OpenAI shape', () => {
   it('JSON nested as deep as real payloads go is served', async () => {
     const res = await post(h.url, '/v1/chat/completions', deep(100));
     expect(res.status).toBe(200);
+  });
+
+  it('with the default deadlines, a connection that never sends a request is closed well under 88 s', {
+    timeout: 60_000,
+  }, async () => {
+    const c = await openRaw(h.url);
+    const { afterMs, received } = await c.closed;
+    expect(afterMs).toBeLessThan(30_000);
+    expect(parseResponse(received).json).toEqual(openAIError('request_timeout'));
   });
 
   it('headers over the size limit: 431', async () => {

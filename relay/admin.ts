@@ -78,7 +78,7 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
   if (d.metrics) app.get('/metrics', { config: { open: true } }, d.metrics);
 
   app.addHook('onRequest', async (req) => {
-    if ((req.routeOptions.config as { open?: boolean }).open) return;
+    if ((req.routeOptions.config as { open?: boolean } | undefined)?.open) return;
     const auth = req.headers.authorization;
     const given = typeof auth === 'string' && /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
     if (!given || !timingSafeEqual(digest(given), want)) {

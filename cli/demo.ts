@@ -3,6 +3,11 @@ import { renderFile } from '../core/config/load.ts';
 import { startMockUpstream } from '../mock-upstream/server.ts';
 import { runRelayCommand } from './relay.ts';
 
+/** Named like the CLI's other user errors, so it is printed without a stack. */
+class DemoError extends Error {
+  override name = 'CliError';
+}
+
 /**
  * `npm start`: the quickstart in one process. Every channel whose baseURL points at this machine
  * gets a mock upstream on that port (expecting that channel's key), then the relay starts with
@@ -21,7 +26,14 @@ export async function runDemo(o: { configFile: string; port: number }) {
   }
   const mocks = await Promise.all(
     [...byPort].map(([port, { names, apiKey }]) =>
-      startMockUpstream({ port, host: '127.0.0.1', name: names.join('+'), apiKey, chunkDelayMs: 30 }),
+      startMockUpstream({ port, host: '127.0.0.1', name: names.join('+'), apiKey, chunkDelayMs: 30 }).catch(
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EADDRINUSE') throw err;
+          throw new DemoError(
+            `port ${port} (channel ${names.join(', ')} in ${o.configFile}) is in use: is another \`kuberelay demo\` running?`,
+          );
+        },
+      ),
     ),
   );
   // The mocks live as long as the process; the relay's signal handling ends both.

@@ -1,5 +1,6 @@
 import type { AuthMode } from '../relay/app.ts';
-import { handleSignals, type RunningRelay, startRelay } from '../relay/main.ts';
+import { httpTimeoutsFromEnv } from '../relay/http-timeouts.ts';
+import { handleSignals, type MetricsListener, type RunningRelay, startRelay } from '../relay/main.ts';
 import { persistenceFromEnv } from '../relay/persistence-config.ts';
 import { sharedStateFromEnv } from '../relay/shared-state.ts';
 
@@ -20,6 +21,19 @@ export function trustProxyFromEnv(v = process.env.KUBERELAY_TRUST_PROXY): boolea
     .filter(Boolean);
 }
 
+/** KUBERELAY_METRICS_LISTENER: `public` (GET /metrics on the public port) or `admin`. */
+export function metricsListenerFromEnv(v = process.env.KUBERELAY_METRICS_LISTENER): MetricsListener {
+  if (!v || v === 'public') return 'public';
+  if (v === 'admin') return 'admin';
+  throw new Error(`KUBERELAY_METRICS_LISTENER must be "public" or "admin", not "${v}"`);
+}
+
+/**
+ * In cluster the admin API listens on 8081 (the chart's admin Service points there); standalone
+ * on a free loopback port, found by `kuberelay keys` through the data directory's lock file.
+ */
+const IN_CLUSTER_ADMIN_PORT = 8081;
+
 export async function runRelayCommand(o: {
   configFile?: string;
   configSecret?: { namespace: string; name: string };
@@ -36,9 +50,11 @@ export async function runRelayCommand(o: {
     port: o.port,
     host: o.host,
     auth,
-    persistence: persistenceFromEnv(auth),
+    persistence: persistenceFromEnv(auth, process.env, o.configSecret ? IN_CLUSTER_ADMIN_PORT : 0),
     shared: sharedStateFromEnv(),
     trustProxy: trustProxyFromEnv(),
+    timeouts: httpTimeoutsFromEnv(),
+    metricsListener: metricsListenerFromEnv(),
     logLevel: process.env.LOG_LEVEL ?? 'info',
     shutdownTimeoutMs: Number(process.env.KUBERELAY_SHUTDOWN_TIMEOUT_MS ?? 25_000),
   });

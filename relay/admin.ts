@@ -1,11 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type RouteHandlerMethod,
+} from 'fastify';
 import { z } from 'zod';
 import { tryParseDuration } from '../core/config/duration.ts';
 import { type KeyAdmin, KeyAdminError, newKeySchema, periodStart } from '../core/keys/api-key.ts';
 import type { SpendPeriod, StateStore } from '../core/state/store.ts';
 import type { PrismaAccounting, UsageDimension } from '../db/accounting.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
+import { DEFAULT_HTTP_TIMEOUTS, serverOptions } from './http-timeouts.ts';
 import type { RelayState } from './relay-state.ts';
 
 /**
@@ -24,6 +30,11 @@ export interface AdminDeps {
   onKeyChanged(keyId: string): void;
   /** Admin requests are few and worth an audit trail: each is logged, and each key change. */
   log?: FastifyBaseLogger;
+  /**
+   * GET /metrics, when it is served here rather than on the public port. Like the operator's
+   * metrics port it needs no token: it holds no secrets, and this listener is never public.
+   */
+  metrics?: RouteHandlerMethod;
 }
 
 const DIMENSIONS = ['day', 'key', 'channel', 'model'] as const;
@@ -58,10 +69,16 @@ const rotateBody = z.strictObject({
 });
 
 export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
-  const app = Fastify(d.log ? { loggerInstance: d.log } : { logger: false });
+  const app = Fastify({
+    ...(d.log ? { loggerInstance: d.log } : { logger: false }),
+    ...serverOptions(DEFAULT_HTTP_TIMEOUTS),
+  });
   const want = digest(d.token);
 
+  if (d.metrics) app.get('/metrics', { config: { open: true } }, d.metrics);
+
   app.addHook('onRequest', async (req) => {
+    if ((req.routeOptions.config as { open?: boolean } | undefined)?.open) return;
     const auth = req.headers.authorization;
     const given = typeof auth === 'string' && /^bearer /i.test(auth) ? auth.slice(7).trim() : '';
     if (!given || !timingSafeEqual(digest(given), want)) {

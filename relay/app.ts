@@ -2,18 +2,22 @@ import { randomUUID } from 'node:crypto';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import type { RequestRecorder } from '../core/accounting.ts';
 import { ConcurrencyGate } from '../core/concurrency.ts';
+import { modelAllowed } from '../core/keys/api-key.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-timeouts.ts';
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
+import { installJsonParser } from './json-body.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
@@ -55,6 +59,10 @@ export interface RelayAppOptions {
   limiter?: Limiter;
   /** Per-channel figures for pod reports. */
   stats?: ChannelStats;
+  /** How long a client may take to send a request, and keep an idle connection (http-timeouts.ts). */
+  timeouts?: Partial<HttpTimeouts>;
+  /** Serve GET /metrics on this app (false when it is served on the admin port instead). */
+  publicMetrics?: boolean;
 }
 
 export interface RelayApp {
@@ -62,6 +70,8 @@ export interface RelayApp {
   state: RelayState;
   metrics: RelayMetrics;
   gate: ConcurrencyGate;
+  /** The GET /metrics handler, for the admin listener when metrics are served there. */
+  serveMetrics: (req: FastifyRequest, reply: FastifyReply) => Promise<string>;
 }
 
 const ROUTES: RelayRoute[] = [
@@ -88,6 +98,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     },
     requestIdHeader: false,
     return503OnClosing: true,
+    // Slow clients are cut in bounded time; Node's parser errors answer in the OpenAI shape.
+    ...serverOptions({ ...DEFAULT_HTTP_TIMEOUTS, ...opts.timeouts }),
   });
   const metrics = opts.metrics ?? createRelayMetrics();
   const state = new RelayState(app.log, metrics);
@@ -113,6 +125,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
 
   // The API takes JSON only; anything else is a 415 rather than a string body.
   app.removeContentTypeParser('text/plain');
+  installJsonParser(app);
   app.decorateRequest('receivedAt', 0);
   // Fastify refuses shared objects as decorator defaults; onRequest sets the real value.
   app.decorateRequest('client', null as unknown as ClientIdentity);
@@ -146,24 +159,47 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     ),
   );
 
-  const requireKey = async (req: FastifyRequest) => {
+  // Auth runs on onRequest, before the body is read: a client without a valid key never gets the
+  // relay to read or parse a body. What needs the body (the model a key may use) waits for it.
+  const requireKey = async (req: FastifyRequest, reply: FastifyReply) => {
     if (auth === 'none') return;
-    if (!opts.authenticator) {
-      throw new RelayError(
-        401,
-        'authentication_error',
-        'invalid_api_key',
-        'no API keys exist yet: create one with `kuberelay keys create`, or set KUBERELAY_AUTH=none for local demos',
-      );
+    try {
+      if (!opts.authenticator) {
+        throw new RelayError(
+          401,
+          'authentication_error',
+          'invalid_api_key',
+          'no API keys exist yet: create one with `kuberelay keys create`, or set KUBERELAY_AUTH=none for local demos',
+        );
+      }
+      req.client = await opts.authenticator.authenticate(req);
+    } catch (err) {
+      // The body is left unread: close the connection after the answer instead of draining it.
+      if (hasBody(req)) reply.header('connection', 'close');
+      throw err;
     }
-    req.client = await opts.authenticator.authenticate(req);
+  };
+  const requireModelAllowed = async (req: FastifyRequest) => {
+    const allowed = req.client.models ?? [];
+    const model = (req.body as { model?: unknown } | undefined)?.model;
+    if (typeof model !== 'string' || modelAllowed({ models: allowed }, model)) return;
+    metrics.auth.inc({ result: 'model_not_allowed' });
+    throw new RelayError(
+      403,
+      'permission_error',
+      'model_not_allowed',
+      `API key ${req.client.keyId} may not use model '${model}'; it may use: ${allowed.join(', ')}`,
+      { param: 'model' },
+    );
   };
 
   for (const route of ROUTES) {
-    app.post(route.path, { preHandler: requireKey }, (req, reply) => relay(deps, route, req, reply));
+    app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) =>
+      relay(deps, route, req, reply),
+    );
   }
 
-  app.get('/v1/models', { preHandler: requireKey }, async (req) => {
+  app.get('/v1/models', { onRequest: requireKey }, async (req) => {
     const allowed = req.client.models;
     const models = (state.runtime?.models ?? []).filter((m) => !allowed || allowed.includes(m));
     return {
@@ -192,11 +228,12 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     return reply.code(503).send({ status: 'error', message: problems.join('; ') });
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  const serveMetrics = async (_req: FastifyRequest, reply: FastifyReply) => {
     refreshGauges(deps);
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
-  });
+  };
+  if (opts.publicMetrics !== false) app.get('/metrics', serveMetrics);
 
   app.addHook('onClose', async () => {
     gate.close();
@@ -204,7 +241,12 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     await state.close();
   });
 
-  return { app, state, metrics, gate };
+  return { app, state, metrics, gate, serveMetrics };
+}
+
+function hasBody(req: FastifyRequest): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 function modelLabel(deps: ProxyDeps, req: { body: unknown }): string {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
-import { type KeyLookup, type KeyRecord, keyProblem, modelAllowed, periodEnd } from '../core/keys/api-key.ts';
+import { type KeyLookup, type KeyRecord, keyProblem, periodEnd } from '../core/keys/api-key.ts';
 import { hashesEqual, hashSecret, isWellFormedSecret } from '../core/keys/secret.ts';
 import type { BudgetTracker } from './budget.ts';
 import type { DatabaseHealth } from './db-health.ts';
@@ -117,6 +117,7 @@ export class KeyAuthenticator implements Authenticator {
     this.#unsubscribe?.();
   }
 
+  /** Runs before the body is read (headers only); the model a key may use is checked after it. */
   async authenticate(req: FastifyRequest): Promise<ClientIdentity> {
     const secret = presentedSecret(req);
     if (secret === undefined)
@@ -135,17 +136,6 @@ export class KeyAuthenticator implements Authenticator {
     if (problem)
       throw this.#reject(401, problem.code.slice('api_key_'.length), problem.code, problem.message);
 
-    const model = (req.body as { model?: unknown } | undefined)?.model;
-    if (typeof model === 'string' && !modelAllowed(record, model)) {
-      this.#metrics.auth.inc({ result: 'model_not_allowed' });
-      throw new RelayError(
-        403,
-        'permission_error',
-        'model_not_allowed',
-        `API key ${record.id} may not use model '${model}'; it may use: ${record.models.join(', ')}`,
-        { param: 'model' },
-      );
-    }
     if (record.budget && this.#budgets) {
       const spent = await this.#budgets.spent(record.id, record.budget, now);
       if (spent >= record.budget.amount) {

@@ -80,3 +80,35 @@ export function fromFastifyError(err: FastifyError): RelayError {
     return new RelayError(status, 'invalid_request_error', 'bad_request', err.message);
   return new RelayError(500, 'server_error', 'internal_error', 'internal error in the relay');
 }
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (a malformed request line, headers
+ * over the size limit, a request that did not arrive in time) as raw HTTP/1.1 bytes in the OpenAI
+ * shape. The connection is closed after it: the parser cannot tell where the next request starts.
+ */
+export function clientErrorResponse(err: { code?: string }): string {
+  const e =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new RelayError(
+          408,
+          'invalid_request_error',
+          'request_timeout',
+          'the request (headers and body) did not arrive in time',
+        )
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new RelayError(
+            431,
+            'invalid_request_error',
+            'request_headers_too_large',
+            'the request headers are too large',
+          )
+        : badRequest('malformed_request', 'the request is not valid HTTP/1.1');
+  const body = JSON.stringify(e.body());
+  const reason =
+    e.statusCode === 408
+      ? 'Request Timeout'
+      : e.statusCode === 431
+        ? 'Request Header Fields Too Large'
+        : 'Bad Request';
+  return `HTTP/1.1 ${e.statusCode} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}

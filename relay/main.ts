@@ -3,12 +3,15 @@ import type { StateStore } from '../core/state/store.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { FileConfigSource } from './file-source.ts';
+import type { HttpTimeouts } from './http-timeouts.ts';
 import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
-import type { PersistenceOptions } from './persistence-config.ts';
+import { PersistenceConfigError, type PersistenceOptions } from './persistence-config.ts';
 import { type PodReporter, startPodReporter } from './pod-reporter.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
+
+export type MetricsListener = 'public' | 'admin';
 
 export interface RelayProcessOptions {
   /** A YAML of objects (standalone), or the mounted config Secret's JSON (fallback in cluster). */
@@ -25,6 +28,10 @@ export interface RelayProcessOptions {
   maxAttempts?: number;
   bodyLimit?: number;
   trustProxy?: boolean | number | string[];
+  /** Deadlines for receiving requests and idle connections (http-timeouts.ts); defaults when absent. */
+  timeouts?: Partial<HttpTimeouts>;
+  /** Where GET /metrics is served: the public port (default) or the admin listener only. */
+  metricsListener?: MetricsListener;
   /** Keys, request logs, usage and the admin API (persistence.ts); none when absent. */
   persistence?: PersistenceOptions | false;
   /** Redis (REDIS_URL) or in-process state (shared-state.ts); in-process when absent. */
@@ -46,6 +53,12 @@ export interface RunningRelay extends RelayApp {
 }
 
 export async function startRelay(opts: RelayProcessOptions): Promise<RunningRelay> {
+  const metricsOnAdmin = opts.metricsListener === 'admin';
+  if (metricsOnAdmin && !opts.persistence) {
+    throw new PersistenceConfigError(
+      'KUBERELAY_METRICS_LISTENER=admin needs the admin API, which runs with a database (client auth on, or DATABASE_URL)',
+    );
+  }
   const shared = await openSharedState(opts.shared);
   const store = shared.store;
   const stats = new ChannelStats();
@@ -71,6 +84,8 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     maxAttempts: opts.maxAttempts,
     bodyLimit: opts.bodyLimit,
     trustProxy: opts.trustProxy,
+    timeouts: opts.timeouts,
+    publicMetrics: !metricsOnAdmin,
     logger: {
       level: opts.logLevel,
       // Secrets never reach the logs, whatever a future log line includes.
@@ -104,7 +119,11 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   await app.listen({ port: opts.port, host: opts.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const adminUrl = await persistence?.startAdmin(relay.state, port);
+  const adminUrl = await persistence?.startAdmin(
+    relay.state,
+    port,
+    metricsOnAdmin ? relay.serveMetrics : undefined,
+  );
   const reporter = shared.connection
     ? startPodReporter({
         connection: shared.connection,
@@ -142,6 +161,10 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     })();
     return closing;
   };
+  if (metricsOnAdmin && !adminUrl) {
+    await shutdown();
+    throw new PersistenceConfigError('KUBERELAY_METRICS_LISTENER=admin needs the admin API: set ADMIN_TOKEN');
+  }
   return {
     ...relay,
     url: `http://${opts.host}:${port}`,

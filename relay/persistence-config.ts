@@ -32,7 +32,12 @@ const ENV_DEFAULT_DATA_DIR = '.kuberelay';
  * Options from the environment. Without client auth and without DATABASE_URL there is nothing to
  * persist for (a local demo): no database is opened at all.
  */
-export function persistenceFromEnv(auth: AuthMode, env = process.env): PersistenceOptions | false {
+export function persistenceFromEnv(
+  auth: AuthMode,
+  env = process.env,
+  /** ADMIN_PORT when unset: a free port standalone (so relays on one machine never collide). */
+  defaultAdminPort = 0,
+): PersistenceOptions | false {
   const databaseUrl = env.DATABASE_URL || undefined;
   if (auth === 'none' && !databaseUrl) return false;
   const num = (name: string, def: number, ok: (n: number) => boolean) => {
@@ -46,7 +51,7 @@ export function persistenceFromEnv(auth: AuthMode, env = process.env): Persisten
     databaseUrl,
     dataDir: resolve(env.KUBERELAY_DATA_DIR || ENV_DEFAULT_DATA_DIR),
     admin: {
-      port: num('ADMIN_PORT', 8081, (n) => Number.isInteger(n) && n >= 0 && n < 65536),
+      port: num('ADMIN_PORT', defaultAdminPort, (n) => Number.isInteger(n) && n >= 0 && n < 65536),
       host: env.ADMIN_HOST || undefined,
       token: env.ADMIN_TOKEN || undefined,
     },

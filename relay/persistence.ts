@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify';
 import pino from 'pino';
 import type { StateStore } from '../core/state/store.ts';
 import { PrismaAccounting } from '../db/accounting.ts';
@@ -32,8 +32,15 @@ export interface Persistence {
   authenticator: KeyAuthenticator | undefined;
   recorder: RequestLogWriter;
   health: DatabaseHealth;
-  /** Starts the admin API (after the public listener, whose port it must not share). */
-  startAdmin(state: RelayState, publicPort: number): Promise<string | undefined>;
+  /**
+   * Starts the admin API (after the public listener, whose port it must not share), with GET
+   * /metrics when given its handler.
+   */
+  startAdmin(
+    state: RelayState,
+    publicPort: number,
+    metrics?: RouteHandlerMethod,
+  ): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -98,7 +105,7 @@ export async function startPersistence(
       authenticator,
       recorder,
       health,
-      async startAdmin(state, publicPort) {
+      async startAdmin(state, publicPort, metrics) {
         if (!o.admin) return undefined;
         let token = o.admin.token;
         let host = o.admin.host ?? '127.0.0.1';
@@ -126,6 +133,7 @@ export async function startPersistence(
           store: deps.store,
           state,
           log: adminLog,
+          metrics,
           onKeyChanged: (id) => {
             authenticator?.invalidateKey(id);
             void events?.publishKeyChange(id).catch((err) => log.warn({ err }, 'key change not published'));

@@ -2,6 +2,7 @@ import { Agent } from 'undici';
 import type { ChannelConfig, RelayConfig } from '../core/config/relay-config.ts';
 import { buildModelIndex, type ModelIndex } from '../core/selection.ts';
 import { statusMatcher } from '../core/status-match.ts';
+import { upstreamConnector } from './upstream-connect.ts';
 
 /** A channel ready to forward to: its config plus a connection pool. */
 export interface ChannelRuntime {
@@ -38,7 +39,11 @@ export function compileRuntime(
     const url = new URL(c.baseURL);
     const origin = url.origin;
     const prev = previous?.channels.get(c.id);
-    const same = prev && prev.origin === origin && prev.config.timeouts.connectMs === c.timeouts.connectMs;
+    const same =
+      prev &&
+      prev.origin === origin &&
+      prev.config.timeouts.connectMs === c.timeouts.connectMs &&
+      prev.config.allowLinkLocal === c.allowLinkLocal;
     const dispatcher = same ? prev.dispatcher : newAgent(c);
     if (same) reused.add(dispatcher);
     channels.set(c.id, {
@@ -60,7 +65,11 @@ export function compileRuntime(
 
 function newAgent(c: ChannelConfig): Agent {
   return new Agent({
-    connect: { timeout: c.timeouts.connectMs },
+    connect: upstreamConnector({
+      channel: c.id,
+      connectTimeoutMs: c.timeouts.connectMs,
+      allowLinkLocal: c.allowLinkLocal === true,
+    }),
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
     // Pipelining would let one slow generation block others on the same socket.

@@ -33,6 +33,8 @@ export const channelConfigSchema = z.strictObject({
   priority: z.number().int().min(0),
   weight: z.number().int().min(0),
   suspend: z.boolean(),
+  /** The Channel opted in to a link-local/metadata upstream; the relay's connector checks it. */
+  allowLinkLocal: z.boolean().optional(),
   limits: z.strictObject({
     maxConcurrent: z.number().int().min(1).nullable(),
     maxQueue: z.number().int().min(0),

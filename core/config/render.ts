@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { parseDuration } from './duration.ts';
+import { linkLocalProblem } from './link-local.ts';
 import type { ChannelConfig, PolicyConfig, RelayConfig } from './relay-config.ts';
 import {
   type ChannelObject,
@@ -108,6 +109,12 @@ export function renderRelayConfig(objects: readonly SourcedObject[], opts: Rende
       reject(result, where, 'UnsupportedProvider', `spec.provider: ${spec.provider} is not supported yet`);
       continue;
     }
+    const linkLocal = spec.allowLinkLocal ? undefined : linkLocalProblem(spec.baseURL);
+    if (linkLocal) {
+      const message = `spec.baseURL: ${linkLocal}; set spec.allowLinkLocal: true if this upstream really is there`;
+      reject(result, where, 'LinkLocalAddress', message);
+      continue;
+    }
     const ref = spec.apiKeySecretRef;
     const secret = secrets.get(`${result.namespace}/${ref.name}`);
     const apiKey = secret ? secretValue(secret, ref.key) : undefined;
@@ -185,6 +192,8 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
     priority: s.priority,
     weight: s.weight,
     suspend: s.suspend,
+    // Only when set: relays that predate the field keep accepting snapshots without it.
+    ...(s.allowLinkLocal ? { allowLinkLocal: true } : {}),
     limits: {
       maxConcurrent: s.limits.maxConcurrent ?? null,
       maxQueue: s.limits.maxQueue,

@@ -115,6 +115,8 @@ export const channelSpecSchema = z
       })
       .prefault({}),
     suspend: z.boolean().default(false),
+    /** Allow a baseURL on a link-local or cloud metadata address (core/config/link-local.ts). */
+    allowLinkLocal: z.boolean().default(false),
   })
   .refine((s) => s.weight > 0 || s.suspend, {
     message: 'weight must be greater than 0 unless the channel is suspended',

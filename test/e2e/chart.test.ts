@@ -204,6 +204,11 @@ describe('Helm chart', () => {
     expect(env(c, 'ADMIN_TOKEN')?.valueFrom).toEqual({
       secretKeyRef: { name: 'kr-kuberelay-admin', key: 'admin-token' },
     });
+    // The relay defaults to a loopback admin API on a free port: the pod sets where its Service points.
+    expect(env(c, 'ADMIN_PORT')?.value).toBe('8081');
+    expect(env(c, 'ADMIN_HOST')?.value).toBe('0.0.0.0');
+    expect(c.ports).toContainEqual({ name: 'admin', containerPort: 8081, protocol: 'TCP' });
+    expect(env(c, 'KUBERELAY_METRICS_LISTENER')).toBeUndefined();
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(c.securityContext).toMatchObject({
@@ -390,6 +395,39 @@ describe('Helm chart', () => {
     expect(env(rc, 'REDIS_URL')?.value).toBe('redis://kr-kuberelay-redis:6379');
   });
 
+  it('metricsOnAdminPort: /metrics moves to the admin port, the ServiceMonitor and NetworkPolicy follow', async () => {
+    const prometheus = [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ];
+    const r = await template(
+      {
+        ...VALUE_SETS.monitoring,
+        relay: { replicas: 2, metricsOnAdminPort: true },
+        networkPolicy: { enabled: true, metricsFrom: prometheus },
+      },
+      NS.monitoring,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const objects = parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as K8sObject | null)
+      .filter((o): o is K8sObject => o !== null);
+    const c = container(find(objects, 'Deployment', 'kr-kuberelay-relay'), 'relay');
+    expect(env(c, 'KUBERELAY_METRICS_LISTENER')?.value).toBe('admin');
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    const monitor = find(objects, 'ServiceMonitor', 'kr-kuberelay-relay');
+    const selected = objects.filter(
+      (o) =>
+        o.kind === 'Service' &&
+        Object.entries(monitor.spec.selector.matchLabels).every(([key, v]) => o.metadata.labels?.[key] === v),
+    );
+    expect(selected.map((s) => s.metadata.name)).toEqual(['kr-kuberelay-relay-admin']);
+    expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'admin', path: '/metrics' });
+    expect(find(objects, 'NetworkPolicy', 'kr-kuberelay-relay').spec.ingress).toContainEqual({
+      ports: [{ port: 'admin', protocol: 'TCP' }],
+      from: prometheus,
+    });
+  });
+
   it('embedded: existing claim, Redis URL in a chart Secret, auth off, fullnameOverride', async () => {
     const { objects } = await render('embedded');
     const relay = find(objects, 'Deployment', 'relay-relay');
@@ -468,6 +506,11 @@ describe('Helm chart', () => {
       /\/relay\/auth'.*value must be one of 'keys', 'none'/,
     ],
     ['a misspelt key', { relay: { replicsa: 2 } }, /\/relay'.*additional properties 'replicsa' not allowed/],
+    [
+      '/metrics on the admin port of a relay that runs no admin API',
+      { relay: { auth: 'none', metricsOnAdminPort: true } },
+      /\/relay\/metricsOnAdminPort'.*runs no admin API/,
+    ],
     [
       'all namespaces (needs cluster-wide Secret access)',
       { operator: { watchNamespaces: ['*'] } },

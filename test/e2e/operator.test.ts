@@ -20,8 +20,10 @@ const SECRET = 'kuberelay-relay-config';
 const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 const CHART = fileURLToPath(new URL('../../charts/kuberelay', import.meta.url));
 const QUICKSTART = fileURLToPath(new URL('../../examples/quickstart.yaml', import.meta.url));
-// examples/quickstart.yaml points its channels at these ports.
-const MOCK_PORTS = { 'primary-a': 9101, 'primary-b': 9102, fallback: 9103 } as const;
+// examples/quickstart.yaml points its channels at these ports (for `npm start`); the test runs
+// its mocks on free ports instead and applies the quickstart pointed at them, so a demo running
+// on the same machine does not break it.
+const QUICKSTART_PORTS = { 'primary-a': 9101, 'primary-b': 9102, fallback: 9103 } as const;
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -44,6 +46,7 @@ describe('operator end to end', () => {
   let opKubeconfig: string;
   let relayKubeconfig: string;
   const mocks: MockUpstream[] = [];
+  let quickstartFile: string;
   const operators: Proc[] = [];
   const relays: { proc: Proc; url: string }[] = [];
   let redis: TestRedis;
@@ -114,10 +117,15 @@ describe('operator end to end', () => {
     k = connect(inject('kubeconfig'));
     dir = await mkdtemp(join(tmpdir(), 'kuberelay-e2e-'));
     redis = await startRedis();
-    for (const [name, port] of Object.entries(MOCK_PORTS)) {
+    let quickstart = await readFile(QUICKSTART, 'utf8');
+    for (const [name, port] of Object.entries(QUICKSTART_PORTS)) {
       const apiKey = name === 'fallback' ? 'mock-key-fallback' : 'mock-key-primary';
-      mocks.push(await startMockUpstream({ port, name, apiKey }));
+      const mock = await startMockUpstream({ name, apiKey });
+      mocks.push(mock);
+      quickstart = quickstart.replace(`http://127.0.0.1:${port}/v1`, `${mock.url}/v1`);
     }
+    quickstartFile = join(dir, 'quickstart.yaml');
+    await writeFile(quickstartFile, quickstart);
     expect((await k.kubectl(['apply', '--server-side', '-f', CRDS])).code).toBe(0);
     expect((await k.kubectl(['wait', '--for=condition=Established', 'crd/channels.kuberelay.io'])).code).toBe(
       0,
@@ -149,7 +157,7 @@ describe('operator end to end', () => {
   });
 
   it('kubectl apply -f examples/ -> config Secret -> relays serve the openai SDK', async () => {
-    await must(['apply', '-f', QUICKSTART]);
+    await must(['apply', '-f', quickstartFile]);
     await startOperatorProc();
     const secret = await until('the config Secret', async () => {
       const r = await kubectl(['get', 'secret', SECRET, '-o', 'json']);
@@ -326,7 +334,7 @@ spec:
     };
 
     // Edit: add a model to a channel.
-    const yaml = (await readFile(QUICKSTART, 'utf8')).replace(
+    const yaml = (await readFile(quickstartFile, 'utf8')).replace(
       '    - name: dall-e-3',
       '    - name: gpt-4o\n    - name: dall-e-3',
     );

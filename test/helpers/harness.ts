@@ -58,7 +58,10 @@ export interface Harness {
 export async function startHarness(
   yaml: string,
   opts: Partial<
-    Pick<RelayProcessOptions, 'maxAttempts' | 'bodyLimit' | 'auth' | 'persistence' | 'trustProxy'>
+    Pick<
+      RelayProcessOptions,
+      'maxAttempts' | 'bodyLimit' | 'auth' | 'persistence' | 'trustProxy' | 'timeouts' | 'metricsListener'
+    >
   > = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-test-'));

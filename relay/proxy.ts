@@ -8,7 +8,7 @@ import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
-import { costOf, estimateTokens, type Usage, usageFromJsonBody } from '../core/usage.ts';
+import { BodyTail, costOf, estimatedUsage, type Usage, usageFromJsonBody } from '../core/usage.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
@@ -47,18 +47,27 @@ export interface ProxyDeps {
   stats?: ChannelStats;
 }
 
-/** Why an attempt failed; also the `reason` metric label. */
-type FailureReason = 'connect' | 'timeout' | 'reset' | 'network' | 'stream' | `status_${string}`;
+/** Why an attempt failed on the upstream's side; also the `reason` metric label. */
+type FailureReason =
+  | 'connect'
+  | 'timeout'
+  | 'reset'
+  | 'network'
+  | 'stream'
+  | 'content_type'
+  | `status_${string}`;
 
 interface Failure {
   reason: FailureReason;
   channel: string;
   status?: number;
   retryAfterMs?: number;
+  /** What went wrong, for the client's error and the channel's lastError. */
+  message?: string;
 }
 
-// Non-stream bodies larger than this are passed through without usage parsing.
-const MAX_USAGE_PARSE_BYTES = 16 * 1024 * 1024;
+// How the attempt's answer ended, for the channel's health: only a completed answer is a success.
+type Outcome = 'completed' | 'failed' | 'client_gone';
 // A lease outlives the request's total timeout only by this margin; a crashed holder's permit
 // comes back by itself.
 const LEASE_MARGIN_MS = 5_000;
@@ -148,11 +157,15 @@ async function forward(
   let upstreamMs = 0;
   let attempts = 0;
   let lastFailure: Failure | undefined;
+  let relayFault: string | undefined;
   let busy = 0;
 
   for (let i = 0; i < candidates.length; i++) {
     const cand = candidates[i]!;
-    const ch = runtime.channels.get(cand.channel.id)!;
+    // The config may have been swapped while this request waited: use the channel's live pool
+    // (a retired one is closing), and skip a channel the new config removed.
+    const ch = (deps.state.runtime ?? runtime).channels.get(cand.channel.id);
+    if (!ch) continue;
     const id = ch.config.id;
     if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
     // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
@@ -199,6 +212,7 @@ async function forward(
     deps.metrics.inflight.inc({ channel: id });
 
     const payload = bodyFor(cand.model.upstreamName);
+    const sentAt = Date.now();
     const t1 = performance.now();
     let res: Dispatcher.ResponseData;
     try {
@@ -216,7 +230,14 @@ async function forward(
       upstreamMs += performance.now() - t1;
       done();
       if (clientGone) return;
-      lastFailure = { reason: timedOut ? 'timeout' : classifyError(err), channel: id };
+      const reason = timedOut ? 'timeout' : upstreamFault(err);
+      if (reason === undefined) {
+        // Raised on the relay's side before the upstream saw anything: not the channel's failure.
+        relayFault = errCode(err);
+        deps.log.error({ err, channel: id }, 'relay could not send the request upstream');
+        continue;
+      }
+      lastFailure = { reason, channel: id };
       failed(deps, ch, lastFailure, i < candidates.length - 1);
       continue;
     }
@@ -234,13 +255,24 @@ async function forward(
       continue;
     }
 
-    // The channel answered: a success for its health, even when the answer is a client error.
-    void deps.store
-      .recordSuccess(id)
-      .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
-    deps.stats?.success(id, dt);
+    const contentType = String(res.headers['content-type'] ?? '');
+    if (res.statusCode >= 200 && res.statusCode < 300 && !fitsEndpoint(contentType, stream)) {
+      // A 200 that is not the API's answer (an HTML error page, JSON to a stream request).
+      await res.body.dump({ limit: 256 * 1024 }).catch(() => {});
+      done();
+      if (clientGone) return;
+      lastFailure = {
+        reason: 'content_type',
+        channel: id,
+        message: `the upstream answered ${res.statusCode} with ${contentType || 'no content type'} instead of ${stream ? 'an event stream' : 'JSON'}`,
+      };
+      failed(deps, ch, lastFailure, i < candidates.length - 1);
+      continue;
+    }
+
+    let outcome: Outcome;
     try {
-      await respond(deps, {
+      outcome = await respond(deps, {
         req,
         reply,
         rl,
@@ -254,6 +286,7 @@ async function forward(
         started,
         upstreamMs,
         attempts,
+        requestBytes: Buffer.byteLength(payload),
         ac,
         isClientGone: () => clientGone,
         isTimedOut: () => timedOut,
@@ -261,11 +294,28 @@ async function forward(
     } finally {
       done();
     }
+    // The channel answered in full: a success for its health, even when the answer is a client
+    // error. A stream counts only once it completed.
+    if (outcome === 'completed') {
+      void deps.store
+        .recordSuccess(id, sentAt)
+        .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
+      deps.stats?.success(id, dt);
+    }
     return;
   }
 
   if (clientGone) return;
   if (!lastFailure && busy === 0 && rl?.rejection) throw rl.rejection; // channel policies refused all
+  if (!lastFailure && relayFault !== undefined) {
+    throw new RelayError(
+      500,
+      'server_error',
+      'relay_error',
+      `the relay could not send the request upstream (${relayFault}); this is not the channel's fault`,
+      { headers: { 'x-kuberelay-attempts': String(attempts) } },
+    );
+  }
   throw exhausted(deps, model, lastFailure, busy, attempts, tiers.flat(), now);
 }
 
@@ -283,16 +333,18 @@ interface RespondCtx {
   started: number;
   upstreamMs: number;
   attempts: number;
+  /** Bytes of the request body sent upstream (the prompt estimate when usage is missing). */
+  requestBytes: number;
   ac: AbortController;
   isClientGone: () => boolean;
   isTimedOut: () => boolean;
 }
 
-async function respond(deps: ProxyDeps, c: RespondCtx) {
+async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
   const { reply, res, ch } = c;
   const id = ch.config.id;
   const contentType = String(res.headers['content-type'] ?? '');
-  const sse = c.stream && contentType.startsWith('text/event-stream');
+  const sse = c.stream && isEventStream(contentType);
   const headers = clientHeaders(res.headers, !sse);
   headers['x-request-id'] = String(c.req.id);
   headers['x-kuberelay-channel'] = id;
@@ -306,24 +358,31 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
   const raw = reply.raw;
   raw.writeHead(res.statusCode, headers);
 
+  const answered = res.statusCode >= 200 && res.statusCode < 300;
   let usage: Usage | undefined;
   let streamError: string | undefined;
   if (sse) {
     const tap = new SseTap(c.injectUsage);
     let first = true;
+    const write = async (parts: Buffer[]) => {
+      if (parts.length === 0) return;
+      if (first) {
+        first = false;
+        deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+      }
+      let ok = true;
+      for (const p of parts) ok = raw.write(p);
+      if (!ok) await drained(raw, c.ac.signal);
+    };
     try {
       for await (const chunk of res.body) {
-        const out = tap.push(chunk as Buffer);
-        if (out === '') continue;
-        if (first) {
-          first = false;
-          deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
-        }
-        if (!raw.write(out)) await drained(raw, c.ac.signal);
+        await write(tap.push(chunk as Buffer));
+        // [DONE] ends the answer, whether or not the upstream closes its side (leaving the loop
+        // destroys the body, and with it a connection the upstream kept open).
+        if (tap.sawDone) break;
       }
-      const rest = tap.flush();
-      if (rest !== '') raw.write(rest);
-      if (!tap.sawDone && res.statusCode < 400) streamError = 'the upstream stream ended without [DONE]';
+      if (!tap.sawDone) await write(tap.flush());
+      if (!tap.sawDone && answered) streamError = 'the upstream stream ended without [DONE]';
     } catch (err) {
       if (!c.isClientGone()) {
         streamError = c.isTimedOut()
@@ -332,29 +391,22 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
       }
     }
     usage = tap.usage;
-    if (!usage && (c.isClientGone() || streamError)) {
+    if (!usage && (answered || c.isClientGone() || streamError)) {
       // Bill what was streamed: the prompt plus the content events the client received.
-      usage = {
-        promptTokens: estimateTokens(Number(c.req.headers['content-length'] ?? 0)),
-        completionTokens: tap.contentEvents,
-        cachedTokens: 0,
-        estimated: true,
-      };
+      usage = estimatedUsage(c.requestBytes, tap.contentEvents);
     }
     if (streamError) {
-      const f: Failure = { reason: 'stream', channel: id };
-      failed(deps, ch, f, false);
+      failed(deps, ch, { reason: 'stream', channel: id, message: streamError }, false);
       if (!c.isClientGone()) raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
     }
     if (!c.isClientGone()) raw.end();
   } else {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    // Usage comes last in OpenAI-style bodies: keep only the tail, whatever the body's size.
+    const tail = new BodyTail();
     try {
       for await (const chunk of res.body) {
         const b = chunk as Buffer;
-        size += b.length;
-        if (size <= MAX_USAGE_PARSE_BYTES) chunks.push(b);
+        tail.push(b);
         if (!raw.write(b)) await drained(raw, c.ac.signal);
       }
       raw.end();
@@ -366,10 +418,13 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
         raw.destroy();
       }
     }
-    if (size <= MAX_USAGE_PARSE_BYTES && contentType.includes('json') && !streamError) {
-      // Not JSON after all: nothing to account beyond the request.
-      usage = usageFromJsonBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    if (!streamError && tail.size > 0 && isJson(contentType)) {
+      const { tail: bytes, whole } = tail.bytes();
+      usage = usageFromJsonBody(bytes, whole);
     }
+    // A success without reported usage (e.g. images) is still charged: the prompt estimate,
+    // perRequest and perSecond.
+    if (!usage && answered && !streamError) usage = estimatedUsage(c.requestBytes, 0);
   }
 
   const durationMs = performance.now() - c.started;
@@ -391,9 +446,14 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
     promptTokens: usage?.promptTokens ?? 0,
     completionTokens: usage?.completionTokens ?? 0,
     cachedTokens: usage?.cachedTokens ?? 0,
+    cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+    reasoningTokens: usage?.reasoningTokens ?? 0,
+    usageSource: usage === undefined ? undefined : usage.estimated ? 'estimated' : 'reported',
     cost,
     errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
   });
+  if (c.isClientGone()) return 'client_gone';
+  return streamError === undefined ? 'completed' : 'failed';
 }
 
 /** Metrics and spend counters for one answered request; returns its cost. */
@@ -404,6 +464,8 @@ function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: numbe
   if (usage.promptTokens > 0) m.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
   if (usage.completionTokens > 0) m.inc({ ...labels, type: 'completion' }, usage.completionTokens);
   if (usage.cachedTokens > 0) m.inc({ ...labels, type: 'cached' }, usage.cachedTokens);
+  if (usage.cacheWriteTokens > 0) m.inc({ ...labels, type: 'cache_write' }, usage.cacheWriteTokens);
+  if (usage.reasoningTokens > 0) m.inc({ ...labels, type: 'reasoning' }, usage.reasoningTokens);
   const cost = costOf(usage, c.cand.model.pricing, durationMs);
   if (cost > 0) deps.metrics.cost.inc(labels, cost);
   c.rl?.charge(usage.promptTokens + usage.completionTokens, cost);
@@ -442,6 +504,7 @@ function failed(deps: ProxyDeps, ch: ChannelRuntime, f: Failure, willFailover: b
 }
 
 function failureMessage(f: Failure): string {
+  if (f.message !== undefined) return f.message;
   if (f.status !== undefined) return `the upstream answered ${f.status}`;
   if (f.reason === 'stream') return 'the response stream broke off';
   return `the upstream could not be reached (${f.reason})`;
@@ -505,9 +568,7 @@ function exhausted(
   const what =
     last.status === 401 || last.status === 403
       ? 'the upstream refused the channel credential'
-      : last.status !== undefined
-        ? `the upstream answered ${last.status}`
-        : `the upstream could not be reached (${last.reason})`;
+      : failureMessage(last);
   return new RelayError(
     502,
     'upstream_error',
@@ -517,26 +578,56 @@ function exhausted(
   );
 }
 
-function classifyError(err: unknown): FailureReason {
+/**
+ * Which side failed: the upstream's when the error came from the connection (a socket system
+ * call, TLS, the HTTP parser, undici's socket and timeout errors); undefined when it was raised on
+ * the relay's side before the upstream saw a byte (an invalid header or argument, a closed pool).
+ */
+function upstreamFault(err: unknown): FailureReason | undefined {
   const code = errCode(err);
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
+    case 'ETIMEDOUT':
       return 'timeout';
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
+    case 'EHOSTDOWN':
+    case 'ENETDOWN':
       return 'connect';
     case 'ECONNRESET':
+    case 'ECONNABORTED':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
       return 'reset';
-    default:
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
       return 'network';
   }
+  if (code.startsWith('HPE_') || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) return 'network';
+  if (code.includes('CERT') || hasSyscall(err)) return 'connect';
+  return undefined;
+}
+
+function hasSyscall(err: unknown): boolean {
+  const e = err as { syscall?: unknown; cause?: { syscall?: unknown } } | undefined;
+  return typeof (e?.syscall ?? e?.cause?.syscall) === 'string';
+}
+
+/** Does a 2xx answer's content type fit what the endpoint returns (JSON, or SSE for streams)? */
+function fitsEndpoint(contentType: string, stream: boolean): boolean {
+  return stream ? isEventStream(contentType) : isJson(contentType);
+}
+
+const mediaType = (contentType: string) => contentType.split(';', 1)[0]!.trim().toLowerCase();
+const isEventStream = (contentType: string) => mediaType(contentType) === 'text/event-stream';
+function isJson(contentType: string): boolean {
+  const t = mediaType(contentType);
+  return t === 'application/json' || t.endsWith('+json');
 }
 
 function errCode(err: unknown): string {

@@ -382,6 +382,8 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
       promptTokens: 10,
       completionTokens: 20,
       cachedTokens: 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: 0,
       cost,
     });
     // 40 concurrent batches racing on the same rows: each increment lands once.

@@ -364,15 +364,13 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
   if (sse) {
     const tap = new SseTap(c.injectUsage);
     let first = true;
-    const write = async (parts: Buffer[]) => {
-      if (parts.length === 0) return;
+    const write = async (out: string) => {
+      if (out === '') return;
       if (first) {
         first = false;
         deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
       }
-      let ok = true;
-      for (const p of parts) ok = raw.write(p);
-      if (!ok) await drained(raw, c.ac.signal);
+      if (!raw.write(out)) await drained(raw, c.ac.signal);
     };
     try {
       for await (const chunk of res.body) {

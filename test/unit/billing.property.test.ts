@@ -49,10 +49,9 @@ function sse(
 }
 
 function runTap(tap: SseTap, parts: Buffer[]): Buffer {
-  const out: Buffer[] = [];
-  for (const p of parts) out.push(...tap.push(p));
-  out.push(...tap.flush());
-  return Buffer.concat(out);
+  let out = '';
+  for (const p of parts) out += tap.push(p);
+  return Buffer.from(out + tap.flush());
 }
 
 const expected = usageFromOpenAI((chatStream.at(-1) as { usage: unknown }).usage)!;

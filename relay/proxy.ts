@@ -162,11 +162,12 @@ async function forward(
 
   for (let i = 0; i < candidates.length; i++) {
     const cand = candidates[i]!;
-    // The config may have been swapped while this request waited: use the channel's live pool
+    const id = cand.channel.id;
+    // The config may have been swapped since the request began: use the channel's live pool
     // (a retired one is closing), and skip a channel the new config removed.
-    const ch = (deps.state.runtime ?? runtime).channels.get(cand.channel.id);
+    const live = () => (deps.state.runtime ?? runtime).channels.get(id);
+    let ch = live();
     if (!ch) continue;
-    const id = ch.config.id;
     if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
     // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
     if (rl && !(await rl.admitChannel(id))) continue;
@@ -192,6 +193,12 @@ async function forward(
       if (lease) void deps.gate.release(lease);
       rl?.endAttempt(false);
       return;
+    }
+    ch = live(); // again: waiting for a permit may have spanned a config change
+    if (!ch) {
+      if (lease) void deps.gate.release(lease);
+      rl?.endAttempt(false);
+      continue;
     }
 
     attempts++;

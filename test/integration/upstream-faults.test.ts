@@ -105,6 +105,23 @@ describe("only the upstream's failures count against a channel", () => {
     expect(await metric(h.url, 'kuberelay_upstream_errors_total')).toBe(0);
   });
 
+  it('a request queued across a config change is sent on the new pool, not the retired one', async () => {
+    const limits =
+      '  limits: { maxConcurrent: 1, queueTimeout: 10s }\n  cooldown: { failureThreshold: 1, duration: 30s }\n';
+    h = await startHarness(configYaml([{ name: 'a', mock: mocks[0], extra: limits }]));
+    mocks[0]!.setFaults({ latencyMs: 600, count: 1 });
+    const first = post(h.url, '/v1/chat/completions', chat());
+    await expect.poll(() => mocks[0]!.stats().requests).toBe(1);
+    const queued = post(h.url, '/v1/chat/completions', chat());
+    await expect.poll(() => metric(h!.url, 'kuberelay_queue_depth', { channel: 'default/a' })).toBe(1);
+    await h.writeConfig(configYaml([{ name: 'a', mock: mocks[1], extra: limits }])); // re-pointed: a new pool
+    expect((await first).status).toBe(200);
+    const res = await queued;
+    expect(res.status).toBe(200);
+    expect(mocks[1]!.stats().requests).toBe(1);
+    expect(coolingDown('default/a')).toBe(false);
+  });
+
   it('headers cross by allow-list: client identity and cookies never reach the provider, account headers never reach the client', async () => {
     h = await startHarness(twoTiers());
     const res = await fetch(`${h.url}/v1/chat/completions`, {

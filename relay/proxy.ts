@@ -17,6 +17,14 @@ import type { RelayMetrics } from './metrics.ts';
 import type { RelayState } from './relay-state.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import { SseTap, sseErrorEvent } from './sse.ts';
+import {
+  errCode,
+  type FailureReason,
+  fitsEndpoint,
+  isEventStream,
+  isJson,
+  upstreamFault,
+} from './upstream-fault.ts';
 
 /**
  * The request path after auth: select -> forward (with failover) -> respond -> account.
@@ -46,16 +54,6 @@ export interface ProxyDeps {
   /** Per-channel figures for pod reports. */
   stats?: ChannelStats;
 }
-
-/** Why an attempt failed on the upstream's side; also the `reason` metric label. */
-type FailureReason =
-  | 'connect'
-  | 'timeout'
-  | 'reset'
-  | 'network'
-  | 'stream'
-  | 'content_type'
-  | `status_${string}`;
 
 interface Failure {
   reason: FailureReason;
@@ -581,64 +579,6 @@ function exhausted(
     `${what} for model '${model}' (${tried}, last channel ${last.channel})`,
     { headers },
   );
-}
-
-/**
- * Which side failed: the upstream's when the error came from the connection (a socket system
- * call, TLS, the HTTP parser, undici's socket and timeout errors); undefined when it was raised on
- * the relay's side before the upstream saw a byte (an invalid header or argument, a closed pool).
- */
-function upstreamFault(err: unknown): FailureReason | undefined {
-  const code = errCode(err);
-  switch (code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-    case 'ETIMEDOUT':
-      return 'timeout';
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EHOSTDOWN':
-    case 'ENETDOWN':
-      return 'connect';
-    case 'ECONNRESET':
-    case 'ECONNABORTED':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-      return 'reset';
-    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
-    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
-      return 'network';
-  }
-  if (code.startsWith('HPE_') || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_')) return 'network';
-  if (code.includes('CERT') || hasSyscall(err)) return 'connect';
-  return undefined;
-}
-
-function hasSyscall(err: unknown): boolean {
-  const e = err as { syscall?: unknown; cause?: { syscall?: unknown } } | undefined;
-  return typeof (e?.syscall ?? e?.cause?.syscall) === 'string';
-}
-
-/** Does a 2xx answer's content type fit what the endpoint returns (JSON, or SSE for streams)? */
-function fitsEndpoint(contentType: string, stream: boolean): boolean {
-  return stream ? isEventStream(contentType) : isJson(contentType);
-}
-
-const mediaType = (contentType: string) => contentType.split(';', 1)[0]!.trim().toLowerCase();
-const isEventStream = (contentType: string) => mediaType(contentType) === 'text/event-stream';
-function isJson(contentType: string): boolean {
-  const t = mediaType(contentType);
-  return t === 'application/json' || t.endsWith('+json');
-}
-
-function errCode(err: unknown): string {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  const code = e?.code ?? e?.cause?.code;
-  return typeof code === 'string' ? code : 'unknown';
 }
 
 function drained(raw: ServerResponse, signal: AbortSignal): Promise<unknown> {

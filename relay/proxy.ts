@@ -382,7 +382,10 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
         await write(tap.push(chunk as Buffer));
         // [DONE] ends the answer, whether or not the upstream closes its side (leaving the loop
         // destroys the body, and with it a connection the upstream kept open).
-        if (tap.sawDone) break;
+        if (tap.sawDone) {
+          res.body.on('error', () => {}); // the abort that leaving causes is expected
+          break;
+        }
       }
       if (!tap.sawDone) await write(tap.flush());
       if (!tap.sawDone && answered) streamError = 'the upstream stream ended without [DONE]';

@@ -15,6 +15,11 @@ export interface MockFaults {
   streamStallAfter?: number;
   /** Streaming: after N content chunks, destroy the socket abruptly. */
   streamDieAfter?: number;
+  /**
+   * Streaming: one content event of N bytes, sent in 1 MiB writes without its closing blank line,
+   * then the stream stalls (an event bigger than any buffer, still arriving).
+   */
+  streamEventBytes?: number;
   /** Streaming: delay between content chunks (overrides the instance `chunkDelayMs` option). */
   chunkDelayMs?: number;
   /** Answer 200 with an HTML page (a captive portal or CDN error page) instead of the API's answer. */
@@ -35,6 +40,7 @@ const NUMERIC_KEYS = [
   'latencyMs',
   'streamStallAfter',
   'streamDieAfter',
+  'streamEventBytes',
   'chunkDelayMs',
   'count',
 ] as const;

@@ -289,6 +289,26 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     timer = setTimeout(next, delayMs);
   };
 
+  /** streamEventBytes: one content event of `bytes` in 1 MiB writes, never finished. */
+  const bigEvent = (res: ServerResponse, head: string, start: string, bytes: number): void => {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'x-mock-name': name });
+    res.write(head + start);
+    const slice = 'x'.repeat(1024 * 1024);
+    let left = bytes;
+    const more = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, slice.length);
+        left -= n;
+        if (!res.write(n === slice.length ? slice : slice.slice(0, n))) {
+          res.once('drain', more);
+          return;
+        }
+      }
+      res.write('"}}]}'); // the event's JSON ends; its blank line never comes
+    };
+    more();
+  };
+
   // ---- /v1 handlers -----------------------------------------------------------------------------
 
   const chatCompletions = (res: ServerResponse, b: Json, faults: MockFaults | undefined) => {
@@ -329,6 +349,9 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     let tail = `${pre}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]${u}}\n\n`;
     if (withUsage) tail += `${pre}[],"usage":${JSON.stringify(usage)}}\n\n`;
     tail += 'data: [DONE]\n\n';
+    if (faults?.streamEventBytes !== undefined) {
+      return bigEvent(res, head, `${pre}[{"index":0,"delta":{"content":"`, faults.streamEventBytes);
+    }
     stream(res, head, n, (i) => `${pre}[{"index":0,"delta":{"content":${pieceJson(i)}}${post}`, tail, faults);
   };
 

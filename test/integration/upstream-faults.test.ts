@@ -258,6 +258,36 @@ describe("only the upstream's failures count against a channel", () => {
   });
 });
 
+describe('hostile upstream shapes', () => {
+  it('one 16 MB SSE event is forwarded as it arrives, before it is even finished', async () => {
+    h = await startHarness(twoTiers(`${cooldown}  timeouts: { firstByte: 3s }\n`));
+    const size = 16 * 1024 * 1024;
+    mocks[0]!.setFaults({ streamEventBytes: size });
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chat({ stream: true })),
+    });
+    const reader = res.body!.getReader();
+    let got = 0;
+    while (got < size) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      got += value.length;
+    }
+    // The upstream never finished that event: these bytes were passed on, not held.
+    expect(got).toBeGreaterThanOrEqual(size);
+    expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+    let rest = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    expect(rest).toContain('upstream_stream_interrupted'); // then the chunk timeout cuts it
+  });
+});
+
 describe('billing: every successful request is charged by what it used', () => {
   const priced = `
     - name: gpt-4o-mini

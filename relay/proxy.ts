@@ -366,6 +366,14 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
   const answered = res.statusCode >= 200 && res.statusCode < 300;
   let usage: Usage | undefined;
   let streamError: string | undefined;
+  // Set while the relay waits for a slow client to read: a timeout then is not the upstream's.
+  let waitingForClient = false;
+  const clientDrained = async () => {
+    waitingForClient = true;
+    await drained(raw, c.ac.signal);
+    waitingForClient = false;
+  };
+  const upstreamsFault = () => !(waitingForClient && c.isTimedOut());
   if (sse) {
     const tap = new SseTap(c.injectUsage);
     let first = true;
@@ -375,7 +383,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
         first = false;
         deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
       }
-      if (!raw.write(out)) await drained(raw, c.ac.signal);
+      if (!raw.write(out)) await clientDrained();
     };
     try {
       for await (const chunk of res.body) {
@@ -391,9 +399,11 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
       if (!tap.sawDone && answered) streamError = 'the upstream stream ended without [DONE]';
     } catch (err) {
       if (!c.isClientGone()) {
-        streamError = c.isTimedOut()
-          ? 'the upstream timed out mid-stream'
-          : `the upstream stream failed: ${errCode(err)}`;
+        streamError = !c.isTimedOut()
+          ? `the upstream stream failed: ${errCode(err)}`
+          : waitingForClient
+            ? 'the total timeout passed while the client was reading slowly'
+            : 'the upstream timed out mid-stream';
       }
     }
     usage = tap.usage;
@@ -402,7 +412,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
       usage = estimatedUsage(c.requestBytes, tap.contentEvents);
     }
     if (streamError) {
-      failed(deps, ch, { reason: 'stream', channel: id, message: streamError }, false);
+      if (upstreamsFault()) failed(deps, ch, { reason: 'stream', channel: id, message: streamError }, false);
       if (!c.isClientGone()) raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
     }
     if (!c.isClientGone()) raw.end();
@@ -413,14 +423,14 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
       for await (const chunk of res.body) {
         const b = chunk as Buffer;
         tail.push(b);
-        if (!raw.write(b)) await drained(raw, c.ac.signal);
+        if (!raw.write(b)) await clientDrained();
       }
       raw.end();
     } catch (err) {
       // Headers (with a Content-Length) are out: the only honest signal left is a cut connection.
       if (!c.isClientGone()) {
         streamError = errCode(err);
-        failed(deps, ch, { reason: 'stream', channel: id }, false);
+        if (upstreamsFault()) failed(deps, ch, { reason: 'stream', channel: id }, false);
         raw.destroy();
       }
     }

@@ -242,6 +242,25 @@ describe("only the upstream's failures count against a channel", () => {
     expect(coolingDown('default/a')).toBe(true);
   });
 
+  it("a client too slow to read its stream is not the channel's failure when the total timeout passes", async () => {
+    h = await startHarness(twoTiers(`${cooldown}  timeouts: { total: 2s }\n`));
+    mocks[0]!.setFaults({ streamEventBytes: 64 * 1024 * 1024 });
+    const ac = new AbortController();
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(chat({ stream: true })),
+      signal: ac.signal,
+    });
+    expect(res.status).toBe(200); // and then this client reads nothing
+    await expect
+      .poll(() => metric(h!.url, 'kuberelay_requests_total', { channel: 'default/a' }), { timeout: 15_000 })
+      .toBe(1);
+    ac.abort();
+    expect(await metric(h.url, 'kuberelay_upstream_errors_total')).toBe(0);
+    expect((await h.relay.store.channelHealth('default/a')).consecutiveFailures).toBe(0);
+  });
+
   it('after [DONE] the response ends, even when the upstream keeps its socket open', async () => {
     h = await startHarness(twoTiers(`${cooldown}  timeouts: { firstByte: 2s }\n`));
     mocks[0]!.setFaults({ holdAfterDone: true });

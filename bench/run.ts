@@ -1130,9 +1130,11 @@ export async function runBench(argv: string[]): Promise<BenchResult> {
         body: chatBody(params.streamTokens, true),
         stream: true,
         tokens: params.streamTokens,
-        extraHeaders: { 'x-mock-chunk-delay-ms': String(params.chunkDelayMs) },
       };
+      // An instance fault: the relay forwards no x-mock-* header (headers cross by allow-list).
+      await setMockFaults(mockURL, { chunkDelayMs: params.chunkDelayMs });
       const run = await serial(procs, direct, relay, spec, params.streamWarmup, params.streamRequests);
+      await setMockFaults(mockURL, null);
       const part = (pick: (s: Sample) => number) => {
         const d = run.d.map(pick);
         const r = run.r.map(pick);
@@ -1464,4 +1466,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       process.exit(1);
     },
   );
+}
+
+async function setMockFaults(mockURL: string, faults: Record<string, number> | null) {
+  const res = await fetch(`${mockURL}/_mock/faults`, {
+    method: faults ? 'PUT' : 'DELETE',
+    headers: { 'content-type': 'application/json' },
+    body: faults ? JSON.stringify(faults) : undefined,
+  });
+  if (!res.ok) throw new Error(`mock faults: ${res.status} ${await res.text()}`);
 }

@@ -21,6 +21,12 @@ export interface RequestRecord {
   promptTokens: number;
   completionTokens: number;
   cachedTokens: number;
+  /** Prompt tokens written to the provider's cache (0 when not reported). */
+  cacheWriteTokens?: number;
+  /** Completion tokens spent on reasoning (0 when not reported). */
+  reasoningTokens?: number;
+  /** Where the token counts come from: the upstream's usage, or the relay's estimate; absent: none. */
+  usageSource?: 'reported' | 'estimated';
   cost: number;
   /** Stable error code (the OpenAI-shaped error's `code`), when the request failed. */
   errorCode?: string;
@@ -44,6 +50,8 @@ export interface UsageIncrement {
   promptTokens: number;
   completionTokens: number;
   cachedTokens: number;
+  cacheWriteTokens: number;
+  reasoningTokens: number;
   cost: number;
 }
 
@@ -82,6 +90,8 @@ export function usageRowOf(r: RequestRecord): UsageIncrement {
     promptTokens: 0,
     completionTokens: 0,
     cachedTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
     cost: 0,
   };
 }

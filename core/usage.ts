@@ -4,23 +4,49 @@ import type { ModelPricing } from './config/relay-config.ts';
 export interface Usage {
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens read from the provider's cache (part of promptTokens). */
   cachedTokens: number;
+  /** Prompt tokens written to the provider's cache. */
+  cacheWriteTokens: number;
+  /** Completion tokens spent on reasoning (part of completionTokens). */
+  reasoningTokens: number;
   /** True when the relay estimated it (no usage from upstream, e.g. a client that left mid-stream). */
   estimated: boolean;
 }
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+const obj = (v: unknown) =>
+  v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
 
-/** OpenAI's `usage` (chat, completions, embeddings; `input_tokens` for images). */
+/**
+ * OpenAI's `usage` (chat, completions, embeddings; `input_tokens`/`output_tokens` for images and
+ * Responses), with the cache-write counts OpenAI-compatible providers add
+ * (`prompt_tokens_details.cache_write_tokens`, Anthropic's `cache_creation_input_tokens`).
+ */
 export function usageFromOpenAI(u: unknown): Usage | undefined {
-  if (!u || typeof u !== 'object') return undefined;
-  const o = u as Record<string, unknown>;
-  const details = (o.prompt_tokens_details ?? o.input_tokens_details) as Record<string, unknown> | undefined;
+  const o = obj(u);
+  if (!o) return undefined;
+  const input = obj(o.prompt_tokens_details ?? o.input_tokens_details);
+  const output = obj(o.completion_tokens_details ?? o.output_tokens_details);
   return {
     promptTokens: num(o.prompt_tokens ?? o.input_tokens),
     completionTokens: num(o.completion_tokens ?? o.output_tokens),
-    cachedTokens: num(details?.cached_tokens),
+    cachedTokens: num(input?.cached_tokens ?? o.cache_read_input_tokens),
+    cacheWriteTokens: num(input?.cache_write_tokens ?? o.cache_creation_input_tokens),
+    reasoningTokens: num(output?.reasoning_tokens),
     estimated: false,
+  };
+}
+
+/** What the relay bills when the upstream reported nothing: the prompt at 4 bytes a token. */
+export function estimatedUsage(requestBytes: number, completionTokens: number): Usage {
+  return {
+    promptTokens: estimateTokens(requestBytes),
+    completionTokens,
+    cachedTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
+    estimated: true,
   };
 }
 
@@ -42,35 +68,77 @@ export function estimateTokens(chars: number): number {
   return Math.ceil(chars / 4);
 }
 
-const USAGE_KEY = Buffer.from('"usage":');
+/** Bytes of a response body's end kept for usage: the usage object is small and comes last. */
+export const USAGE_TAIL_BYTES = 64 * 1024;
+
+/**
+ * Keeps the last `limit` bytes of a body streaming past (plus at most one chunk), so usage can be
+ * read from bodies of any size in bounded memory.
+ */
+export class BodyTail {
+  readonly #limit: number;
+  #chunks: Buffer[] = [];
+  #held = 0;
+  /** Bytes seen in total. */
+  size = 0;
+
+  constructor(limit = USAGE_TAIL_BYTES) {
+    this.#limit = limit;
+  }
+
+  push(chunk: Buffer) {
+    this.size += chunk.length;
+    this.#chunks.push(chunk);
+    this.#held += chunk.length;
+    while (this.#chunks.length > 1 && this.#held - this.#chunks[0]!.length >= this.#limit) {
+      this.#held -= this.#chunks.shift()!.length;
+    }
+  }
+
+  /** The kept bytes, and whether they are the whole body. */
+  bytes(): { tail: Buffer; whole: boolean } {
+    const tail = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    return { tail, whole: this.#held === this.size };
+  }
+}
+
+const USAGE_KEY = Buffer.from('"usage"');
 const OPEN = 0x7b; // {
 const CLOSE = 0x7d; // }
 const QUOTE = 0x22; // "
 const BACKSLASH = 0x5c; // \
+const COLON = 0x3a; // :
+
+const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
- * Usage from a JSON response body without parsing all of it: OpenAI-style bodies end with their
- * top-level `"usage": {...}`, and embeddings or long completions make a full JSON.parse the
- * costliest step of accounting. Only that object is parsed; anything unexpected falls back to a
- * full parse.
+ * Usage from the end of a JSON response body without parsing all of it: OpenAI-style bodies end
+ * with their top-level `"usage": {...}` (any spacing), and embeddings or images make a full
+ * JSON.parse the costliest step of accounting, so only that object is parsed. When `whole` (the
+ * buffer is the entire body), anything unexpected falls back to a full parse.
  */
-export function usageFromJsonBody(body: Buffer): Usage | undefined {
-  const at = body.lastIndexOf(USAGE_KEY);
-  if (at >= 0) {
+export function usageFromJsonBody(body: Buffer, whole = true): Usage | undefined {
+  for (
+    let at = body.lastIndexOf(USAGE_KEY);
+    at >= 0;
+    at = at > 0 ? body.lastIndexOf(USAGE_KEY, at - 1) : -1
+  ) {
+    if (at > 0 && body[at - 1] === BACKSLASH) continue; // inside a string
     let i = at + USAGE_KEY.length;
-    while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09))
-      i++;
-    if (body[i] === OPEN) {
-      const end = matchingBrace(body, i);
-      if (end > 0) {
-        try {
-          return usageFromOpenAI(JSON.parse(body.toString('utf8', i, end + 1)));
-        } catch {
-          // fall through to the full parse
-        }
-      }
+    while (isSpace(body[i])) i++;
+    if (body[i] !== COLON) continue;
+    i++;
+    while (isSpace(body[i])) i++;
+    if (body[i] !== OPEN) continue;
+    const end = matchingBrace(body, i);
+    if (end < 0) continue;
+    try {
+      return usageFromOpenAI(JSON.parse(body.toString('utf8', i, end + 1)));
+    } catch {
+      break;
     }
   }
+  if (!whole) return undefined;
   try {
     return usageFromOpenAI((JSON.parse(body.toString('utf8')) as { usage?: unknown }).usage);
   } catch {

@@ -52,7 +52,8 @@ export class PrismaAccounting implements AccountingSink {
     const col = <T>(f: (r: RequestRecord) => T) => records.map(f);
     await this.#db.$executeRaw`
       INSERT INTO request_logs (request_id, at, key_id, route, model, channel, status, duration_ms, attempts,
-                                stream, prompt_tokens, completion_tokens, cached_tokens, cost, error_code)
+                                stream, prompt_tokens, completion_tokens, cached_tokens, cost, error_code,
+                                cache_write_tokens, reasoning_tokens, usage_source)
       SELECT * FROM unnest(
         ${col((r) => r.requestId)}::text[], ${col((r) => new Date(r.at))}::timestamptz[],
         ${col((r) => r.keyId ?? null)}::text[], ${col((r) => r.route)}::text[], ${col((r) => r.model)}::text[],
@@ -60,7 +61,9 @@ export class PrismaAccounting implements AccountingSink {
         ${col((r) => Math.round(r.durationMs))}::int[], ${col((r) => r.attempts)}::int[],
         ${col((r) => r.stream)}::bool[], ${col((r) => r.promptTokens)}::int[],
         ${col((r) => r.completionTokens)}::int[], ${col((r) => r.cachedTokens)}::int[],
-        ${col((r) => r.cost)}::numeric[], ${col((r) => r.errorCode ?? null)}::text[])`;
+        ${col((r) => r.cost)}::numeric[], ${col((r) => r.errorCode ?? null)}::text[],
+        ${col((r) => r.cacheWriteTokens ?? 0)}::int[], ${col((r) => r.reasoningTokens ?? 0)}::int[],
+        ${col((r) => r.usageSource ?? null)}::text[])`;
   }
 
   /** An atomic increment per row, safe with many relays flushing at once. */
@@ -69,18 +72,21 @@ export class PrismaAccounting implements AccountingSink {
     const col = <T>(f: (u: UsageIncrement) => T) => increments.map(f);
     await this.#db.$executeRaw`
       INSERT INTO usage_daily AS u (day, key_id, channel, model, requests, errors, prompt_tokens,
-                                    completion_tokens, cached_tokens, cost)
+                                    completion_tokens, cached_tokens, cost, cache_write_tokens, reasoning_tokens)
       SELECT * FROM unnest(
         ${col((u) => u.day)}::date[], ${col((u) => u.keyId)}::text[], ${col((u) => u.channel)}::text[],
         ${col((u) => u.model)}::text[], ${col((u) => u.requests)}::bigint[], ${col((u) => u.errors)}::bigint[],
         ${col((u) => u.promptTokens)}::bigint[], ${col((u) => u.completionTokens)}::bigint[],
-        ${col((u) => u.cachedTokens)}::bigint[], ${col((u) => u.cost)}::numeric[])
+        ${col((u) => u.cachedTokens)}::bigint[], ${col((u) => u.cost)}::numeric[],
+        ${col((u) => u.cacheWriteTokens)}::bigint[], ${col((u) => u.reasoningTokens)}::bigint[])
       ON CONFLICT (day, key_id, channel, model) DO UPDATE SET
         requests = u.requests + excluded.requests,
         errors = u.errors + excluded.errors,
         prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
         completion_tokens = u.completion_tokens + excluded.completion_tokens,
         cached_tokens = u.cached_tokens + excluded.cached_tokens,
+        cache_write_tokens = u.cache_write_tokens + excluded.cache_write_tokens,
+        reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens,
         cost = u.cost + excluded.cost`;
   }
 

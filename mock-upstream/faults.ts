@@ -15,8 +15,21 @@ export interface MockFaults {
   streamStallAfter?: number;
   /** Streaming: after N content chunks, destroy the socket abruptly. */
   streamDieAfter?: number;
+  /**
+   * Streaming: one content event of N bytes, sent in 1 MiB writes without its closing blank line,
+   * then the stream stalls (an event bigger than any buffer, still arriving).
+   */
+  streamEventBytes?: number;
   /** Streaming: delay between content chunks (overrides the instance `chunkDelayMs` option). */
   chunkDelayMs?: number;
+  /** Answer 200 with an HTML page (a captive portal or CDN error page) instead of the API's answer. */
+  html?: boolean;
+  /** Streaming: send everything up to `data: [DONE]`, then keep the socket open (never end). */
+  holdAfterDone?: boolean;
+  /** Streaming: end SSE lines with CRLF or CR instead of LF (all three are valid SSE). */
+  sseLineEnding?: 'lf' | 'crlf' | 'cr';
+  /** Streaming: JSON with a space after each `:` and `,` (as other servers format it). */
+  spacedJson?: boolean;
   /** Instance faults only: apply to the next N requests, then clear (default: until changed). */
   count?: number;
 }
@@ -27,9 +40,12 @@ const NUMERIC_KEYS = [
   'latencyMs',
   'streamStallAfter',
   'streamDieAfter',
+  'streamEventBytes',
   'chunkDelayMs',
   'count',
 ] as const;
+
+const BOOLEAN_KEYS = ['reset', 'html', 'holdAfterDone', 'spacedJson'] as const;
 
 /**
  * Validates a fault description (from setFaults or `PUT /_mock/faults`). Returns a normalized copy, or
@@ -44,9 +60,15 @@ export function normalizeFaults(input: unknown): MockFaults | null {
   for (const key of Object.keys(src)) {
     const value = src[key];
     if (value === undefined || value === null) continue;
-    if (key === 'reset') {
-      if (typeof value !== 'boolean') throw new TypeError('faults.reset must be a boolean');
-      if (value) out.reset = true;
+    if ((BOOLEAN_KEYS as readonly string[]).includes(key)) {
+      if (typeof value !== 'boolean') throw new TypeError(`faults.${key} must be a boolean`);
+      if (value) out[key as (typeof BOOLEAN_KEYS)[number]] = true;
+      continue;
+    }
+    if (key === 'sseLineEnding') {
+      if (value !== 'lf' && value !== 'crlf' && value !== 'cr')
+        throw new TypeError('faults.sseLineEnding must be lf, crlf or cr');
+      out.sseLineEnding = value;
       continue;
     }
     if (!(NUMERIC_KEYS as readonly string[]).includes(key)) throw new TypeError(`unknown fault "${key}"`);

@@ -3,6 +3,8 @@
 //
 // Endpoints (only under /v1): POST chat/completions, completions, embeddings, images/generations;
 // GET models, models/{id}. Errors use OpenAI's {"error":{"message","type","param","code"}} shape.
+// Responses carry the account headers OpenAI sends (openai-organization, set-cookie, x-ratelimit-*),
+// which a relay must not pass on to its clients.
 // Faults: per instance (options.faults, setFaults(), PUT /_mock/faults) and per request (x-mock-* headers,
 // which override the instance faults field by field). Control API under /_mock/ (never counted in stats):
 //   GET /_mock/health, GET|PUT|POST|DELETE /_mock/faults, GET /_mock/stats, POST /_mock/reset-stats,
@@ -118,6 +120,25 @@ function faultError(status: number): [message: string, type: string, code: strin
   }
 }
 
+/** What OpenAI adds to its answers about the account behind the key. */
+const ACCOUNT_HEADERS: Record<string, string> = {
+  'openai-organization': 'org-mock-account',
+  'openai-project': 'proj_mock',
+  'openai-processing-ms': '1',
+  'openai-version': '2020-10-01',
+  'x-ratelimit-limit-requests': '10000',
+  'x-ratelimit-remaining-requests': '9999',
+  'set-cookie': '__cf_bm=mock; path=/; HttpOnly; Secure',
+};
+
+/** SSE text as another server frames it: its line ending, its JSON spacing. */
+function reframe(text: string, faults: MockFaults | undefined): string {
+  let t = text;
+  if (faults?.spacedJson) t = t.replace(/":/g, '": ').replace(/,"/g, ', "');
+  const nl = faults?.sseLineEnding === 'crlf' ? '\r\n' : faults?.sseLineEnding === 'cr' ? '\r' : undefined;
+  return nl ? t.replace(/\n/g, nl) : t;
+}
+
 function isObject(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -183,6 +204,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       'x-mock-name': name,
+      ...ACCOUNT_HEADERS,
     };
     if (extra) Object.assign(headers, extra);
     res.writeHead(status, headers);
@@ -235,13 +257,17 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'x-mock-name': name,
+      ...ACCOUNT_HEADERS,
     });
+    const out = (t: string) => reframe(t, faults);
     const finish = (data: string): void => {
-      if (mode === 'end') res.end(data + tail);
+      // holdAfterDone: the whole answer, [DONE] included, on a socket that never ends
+      if (mode === 'end' && faults?.holdAfterDone) res.write(out(data + tail));
+      else if (mode === 'end') res.end(out(data + tail));
       // stall: never end, the socket stays open (until the client leaves or close() destroys it)
-      else if (mode === 'stall') res.write(data);
+      else if (mode === 'stall') res.write(out(data));
       // die: flush what was promised, then drop the connection without the chunked terminator
-      else res.write(data, () => res.destroy());
+      else res.write(out(data), () => res.destroy());
     };
     if (delayMs <= 0 || cut === 0) {
       let data = head;
@@ -254,13 +280,33 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     const next = (): void => {
       const p = piece(i++);
       if (i < cut) {
-        res.write(p);
+        res.write(out(p));
         timer = setTimeout(next, delayMs);
       } else finish(p);
     };
     res.once('close', () => clearTimeout(timer));
-    res.write(head);
+    res.write(out(head));
     timer = setTimeout(next, delayMs);
+  };
+
+  /** streamEventBytes: one content event of `bytes` in 1 MiB writes, never finished. */
+  const bigEvent = (res: ServerResponse, head: string, start: string, bytes: number): void => {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'x-mock-name': name });
+    res.write(head + start);
+    const slice = 'x'.repeat(1024 * 1024);
+    let left = bytes;
+    const more = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, slice.length);
+        left -= n;
+        if (!res.write(n === slice.length ? slice : slice.slice(0, n))) {
+          res.once('drain', more);
+          return;
+        }
+      }
+      res.write('"}}]}'); // the event's JSON ends; its blank line never comes
+    };
+    more();
   };
 
   // ---- /v1 handlers -----------------------------------------------------------------------------
@@ -303,6 +349,9 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     let tail = `${pre}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]${u}}\n\n`;
     if (withUsage) tail += `${pre}[],"usage":${JSON.stringify(usage)}}\n\n`;
     tail += 'data: [DONE]\n\n';
+    if (faults?.streamEventBytes !== undefined) {
+      return bigEvent(res, head, `${pre}[{"index":0,"delta":{"content":"`, faults.streamEventBytes);
+    }
     stream(res, head, n, (i) => `${pre}[{"index":0,"delta":{"content":${pieceJson(i)}}${post}`, tail, faults);
   };
 
@@ -462,6 +511,13 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   ) => {
     if (faults.reset) {
       req.socket.resetAndDestroy();
+      return;
+    }
+    if (faults.html) {
+      const page =
+        '<html><head><title>502 Bad Gateway</title></head><body>upstream unavailable</body></html>';
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-mock-name': name });
+      res.end(page);
       return;
     }
     const status = faults.status;

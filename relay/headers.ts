@@ -1,54 +1,42 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
-// Hop-by-hop headers (RFC 9110 §7.6.1) plus what must not cross the relay: the client's own
-// credentials, cookies, client addresses, and body framing the relay recomputes.
-const DROP_TO_UPSTREAM = new Set([
-  'host',
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'content-length',
+/**
+ * Headers cross the relay by allow-list in both directions (a header nobody listed stays behind):
+ * the client's credentials, cookies, addresses, identity (user agent, SDK platform headers) and
+ * method overrides never reach a provider, and the provider's account headers (organization,
+ * project, cookies, its own rate-limit figures) never reach a client. The relay sets body framing
+ * itself: it re-serialises the request body, so the client's `content-length`, `content-encoding`
+ * or `expect` would describe another body.
+ */
+
+/** Client request headers a provider may see: API feature switches and retry identity. */
+export const TO_UPSTREAM: ReadonlySet<string> = new Set([
+  'accept',
+  'openai-beta', // Assistants/Realtime feature opt-ins
+  'idempotency-key',
+  'anthropic-version',
+  'anthropic-beta',
+]);
+
+/** Upstream response headers a client may see: how to read the body, and when to retry. */
+export const TO_CLIENT: ReadonlySet<string> = new Set([
   'content-type',
-  'accept-encoding',
-  'authorization',
-  'x-api-key',
-  'api-key',
-  'cookie',
-  'openai-organization',
-  'openai-project',
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-real-ip',
-  'x-request-id',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-disposition',
+  'cache-control',
+  'retry-after',
+  'openai-processing-ms',
+  'openai-version',
 ]);
 
-const DROP_TO_CLIENT = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'set-cookie',
-  'x-request-id',
-]);
+const USER_AGENT = 'kuberelay';
 
-/** Headers for the upstream request: the client's minus the above, plus the channel credential. */
+/** Headers for the upstream request: the allowed client headers plus the channel credential. */
 export function upstreamHeaders(incoming: IncomingHttpHeaders, authorization: string, bodyLength: number) {
   const out: Record<string, string | string[]> = {};
-  const connectionTokens = listTokens(incoming.connection);
-  for (const name in incoming) {
-    if (DROP_TO_UPSTREAM.has(name) || connectionTokens?.has(name)) continue;
+  for (const name of TO_UPSTREAM) {
     const v = incoming[name];
     if (v !== undefined) out[name] = v;
   }
@@ -57,6 +45,7 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, authorization: st
   // The relay reads usage out of bodies, so it asks for them uncompressed.
   out['accept-encoding'] = 'identity';
   out['content-length'] = String(bodyLength);
+  out['user-agent'] = USER_AGENT;
   return out;
 }
 
@@ -66,9 +55,7 @@ export function clientHeaders(
   keepLength: boolean,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const connectionTokens = listTokens(upstream['connection']);
-  for (const name in upstream) {
-    if (DROP_TO_CLIENT.has(name) || connectionTokens?.has(name)) continue;
+  for (const name of TO_CLIENT) {
     if (!keepLength && name === 'content-length') continue;
     const v = upstream[name];
     if (v !== undefined) out[name] = v;
@@ -76,11 +63,4 @@ export function clientHeaders(
   const upstreamId = upstream['x-request-id'];
   if (upstreamId !== undefined) out['x-upstream-request-id'] = upstreamId;
   return out;
-}
-
-function listTokens(v: string | string[] | undefined): Set<string> | undefined {
-  if (!v) return undefined;
-  const s = Array.isArray(v) ? v.join(',') : v;
-  if (s === 'keep-alive' || s === 'close') return undefined;
-  return new Set(s.split(',').map((t) => t.trim().toLowerCase()));
 }

@@ -54,7 +54,7 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     tokens: new Counter({
       name: 'kuberelay_tokens_total',
-      help: 'Tokens accounted, by channel, model and type (prompt, completion, cached)',
+      help: 'Tokens accounted, by channel, model and type (prompt, completion, cached, cache_write, reasoning)',
       labelNames: ['channel', 'model', 'type'],
       registers,
     }),

@@ -8,7 +8,7 @@ import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
-import { costOf, estimateTokens, type Usage, usageFromJsonBody } from '../core/usage.ts';
+import { BodyTail, costOf, estimatedUsage, type Usage, usageFromJsonBody } from '../core/usage.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { clientHeaders, upstreamHeaders } from './headers.ts';
@@ -18,6 +18,14 @@ import { channelPermit } from './permits.ts';
 import type { RelayState } from './relay-state.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import { SseTap, sseErrorEvent } from './sse.ts';
+import {
+  errCode,
+  type FailureReason,
+  fitsEndpoint,
+  isEventStream,
+  isJson,
+  upstreamFault,
+} from './upstream-fault.ts';
 
 /**
  * The request path after auth: select -> forward (with failover) -> respond -> account.
@@ -48,18 +56,17 @@ export interface ProxyDeps {
   stats?: ChannelStats;
 }
 
-/** Why an attempt failed; also the `reason` metric label. */
-type FailureReason = 'connect' | 'timeout' | 'reset' | 'network' | 'stream' | `status_${string}`;
-
 interface Failure {
   reason: FailureReason;
   channel: string;
   status?: number;
   retryAfterMs?: number;
+  /** What went wrong, for the client's error and the channel's lastError. */
+  message?: string;
 }
 
-// Non-stream bodies larger than this are passed through without usage parsing.
-const MAX_USAGE_PARSE_BYTES = 16 * 1024 * 1024;
+// How the attempt's answer ended, for the channel's health: only a completed answer is a success.
+type Outcome = 'completed' | 'failed' | 'client_gone';
 // A lease outlives the request's total timeout only by this margin; a crashed holder's permit
 // comes back by itself.
 const LEASE_MARGIN_MS = 5_000;
@@ -151,12 +158,17 @@ async function forward(
   let upstreamMs = 0;
   let attempts = 0;
   let lastFailure: Failure | undefined;
+  let relayFault: string | undefined;
   let busy = 0;
 
   for (let i = 0; i < candidates.length; i++) {
     let cand = candidates[i]!;
-    let ch = runtime.channels.get(cand.channel.id)!;
-    let id = ch.config.id;
+    let id = cand.channel.id;
+    // The config may have been swapped since the request began: use the channel's live pool
+    // (a retired one is closing), and skip a channel the new config removed.
+    const live = () => (deps.state.runtime ?? runtime).channels.get(id);
+    let ch = live();
+    if (!ch) continue;
     if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
     // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
     if (rl && !(await rl.admitChannel(id))) continue;
@@ -182,8 +194,7 @@ async function forward(
         // A peer of this tier had room first: it serves this attempt.
         rl?.endAttempt(false);
         cand = candidates[i]!;
-        ch = runtime.channels.get(cand.channel.id)!;
-        id = ch.config.id;
+        id = cand.channel.id;
         if (rl && !(await rl.admitChannel(id))) {
           void deps.gate.release(lease);
           continue;
@@ -194,6 +205,12 @@ async function forward(
       if (lease) void deps.gate.release(lease);
       rl?.endAttempt(false);
       return;
+    }
+    ch = live(); // again: waiting for a permit may have spanned a config change
+    if (!ch) {
+      if (lease) void deps.gate.release(lease);
+      rl?.endAttempt(false);
+      continue;
     }
 
     attempts++;
@@ -214,6 +231,7 @@ async function forward(
     deps.metrics.inflight.inc({ channel: id });
 
     const payload = bodyFor(cand.model.upstreamName);
+    const sentAt = Date.now();
     const t1 = performance.now();
     let res: Dispatcher.ResponseData;
     try {
@@ -231,7 +249,14 @@ async function forward(
       upstreamMs += performance.now() - t1;
       done();
       if (clientGone) return;
-      lastFailure = { reason: timedOut ? 'timeout' : classifyError(err), channel: id };
+      const reason = timedOut ? 'timeout' : upstreamFault(err);
+      if (reason === undefined) {
+        // Raised on the relay's side before the upstream saw anything: not the channel's failure.
+        relayFault = errCode(err);
+        deps.log.error({ err, channel: id }, 'relay could not send the request upstream');
+        continue;
+      }
+      lastFailure = { reason, channel: id };
       failed(deps, ch, lastFailure, i < candidates.length - 1);
       continue;
     }
@@ -249,13 +274,24 @@ async function forward(
       continue;
     }
 
-    // The channel answered: a success for its health, even when the answer is a client error.
-    void deps.store
-      .recordSuccess(id)
-      .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
-    deps.stats?.success(id, dt);
+    const contentType = String(res.headers['content-type'] ?? '');
+    if (res.statusCode >= 200 && res.statusCode < 300 && !fitsEndpoint(contentType, stream)) {
+      // A 200 that is not the API's answer (an HTML error page, JSON to a stream request).
+      await res.body.dump({ limit: 256 * 1024 }).catch(() => {});
+      done();
+      if (clientGone) return;
+      lastFailure = {
+        reason: 'content_type',
+        channel: id,
+        message: `the upstream answered ${res.statusCode} with ${contentType || 'no content type'} instead of ${stream ? 'an event stream' : 'JSON'}`,
+      };
+      failed(deps, ch, lastFailure, i < candidates.length - 1);
+      continue;
+    }
+
+    let outcome: Outcome;
     try {
-      await respond(deps, {
+      outcome = await respond(deps, {
         req,
         reply,
         rl,
@@ -269,6 +305,7 @@ async function forward(
         started,
         upstreamMs,
         attempts,
+        requestBytes: Buffer.byteLength(payload),
         ac,
         isClientGone: () => clientGone,
         isTimedOut: () => timedOut,
@@ -276,11 +313,28 @@ async function forward(
     } finally {
       done();
     }
+    // The channel answered in full: a success for its health, even when the answer is a client
+    // error. A stream counts only once it completed.
+    if (outcome === 'completed') {
+      void deps.store
+        .recordSuccess(id, sentAt)
+        .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
+      deps.stats?.success(id, dt);
+    }
     return;
   }
 
   if (clientGone) return;
   if (!lastFailure && busy === 0 && rl?.rejection) throw rl.rejection; // channel policies refused all
+  if (!lastFailure && relayFault !== undefined) {
+    throw new RelayError(
+      500,
+      'server_error',
+      'relay_error',
+      `the relay could not send the request upstream (${relayFault}); this is not the channel's fault`,
+      { headers: { 'x-kuberelay-attempts': String(attempts) } },
+    );
+  }
   throw exhausted(deps, model, lastFailure, busy, attempts, tiers.flat(), now);
 }
 
@@ -298,16 +352,18 @@ interface RespondCtx {
   started: number;
   upstreamMs: number;
   attempts: number;
+  /** Bytes of the request body sent upstream (the prompt estimate when usage is missing). */
+  requestBytes: number;
   ac: AbortController;
   isClientGone: () => boolean;
   isTimedOut: () => boolean;
 }
 
-async function respond(deps: ProxyDeps, c: RespondCtx) {
+async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
   const { reply, res, ch } = c;
   const id = ch.config.id;
   const contentType = String(res.headers['content-type'] ?? '');
-  const sse = c.stream && contentType.startsWith('text/event-stream');
+  const sse = c.stream && isEventStream(contentType);
   const headers = clientHeaders(res.headers, !sse);
   headers['x-request-id'] = String(c.req.id);
   headers['x-kuberelay-channel'] = id;
@@ -321,70 +377,84 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
   const raw = reply.raw;
   raw.writeHead(res.statusCode, headers);
 
+  const answered = res.statusCode >= 200 && res.statusCode < 300;
   let usage: Usage | undefined;
   let streamError: string | undefined;
+  // Set while the relay waits for a slow client to read: a timeout then is not the upstream's.
+  let waitingForClient = false;
+  const clientDrained = async () => {
+    waitingForClient = true;
+    await drained(raw, c.ac.signal);
+    waitingForClient = false;
+  };
+  const upstreamsFault = () => !(waitingForClient && c.isTimedOut());
   if (sse) {
     const tap = new SseTap(c.injectUsage);
     let first = true;
+    const write = async (out: string) => {
+      if (out === '') return;
+      if (first) {
+        first = false;
+        deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+      }
+      if (!raw.write(out)) await clientDrained();
+    };
     try {
       for await (const chunk of res.body) {
-        const out = tap.push(chunk as Buffer);
-        if (out === '') continue;
-        if (first) {
-          first = false;
-          deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+        await write(tap.push(chunk as Buffer));
+        // [DONE] ends the answer, whether or not the upstream closes its side (leaving the loop
+        // destroys the body, and with it a connection the upstream kept open).
+        if (tap.sawDone) {
+          res.body.on('error', () => {}); // the abort that leaving causes is expected
+          break;
         }
-        if (!raw.write(out)) await drained(raw, c.ac.signal);
       }
-      const rest = tap.flush();
-      if (rest !== '') raw.write(rest);
-      if (!tap.sawDone && res.statusCode < 400) streamError = 'the upstream stream ended without [DONE]';
+      if (!tap.sawDone) await write(tap.flush());
+      if (!tap.sawDone && answered) streamError = 'the upstream stream ended without [DONE]';
     } catch (err) {
       if (!c.isClientGone()) {
-        streamError = c.isTimedOut()
-          ? 'the upstream timed out mid-stream'
-          : `the upstream stream failed: ${errCode(err)}`;
+        streamError = !c.isTimedOut()
+          ? `the upstream stream failed: ${errCode(err)}`
+          : waitingForClient
+            ? 'the total timeout passed while the client was reading slowly'
+            : 'the upstream timed out mid-stream';
       }
     }
     usage = tap.usage;
-    if (!usage && (c.isClientGone() || streamError)) {
+    if (!usage && (answered || c.isClientGone() || streamError)) {
       // Bill what was streamed: the prompt plus the content events the client received.
-      usage = {
-        promptTokens: estimateTokens(Number(c.req.headers['content-length'] ?? 0)),
-        completionTokens: tap.contentEvents,
-        cachedTokens: 0,
-        estimated: true,
-      };
+      usage = estimatedUsage(c.requestBytes, tap.contentEvents);
     }
     if (streamError) {
-      const f: Failure = { reason: 'stream', channel: id };
-      failed(deps, ch, f, false);
+      if (upstreamsFault()) failed(deps, ch, { reason: 'stream', channel: id, message: streamError }, false);
       if (!c.isClientGone()) raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
     }
     if (!c.isClientGone()) raw.end();
   } else {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    // Usage comes last in OpenAI-style bodies: keep only the tail, whatever the body's size.
+    const tail = new BodyTail();
     try {
       for await (const chunk of res.body) {
         const b = chunk as Buffer;
-        size += b.length;
-        if (size <= MAX_USAGE_PARSE_BYTES) chunks.push(b);
-        if (!raw.write(b)) await drained(raw, c.ac.signal);
+        tail.push(b);
+        if (!raw.write(b)) await clientDrained();
       }
       raw.end();
     } catch (err) {
       // Headers (with a Content-Length) are out: the only honest signal left is a cut connection.
       if (!c.isClientGone()) {
         streamError = errCode(err);
-        failed(deps, ch, { reason: 'stream', channel: id }, false);
+        if (upstreamsFault()) failed(deps, ch, { reason: 'stream', channel: id }, false);
         raw.destroy();
       }
     }
-    if (size <= MAX_USAGE_PARSE_BYTES && contentType.includes('json') && !streamError) {
-      // Not JSON after all: nothing to account beyond the request.
-      usage = usageFromJsonBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    if (!streamError && tail.size > 0 && isJson(contentType)) {
+      const { tail: bytes, whole } = tail.bytes();
+      usage = usageFromJsonBody(bytes, whole);
     }
+    // A success without reported usage (e.g. images) is still charged: the prompt estimate,
+    // perRequest and perSecond.
+    if (!usage && answered && !streamError) usage = estimatedUsage(c.requestBytes, 0);
   }
 
   const durationMs = performance.now() - c.started;
@@ -406,9 +476,14 @@ async function respond(deps: ProxyDeps, c: RespondCtx) {
     promptTokens: usage?.promptTokens ?? 0,
     completionTokens: usage?.completionTokens ?? 0,
     cachedTokens: usage?.cachedTokens ?? 0,
+    cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+    reasoningTokens: usage?.reasoningTokens ?? 0,
+    usageSource: usage === undefined ? undefined : usage.estimated ? 'estimated' : 'reported',
     cost,
     errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
   });
+  if (c.isClientGone()) return 'client_gone';
+  return streamError === undefined ? 'completed' : 'failed';
 }
 
 /** Metrics and spend counters for one answered request; returns its cost. */
@@ -419,6 +494,8 @@ function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: numbe
   if (usage.promptTokens > 0) m.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
   if (usage.completionTokens > 0) m.inc({ ...labels, type: 'completion' }, usage.completionTokens);
   if (usage.cachedTokens > 0) m.inc({ ...labels, type: 'cached' }, usage.cachedTokens);
+  if (usage.cacheWriteTokens > 0) m.inc({ ...labels, type: 'cache_write' }, usage.cacheWriteTokens);
+  if (usage.reasoningTokens > 0) m.inc({ ...labels, type: 'reasoning' }, usage.reasoningTokens);
   const cost = costOf(usage, c.cand.model.pricing, durationMs);
   if (cost > 0) deps.metrics.cost.inc(labels, cost);
   c.rl?.charge(usage.promptTokens + usage.completionTokens, cost);
@@ -457,6 +534,7 @@ function failed(deps: ProxyDeps, ch: ChannelRuntime, f: Failure, willFailover: b
 }
 
 function failureMessage(f: Failure): string {
+  if (f.message !== undefined) return f.message;
   if (f.status !== undefined) return `the upstream answered ${f.status}`;
   if (f.reason === 'stream') return 'the response stream broke off';
   return `the upstream could not be reached (${f.reason})`;
@@ -520,9 +598,7 @@ function exhausted(
   const what =
     last.status === 401 || last.status === 403
       ? 'the upstream refused the channel credential'
-      : last.status !== undefined
-        ? `the upstream answered ${last.status}`
-        : `the upstream could not be reached (${last.reason})`;
+      : failureMessage(last);
   return new RelayError(
     502,
     'upstream_error',
@@ -530,34 +606,6 @@ function exhausted(
     `${what} for model '${model}' (${tried}, last channel ${last.channel})`,
     { headers },
   );
-}
-
-function classifyError(err: unknown): FailureReason {
-  const code = errCode(err);
-  switch (code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_HEADERS_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return 'timeout';
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'connect';
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-      return 'reset';
-    default:
-      return 'network';
-  }
-}
-
-function errCode(err: unknown): string {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  const code = e?.code ?? e?.cause?.code;
-  return typeof code === 'string' ? code : 'unknown';
 }
 
 function drained(raw: ServerResponse, signal: AbortSignal): Promise<unknown> {

@@ -169,6 +169,8 @@ export class RequestLogWriter implements RequestRecorder {
     row.promptTokens = r.promptTokens;
     row.completionTokens = r.completionTokens;
     row.cachedTokens = r.cachedTokens;
+    row.cacheWriteTokens = r.cacheWriteTokens ?? 0;
+    row.reasoningTokens = r.reasoningTokens ?? 0;
     row.cost = r.cost;
     this.#mergeUsage(row);
   }
@@ -182,6 +184,8 @@ export class RequestLogWriter implements RequestRecorder {
       u.promptTokens += p.promptTokens;
       u.completionTokens += p.completionTokens;
       u.cachedTokens += p.cachedTokens;
+      u.cacheWriteTokens += p.cacheWriteTokens;
+      u.reasoningTokens += p.reasoningTokens;
       u.cost += p.cost;
     } else if (this.#usage.size < this.#o.maxUsageRows) {
       this.#usage.set(key, p);

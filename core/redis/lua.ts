@@ -14,48 +14,63 @@ local v = math.max((tonumber(h[4]) or 0) + 1, tonumber(t[1]) * 1000000 + tonumbe
 `;
 
 const PUBLISH_HEALTH = `
-redis.call('PUBLISH', ARGV[#ARGV], 'h|' .. ARGV[#ARGV - 1] .. '|' .. string.format('%.0f|%.0f|%.0f|%.0f', f, u, s, v))
+redis.call('PUBLISH', ARGV[#ARGV], 'h|' .. ARGV[#ARGV - 1] .. '|' .. string.format('%.0f|%.0f|%.0f|%.0f|%.0f|%.0f', f, u, s, v, b, r))
 `;
 
 /**
  * core/cooldown.ts afterFailure, atomically.
  * KEYS[1] health. ARGV: now, threshold, durationMs, maxDurationMs, retryAfterMs (-1: none), ttlMs,
- * channelId, events channel. Returns {f, u, s, v, changed}.
+ * channelId, events channel. Returns {f, u, s, v, changed, b, r}.
  */
 export const HEALTH_FAILURE = `
-local h = redis.call('HMGET', KEYS[1], 'f', 'u', 's', 'v')
+local h = redis.call('HMGET', KEYS[1], 'f', 'u', 's', 'v', 'b', 'r')
 local f, u, s = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+local b, r = tonumber(h[5]) or 0, tonumber(h[6]) or 0
 local now = tonumber(ARGV[1])
-if u > now then return {f, u, s, tonumber(h[4]) or 0, 0} end
+if u > now then return {f, u, s, tonumber(h[4]) or 0, 0, b, r} end
 local threshold, dur, maxd, ra = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local rest = 0
+if ra > 0 then rest = math.min(ra, maxd) end
+r = 0
+if rest > 0 then r = now + rest end
 f = f + 1
 if f >= threshold or s > 0 then
   local d = math.min(dur * 2 ^ math.min(s, 30), maxd)
-  d = math.max(d, math.min(math.max(ra, 0), maxd))
+  d = math.max(d, rest)
   u = now + d
   s = s + 1
-elseif ra > 0 then
-  u = now + math.min(ra, maxd)
+  b = now
+elseif rest > 0 then
+  u = r
+  b = now
 else
   u = 0
+  b = 0
 end
 ${VERSION}
-redis.call('HSET', KEYS[1], 'f', f, 'u', string.format('%.0f', u), 's', s, 'v', string.format('%.0f', v))
+redis.call('HSET', KEYS[1], 'f', f, 'u', string.format('%.0f', u), 's', s, 'v', string.format('%.0f', v), 'b', string.format('%.0f', b), 'r', string.format('%.0f', r))
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 ${PUBLISH_HEALTH}
-return {f, u, s, v, 1}
+return {f, u, s, v, 1, b, r}
 `;
 
 /**
- * afterSuccess: back to healthy. Only writes and publishes when there was something to forget.
- * KEYS[1] health. ARGV: ttlMs, channelId, events channel. Returns 1 when it changed anything.
+ * core/cooldown.ts afterSuccess: back to healthy, except a cooldown that began after the request
+ * was sent, and an upstream's Retry-After rest, which stay. Only writes and publishes when it
+ * changes something.
+ * KEYS[1] health. ARGV: ttlMs, now, sentAt, channelId, events channel. Returns 1 when it changed anything.
  */
 export const HEALTH_SUCCESS = `
-local h = redis.call('HMGET', KEYS[1], 'f', 'u', 's', 'v')
-if (tonumber(h[1]) or 0) == 0 and (tonumber(h[2]) or 0) == 0 and (tonumber(h[3]) or 0) == 0 then return 0 end
-local f, u, s = 0, 0, 0
+local h = redis.call('HMGET', KEYS[1], 'f', 'u', 's', 'v', 'b', 'r')
+local f0, u0, s0 = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+local b0, r0 = tonumber(h[5]) or 0, tonumber(h[6]) or 0
+local now, sent = tonumber(ARGV[2]), tonumber(ARGV[3])
+if u0 > now and b0 > sent then return 0 end
+local f, u, s, b, r = 0, 0, 0, 0, 0
+if u0 > now and r0 > now then u, b, r = r0, b0, r0 end
+if f0 == f and u0 == u and s0 == s then return 0 end
 ${VERSION}
-redis.call('HSET', KEYS[1], 'f', 0, 'u', 0, 's', 0, 'v', string.format('%.0f', v))
+redis.call('HSET', KEYS[1], 'f', 0, 'u', string.format('%.0f', u), 's', 0, 'v', string.format('%.0f', v), 'b', string.format('%.0f', b), 'r', string.format('%.0f', r))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 ${PUBLISH_HEALTH}
 return 1

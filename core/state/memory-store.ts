@@ -45,12 +45,15 @@ export class MemoryStore implements StateStore {
     return after;
   }
 
-  async recordSuccess(channelId: string): Promise<void> {
+  async recordSuccess(channelId: string, sentAt?: number): Promise<void> {
     const before = this.#health.get(channelId);
     if (!before) return;
-    this.#health.delete(channelId);
-    const after = afterSuccess(before);
-    if (before.cooldownUntil > this.#now()) {
+    const now = this.#now();
+    const after = afterSuccess(before, sentAt ?? now, now);
+    if (after === before) return;
+    if (after === HEALTHY) this.#health.delete(channelId);
+    else this.#health.set(channelId, after);
+    if (before.cooldownUntil > now && after.cooldownUntil !== before.cooldownUntil) {
       for (const l of this.#cooldownListeners) l(channelId, after.cooldownUntil);
     }
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterFailure, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
+import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
 import { type RedisConnection, RedisUnavailableError } from '../redis/connection.ts';
 import { LeaseKeeper } from '../redis/lease-keeper.ts';
 import {
@@ -51,6 +51,13 @@ interface View extends ChannelHealth {
 }
 
 const UNKNOWN: View = Object.freeze({ ...HEALTHY, v: 0 });
+const healthOf = (v: View): ChannelHealth => ({
+  consecutiveFailures: v.consecutiveFailures,
+  cooldownUntil: v.cooldownUntil,
+  streak: v.streak,
+  cooldownSince: v.cooldownSince,
+  restUntil: v.restUntil,
+});
 const DAY_TTL_MS = 40 * 24 * 3600_000;
 const MONTH_TTL_MS = 400 * 24 * 3600_000;
 const LOCAL_LEASE = 'local:';
@@ -122,7 +129,13 @@ export class RedisStore implements StateStore {
           c.keys.events(),
         ],
       )) as number[];
-      const h = { consecutiveFailures: r[0]!, cooldownUntil: r[1]!, streak: r[2]! };
+      const h: ChannelHealth = {
+        consecutiveFailures: r[0]!,
+        cooldownUntil: r[1]!,
+        streak: r[2]!,
+        cooldownSince: r[5] ?? 0,
+        restUntil: r[6] ?? 0,
+      };
       this.#apply(channelId, { ...h, v: r[3]! });
       return h;
     } catch {
@@ -133,32 +146,36 @@ export class RedisStore implements StateStore {
     }
   }
 
-  async recordSuccess(channelId: string): Promise<void> {
+  async recordSuccess(channelId: string, sentAt?: number): Promise<void> {
     const before = this.#view.get(channelId);
     // The local hint: nothing recorded against this channel anywhere in the fleet (that this pod
     // has heard of), so nothing to forget and no round trip.
     if (!before || (before.consecutiveFailures === 0 && before.cooldownUntil === 0 && before.streak === 0)) {
       return;
     }
+    const now = this.#now();
+    const sent = sentAt ?? now;
+    const after = afterSuccess(before, sent, now);
+    if (after === before) return; // a cooldown that began after this request was sent
     // Optimistic: further successes skip Redis while this one is on its way.
-    this.#set(channelId, { ...HEALTHY, v: before.v + LOCAL_STEP });
-    await this.#forget(channelId).catch(() => {});
+    this.#set(channelId, { ...after, v: before.v + LOCAL_STEP });
+    await this.#forget(channelId, now, sent).catch(() => {});
   }
 
   async resetChannel(channelId: string): Promise<void> {
     const before = this.#view.get(channelId) ?? UNKNOWN;
     this.#set(channelId, { ...HEALTHY, v: before.v + LOCAL_STEP });
-    await this.#forget(channelId);
+    await this.#forget(channelId, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   }
 
   async channelHealth(channelId: string): Promise<ChannelHealth> {
     try {
       const v = await this.#read(channelId);
       this.#apply(channelId, v);
-      return { consecutiveFailures: v.consecutiveFailures, cooldownUntil: v.cooldownUntil, streak: v.streak };
+      return healthOf(v);
     } catch {
       const v = this.#view.get(channelId) ?? UNKNOWN;
-      return { consecutiveFailures: v.consecutiveFailures, cooldownUntil: v.cooldownUntil, streak: v.streak };
+      return healthOf(v);
     }
   }
 
@@ -185,36 +202,41 @@ export class RedisStore implements StateStore {
     }
   }
 
-  async #forget(channelId: string) {
+  /** The success script; `now` and `sentAt` at MAX_SAFE_INTEGER forget everything (a reset). */
+  async #forget(channelId: string, now: number, sentAt: number) {
     const c = this.connection;
     await c.script(
       'krHealthSuccess',
       [c.keys.health(channelId)],
-      [this.#healthTtlMs, channelId, c.keys.events()],
+      [this.#healthTtlMs, now, sentAt, channelId, c.keys.events()],
     );
   }
 
   async #read(channelId: string): Promise<View> {
     const h = await this.connection.run('health', (c) =>
-      c.hmget(this.connection.keys.health(channelId), 'f', 'u', 's', 'v'),
+      c.hmget(this.connection.keys.health(channelId), 'f', 'u', 's', 'v', 'b', 'r'),
     );
     if (h[3] === null) return UNKNOWN;
     return {
       consecutiveFailures: Number(h[0] ?? 0),
       cooldownUntil: Number(h[1] ?? 0),
       streak: Number(h[2] ?? 0),
+      cooldownSince: Number(h[4] ?? 0),
+      restUntil: Number(h[5] ?? 0),
       v: Number(h[3]),
     };
   }
 
   #onMessage(message: string) {
     const parts = message.split('|');
-    if (parts[0] === 'h' && parts.length === 6) {
-      const [, id, f, u, s, v] = parts;
+    if (parts[0] === 'h' && parts.length >= 6) {
+      const [, id, f, u, s, v, b, r] = parts;
       this.#apply(id!, {
         consecutiveFailures: Number(f),
         cooldownUntil: Number(u),
         streak: Number(s),
+        cooldownSince: Number(b ?? 0),
+        restUntil: Number(r ?? 0),
         v: Number(v),
       });
     } else if (parts[0] === 'r' && parts[1]) {

@@ -53,7 +53,11 @@ export interface StateStore {
   /** Local view for the hot path: epoch ms until which the channel cools down (0 = not). */
   cooldownUntil(channelId: string): number;
   recordFailure(channelId: string, policy: CooldownPolicy, retryAfterMs?: number): Promise<ChannelHealth>;
-  recordSuccess(channelId: string): Promise<void>;
+  /**
+   * A request sent at `sentAt` (epoch ms; default now) completed well. It never ends a cooldown
+   * that began after it was sent, nor an upstream's Retry-After rest.
+   */
+  recordSuccess(channelId: string, sentAt?: number): Promise<void>;
   resetChannel(channelId: string): Promise<void>;
   channelHealth(channelId: string): Promise<ChannelHealth>;
   /** Called when a channel enters or leaves cooldown (on every pod, for shared stores). */

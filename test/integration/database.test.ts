@@ -382,6 +382,8 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
       promptTokens: 10,
       completionTokens: 20,
       cachedTokens: 0,
+      cacheWriteTokens: 1,
+      reasoningTokens: 2,
       cost,
     });
     // 40 concurrent batches racing on the same rows: each increment lands once.
@@ -390,6 +392,11 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
         acc.addUsage([inc('k1', 'default/a', 0.25), inc(`k${i % 2}`, 'default/b', 1)]),
       ),
     );
+    const detail = await db.prisma.usageDaily.aggregate({
+      where: { day: new Date('2026-05-01') },
+      _sum: { cacheWriteTokens: true, reasoningTokens: true },
+    });
+    expect(detail._sum).toEqual({ cacheWriteTokens: 80n, reasoningTokens: 160n });
     const byKey = await acc.usage({ from: '2026-05-01', to: '2026-05-01', groupBy: ['keyId'] });
     expect(byKey).toEqual([
       {
@@ -433,10 +440,19 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
       promptTokens: 1,
       completionTokens: 2,
       cachedTokens: 0,
+      cacheWriteTokens: 4,
+      reasoningTokens: 3,
+      usageSource: i % 2 ? 'reported' : undefined,
       cost: 0.001,
       errorCode: i % 2 ? undefined : 'upstream_rate_limited',
     });
     await acc.writeLogs(Array.from({ length: 6 }, (_, i) => rec(i)));
+    expect(await db.prisma.requestLog.findFirst({ where: { requestId: 'req-1' } })).toMatchObject({
+      cacheWriteTokens: 4,
+      reasoningTokens: 3,
+      usageSource: 'reported',
+    });
+    expect((await db.prisma.requestLog.findFirst({ where: { requestId: 'req-0' } }))?.usageSource).toBeNull();
     const errors = await acc.recentLogs({ keyId: 'k1', errors: true, limit: 10 });
     expect(errors.map((e) => e.requestId)).toEqual(['req-4', 'req-2', 'req-0']);
     expect(errors[0]).toMatchObject({ durationMs: 13, errorCode: 'upstream_rate_limited', cost: 0.001 });

@@ -258,7 +258,8 @@ describe('relay: failover, cooldowns and concurrency', () => {
 
   it('does not fail over on a client error the channel answered (400 is passed through)', async () => {
     h = await startHarness(twoTiers());
-    const res = await post(h.url, '/v1/chat/completions', chat(), { 'x-mock-status': '400' });
+    mocks[0]!.setFaults({ status: 400 });
+    const res = await post(h.url, '/v1/chat/completions', chat());
     expect(res.status).toBe(400);
     expect(mocks[2]!.stats().requests).toBe(0);
   });

@@ -73,11 +73,19 @@ describe.each(IMPLEMENTATIONS)('StateStore contract: %s', (_name, make) => {
       consecutiveFailures: 1,
       cooldownUntil: 0,
       streak: 0,
+      cooldownSince: 0,
+      restUntil: 0,
     });
     await store.recordFailure('ch', policy);
     expect(store.cooldownUntil('ch')).toBe(0);
     const h = await store.recordFailure('ch', policy);
-    expect(h).toEqual({ consecutiveFailures: 3, cooldownUntil: clock.now + 10_000, streak: 1 });
+    expect(h).toEqual({
+      consecutiveFailures: 3,
+      cooldownUntil: clock.now + 10_000,
+      streak: 1,
+      cooldownSince: clock.now,
+      restUntil: 0,
+    });
     expect(store.cooldownUntil('ch')).toBe(clock.now + 10_000);
     clock.now += 1000;
     expect(await store.recordFailure('ch', policy)).toEqual(h); // started before the cooldown
@@ -120,18 +128,42 @@ describe.each(IMPLEMENTATIONS)('StateStore contract: %s', (_name, make) => {
     await open();
     const events: [string, number][] = [];
     store.onCooldownChange((id, until) => events.push([id, until]));
-    await store.recordFailure('x', policy, 5000);
-    await store.recordSuccess('x'); // a request that started before the cooldown came back fine
+    for (let i = 0; i < 3; i++) await store.recordFailure('x', policy);
+    const sent = clock.now + 1; // a probe sent during the cooldown came back fine
+    clock.now += 2;
+    await store.recordSuccess('x', sent);
     expect(store.cooldownUntil('x')).toBe(0);
     await store.recordFailure('y', policy, 5000);
     await store.resetChannel('y');
     expect(store.cooldownUntil('y')).toBe(0);
     expect(events).toEqual([
-      ['x', clock.now + 5000],
+      ['x', clock.now - 2 + 10_000],
       ['x', 0],
       ['y', clock.now + 5000],
       ['y', 0],
     ]);
+  });
+
+  it('a success sent before the cooldown began does not end it; none shortens a Retry-After rest', async () => {
+    await open();
+    const sent = clock.now; // a long stream sent before the failures
+    clock.now += 100;
+    for (let i = 0; i < 3; i++) await store.recordFailure('x', policy);
+    clock.now += 100;
+    await store.recordSuccess('x', sent);
+    expect(store.cooldownUntil('x')).toBe(clock.now - 100 + 10_000);
+    expect((await store.channelHealth('x')).cooldownUntil).toBe(clock.now - 100 + 10_000);
+
+    const rest = await store.recordFailure('y', policy, 5000);
+    clock.now += 100;
+    await store.recordSuccess('y', clock.now - 50); // sent after the rest began, still no shortening
+    expect(store.cooldownUntil('y')).toBe(rest.cooldownUntil);
+    const h = await store.channelHealth('y');
+    expect(h.cooldownUntil).toBe(rest.cooldownUntil);
+    expect(h.consecutiveFailures).toBe(0);
+    clock.now = rest.cooldownUntil + 1;
+    await store.recordSuccess('y', clock.now);
+    expect(await store.channelHealth('y')).toEqual(HEALTHY);
   });
 
   it('hands out at most max permits; a released or expired permit comes back', async () => {

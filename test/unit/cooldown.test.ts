@@ -9,7 +9,13 @@ describe('cooldown rules', () => {
     let h = HEALTHY;
     h = afterFailure(h, policy, 1000);
     h = afterFailure(h, policy, 1001);
-    expect(h).toEqual({ consecutiveFailures: 2, cooldownUntil: 0, streak: 0 });
+    expect(h).toEqual({
+      consecutiveFailures: 2,
+      cooldownUntil: 0,
+      streak: 0,
+      cooldownSince: 0,
+      restUntil: 0,
+    });
     h = afterFailure(h, policy, 1002);
     expect(h.cooldownUntil).toBe(11_002);
     expect(h.streak).toBe(1);
@@ -17,13 +23,19 @@ describe('cooldown rules', () => {
 
   it('a success resets the count', () => {
     let h = afterFailure(afterFailure(HEALTHY, policy, 0), policy, 0);
-    h = afterSuccess(h);
+    h = afterSuccess(h, 0, 1);
     h = afterFailure(afterFailure(h, policy, 0), policy, 0);
     expect(h.cooldownUntil).toBe(0);
   });
 
   it('ignores failures while cooling down (requests started before it)', () => {
-    const cooling = { consecutiveFailures: 3, cooldownUntil: 5000, streak: 1 };
+    const cooling = {
+      consecutiveFailures: 3,
+      cooldownUntil: 5000,
+      streak: 1,
+      cooldownSince: 0,
+      restUntil: 0,
+    };
     expect(afterFailure(cooling, policy, 4000)).toBe(cooling);
   });
 
@@ -35,13 +47,38 @@ describe('cooldown rules', () => {
     expect(h.cooldownUntil).toBe(30_000);
     h = afterFailure(h, policy, 30_000);
     expect(h.cooldownUntil).toBe(30_000 + 35_000); // 40 s capped at 35 s
-    h = afterSuccess(h);
+    h = afterSuccess(h, 65_000, 66_000);
     expect(h).toEqual(HEALTHY);
   });
 
   it('honours Retry-After below the threshold, capped at maxDuration', () => {
     expect(afterFailure(HEALTHY, policy, 0, 2000).cooldownUntil).toBe(2000);
     expect(afterFailure(HEALTHY, policy, 0, 3_600_000).cooldownUntil).toBe(35_000);
+  });
+
+  it('a success of a request sent before the cooldown began does not end it', () => {
+    let h = HEALTHY;
+    for (let i = 0; i < 3; i++) h = afterFailure(h, policy, 1000);
+    // Sent at 500 (a long stream), answered at 2000: it says nothing about what came at 1000.
+    expect(afterSuccess(h, 500, 2000)).toBe(h);
+    // A probe sent during the cooldown (another pod did not know yet) that succeeds ends it.
+    expect(afterSuccess(h, 1500, 2000)).toEqual(HEALTHY);
+  });
+
+  it('a success never shortens a Retry-After rest, but forgets the failures', () => {
+    const h = afterFailure(HEALTHY, policy, 1000, 20_000);
+    expect(h.cooldownUntil).toBe(21_000);
+    const after = afterSuccess(h, 1500, 2000);
+    expect(after.cooldownUntil).toBe(21_000);
+    expect(after.consecutiveFailures).toBe(0);
+    expect(afterSuccess(after, 21_500, 22_000)).toEqual(HEALTHY);
+    // A threshold cooldown longer than the rest: a later success ends it when the rest is over.
+    let t = HEALTHY;
+    t = afterFailure(afterFailure(t, policy, 0), policy, 0);
+    t = afterFailure(t, policy, 0, 2000);
+    expect(t.cooldownUntil).toBe(10_000);
+    expect(afterSuccess(t, 500, 1000).cooldownUntil).toBe(2000);
+    expect(afterSuccess(t, 2500, 3000)).toEqual(HEALTHY);
   });
 });
 
@@ -55,7 +92,7 @@ describe('MemoryStore', () => {
     expect(store.cooldownUntil('ch')).toBe(10_000);
     expect(events).toEqual([['ch', 10_000]]);
     now = 10_001;
-    await store.recordSuccess('ch');
+    await store.recordSuccess('ch', 10_001);
     expect(await store.channelHealth('ch')).toEqual(HEALTHY);
     await store.recordFailure('ch', policy, 1000);
     await store.resetChannel('ch');

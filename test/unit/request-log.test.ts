@@ -53,6 +53,9 @@ const rec = (over: Partial<RequestRecord> = {}): RequestRecord => ({
   promptTokens: 5,
   completionTokens: 7,
   cachedTokens: 1,
+  cacheWriteTokens: 2,
+  reasoningTokens: 3,
+  usageSource: 'reported',
   cost: 0.25,
   ...over,
 });
@@ -86,6 +89,8 @@ describe('request log writer', () => {
         promptTokens: 30,
         completionTokens: 42,
         cachedTokens: 6,
+        cacheWriteTokens: 12,
+        reasoningTokens: 18,
         cost: 1.5,
       },
     ]);

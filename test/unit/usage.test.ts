@@ -14,6 +14,8 @@ describe('usage from response bodies', () => {
       promptTokens: 12,
       completionTokens: 5,
       cachedTokens: 4,
+      cacheWriteTokens: 0,
+      reasoningTokens: 0,
       estimated: false,
     });
   });
@@ -39,7 +41,14 @@ describe('usage from response bodies', () => {
     const p = { inputPer1M: 2, outputPer1M: 8, cachedInputPer1M: 0.5, perRequest: 0.01, perSecond: 0 };
     expect(
       costOf(
-        { promptTokens: 1_000_000, completionTokens: 500_000, cachedTokens: 400_000, estimated: false },
+        {
+          promptTokens: 1_000_000,
+          completionTokens: 500_000,
+          cachedTokens: 400_000,
+          cacheWriteTokens: 0,
+          reasoningTokens: 0,
+          estimated: false,
+        },
         p,
         0,
       ),

@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  call,
+  expectSettled,
+  isOpenAIError,
+  metric,
+  type RelayProc,
+  startRelayProc,
+  startUpstream,
+  type Upstream,
+  until,
+} from '../helpers/fault-rig.ts';
+import { configYaml } from '../helpers/harness.ts';
+import { type Postgres, startPostgres } from '../helpers/postgres.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+
+/**
+ * Redis SIGKILLed under load and started again (empty, as a restarted pod without persistence
+ * is): the relay keeps serving per each policy's onRedisUnavailable, reports the outage through
+ * `kuberelay_redis_up` and /readyz, and recovers by itself; no request waits past a bound, and
+ * afterwards no permit is left held.
+ */
+
+const PERMITS = 8;
+const WORKERS = 4; // each holds at most one permit plus one being returned: never more than PERMITS
+const REQUEST_BOUND_MS = 5000;
+
+describe('Redis killed and restarted under load', () => {
+  let pg: Postgres;
+  let redis: TestRedis;
+  let up: Upstream;
+  let relay: RelayProc;
+  let secret: string;
+
+  beforeAll(async () => {
+    [pg, redis, up] = await Promise.all([startPostgres(), startRedis(), startUpstream('main')]);
+    const yaml = configYaml(
+      [
+        {
+          name: 'main',
+          baseURL: `${up.url}/v1`,
+          models:
+            '[{ name: gpt-4o-mini, pricing: { inputPer1M: "1", outputPer1M: "2" } }, { name: strict-model }]',
+          extra: `  limits: { maxConcurrent: ${PERMITS}, maxQueue: 0 }\n`,
+        },
+      ],
+      `apiVersion: kuberelay.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: lenient }
+spec:
+  match: { models: [gpt-4o-mini] }
+  limitBy: apiKey
+  limits: [{ requests: 1000000, per: 1m }, { concurrent: ${PERMITS} }]
+  onRedisUnavailable: allow
+---
+apiVersion: kuberelay.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: strict }
+spec:
+  match: { models: [strict-model] }
+  limitBy: apiKey
+  limits: [{ requests: 1000000, per: 1m }]
+  onRedisUnavailable: deny
+`,
+    );
+    relay = await startRelayProc({
+      yaml,
+      databaseUrl: await pg.createDatabase('redis_outage'),
+      redisUrl: redis.url,
+    });
+    ({ secret } = await relay.createKey());
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    await up?.stop();
+    await redis?.close();
+    await pg?.close();
+  });
+
+  const chat = (model: string, stream: boolean) =>
+    call(`${relay.url}/v1/chat/completions`, {
+      headers: { authorization: `Bearer ${secret}` },
+      body: { model, messages: [{ role: 'user', content: 'through an outage' }], max_tokens: 8, stream },
+      timeoutMs: REQUEST_BOUND_MS + 10_000,
+    });
+
+  it('serves per onRedisUnavailable, reports it, and recovers by itself', async () => {
+    expect(await metric(relay.url, 'kuberelay_redis_up')).toBe(1);
+    expect((await chat('strict-model', false)).status).toBe(200);
+
+    // Load on the lenient model for the whole test: every request must be served, in bound.
+    let running = true;
+    const statuses = new Map<number, number>();
+    let slowest = 0;
+    let served = 0;
+    const workers = Array.from({ length: WORKERS }, async (_, w) => {
+      for (let i = 0; running; i++) {
+        const r = await chat('gpt-4o-mini', (i + w) % 2 === 0);
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        slowest = Math.max(slowest, r.ms);
+        if (r.status === 200) served++;
+      }
+    });
+    const servedSince = async (n: number) => {
+      const from = served;
+      await until(`${n} more requests served`, async () => served - from >= n, 15_000);
+    };
+    try {
+      await servedSince(20);
+
+      await redis.kill();
+      await until(
+        'kuberelay_redis_up to drop to 0',
+        async () => (await metric(relay.url, 'kuberelay_redis_up')) === 0,
+      );
+      await servedSince(20);
+      const ready = await call(`${relay.url}/readyz`);
+      expect(ready.status).toBe(200); // degraded, not unready: that would drain every replica at once
+      expect((ready.json as { message?: string }).message).toMatch(/redis/i);
+      // The deny policy refuses, at once and in shape, with when to retry.
+      const denied = await chat('strict-model', false);
+      expect(denied.status).toBe(503);
+      expect(isOpenAIError(denied.json)).toBe(true);
+      expect((denied.json as { error: { code: string } }).error.code).toBe('rate_limit_unavailable');
+      expect(denied.headers.get('retry-after')).toBe('1');
+      expect(denied.ms).toBeLessThan(REQUEST_BOUND_MS);
+
+      await redis.start();
+      await until(
+        'kuberelay_redis_up back to 1',
+        async () => (await metric(relay.url, 'kuberelay_redis_up')) === 1,
+        20_000,
+      );
+      await servedSince(20);
+      await until(
+        'the deny policy to admit again',
+        async () => (await chat('strict-model', false)).status === 200,
+      );
+    } finally {
+      running = false;
+      await Promise.all(workers);
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ 200: served });
+    expect(slowest).toBeLessThan(REQUEST_BOUND_MS);
+
+    // Nothing left behind: gauges at 0, and all permits (channel and policy) free again.
+    await expectSettled(relay.url);
+    await up.setFaults({ latencyMs: 400 });
+    const probe = await Promise.all(Array.from({ length: PERMITS }, () => chat('gpt-4o-mini', false)));
+    await up.setFaults(null);
+    expect(probe.map((r) => r.status)).toEqual(Array(PERMITS).fill(200));
+    await expectSettled(relay.url);
+    expect(relay.proc.child.exitCode).toBeNull();
+    expect(relay.proc.output()).not.toMatch(/unhandled rejection|uncaught/i);
+  });
+});

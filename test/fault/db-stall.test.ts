@@ -101,6 +101,8 @@ describe('a stalled database', () => {
         await new Promise((r) => setTimeout(r, 250));
       }
       expect(unseenRefused).toBeGreaterThan(0);
+      // Reported, not hidden: the relay knows it is running without its database.
+      expect(await metric(relay.url, 'kuberelay_database_up')).toBe(0);
       // A key the relay had seen is still served after its cache TTL ran out during the stall.
       expect((await chat(seen.secret)).status).toBe(200);
       sent++;

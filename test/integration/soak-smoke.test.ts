@@ -32,7 +32,8 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 
 describe('bench/soak.ts', () => {
   it('runs a small mixed soak: every kind as expected, the relay idle and its permits back after', {
-    timeout: 120_000,
+    // Seven processes start on a machine the rest of the suite keeps busy: generous, never timed.
+    timeout: 240_000,
   }, async () => {
     const json = path.join(tmp, 'soak.json');
     const r = await run(['--requests', '200', '--concurrency', '4', '--sample-ms', '200', '--json', json]);

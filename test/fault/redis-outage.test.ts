@@ -34,7 +34,9 @@ describe('Redis killed and restarted under load', () => {
   let secret: string;
 
   beforeAll(async () => {
-    [pg, redis, up] = await Promise.all([startPostgres(), startRedis(), startUpstream('main')]);
+    // The servers first: a Node process starting alongside would slow them past their start bound.
+    [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+    up = await startUpstream('main');
     const yaml = configYaml(
       [
         {

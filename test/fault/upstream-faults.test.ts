@@ -50,9 +50,9 @@ describe('upstream faults', () => {
   timeouts: { connect: 2s, firstByte: ${FIRST_BYTE_MS}ms, total: 20s }`;
 
   beforeAll(async () => {
-    [pg, redis, soloUp, primary, fallback] = await Promise.all([
-      startPostgres(),
-      startRedis(),
+    // The servers first: Node processes starting alongside would slow them past their start bound.
+    [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+    [soloUp, primary, fallback] = await Promise.all([
       startUpstream('solo'),
       startUpstream('primary'),
       startUpstream('fallback'),

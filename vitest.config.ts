@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers: `unit` (pure, in-process), `integration` (real sockets, child processes, local
-// servers such as Redis/PostgreSQL), `e2e` (a real kube-apiserver + etcd, see test/cluster/).
-// `npm test` runs them all; `npm run test:fast` skips e2e while developing.
+// Four tiers: `unit` (pure, in-process), `integration` (real sockets, child processes, local
+// servers such as Redis/PostgreSQL), `fault` (relay, Redis, PostgreSQL and upstreams as separate
+// processes, killed, stalled and broken on purpose), `e2e` (a real kube-apiserver + etcd, see
+// test/cluster/). `npm test` runs them all; `npm run test:fast` is unit + integration.
 export default defineConfig({
   test: {
     projects: [
@@ -13,6 +14,16 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 30_000,
           hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'fault',
+          include: ['test/fault/**/*.test.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 120_000,
+          // Each file runs a whole deployment of processes; one at a time keeps their bounds honest.
+          fileParallelism: false,
         },
       },
       {

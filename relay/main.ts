@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { StateStore } from '../core/state/store.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
@@ -10,6 +11,7 @@ import { PersistenceConfigError, type PersistenceOptions } from './persistence-c
 import { type PodReporter, startPodReporter } from './pod-reporter.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
+import { sseErrorEvent } from './sse.ts';
 
 export type MetricsListener = 'public' | 'admin';
 
@@ -99,6 +101,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
       'KUBERELAY_AUTH=none: client authentication is OFF, anyone who can reach this port can use every channel',
     );
   }
+  const streams = trackStreams(relay);
   const source = opts.configFile ? new FileConfigSource(opts.configFile, relay.state) : undefined;
   let secretSource: SecretConfigSource | undefined;
   if (opts.configSecret) {
@@ -145,7 +148,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
       await secretSource?.stop();
       const deadline = setTimeout(() => {
         app.log.warn('shutdown deadline reached; closing remaining connections');
-        app.server.closeAllConnections();
+        void streams.endAll().then(() => app.server.closeAllConnections());
       }, opts.shutdownTimeoutMs);
       // Keep-alive connections become idle as their last response ends; close them as they do.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
@@ -176,6 +179,30 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     shared,
     reporter,
     shutdown,
+  };
+}
+
+/**
+ * Streaming responses in progress, so that the shutdown deadline can end each with an error event
+ * (a client is told why, rather than seeing a bare cut, and never a fake [DONE]).
+ */
+function trackStreams(relay: RelayApp) {
+  const open = new Set<ServerResponse>();
+  relay.app.addHook('preHandler', async (req, reply) => {
+    if ((req.body as { stream?: unknown } | null | undefined)?.stream !== true) return;
+    const res = reply.raw;
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
+  const event = sseErrorEvent('the relay is shutting down; retry the request', 'relay_shutting_down');
+  return {
+    /** Writes the error event to every stream that has started, then waits (bounded) for it to leave. */
+    endAll(): Promise<void> {
+      const writes = [...open]
+        .filter((res) => res.headersSent && !res.destroyed && !res.writableEnded)
+        .map((res) => new Promise<void>((resolve) => res.write(event, () => resolve())));
+      return Promise.race([Promise.all(writes).then(() => {}), new Promise<void>((r) => setTimeout(r, 500))]);
+    },
   };
 }
 

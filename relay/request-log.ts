@@ -54,6 +54,9 @@ export class RequestLogWriter implements RequestRecorder {
   #usage = new Map<string, UsageIncrement>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
+  /** Records so far, and how many of them the running flush covers. */
+  #recorded = 0;
+  #flushCovers = 0;
   /** After a failed write, no early flush before this (the timer still retries). */
   #quietUntil = 0;
 
@@ -66,11 +69,12 @@ export class RequestLogWriter implements RequestRecorder {
   }
 
   start() {
-    this.#timer = setInterval(() => void this.flush(), this.#o.flushIntervalMs);
+    this.#timer = setInterval(() => void this.#flushShared(), this.#o.flushIntervalMs);
     this.#timer.unref();
   }
 
   record(r: RequestRecord): void {
+    this.#recorded++;
     this.#addUsage(r);
     const always = r.status >= 400 || r.errorCode !== undefined || r.durationMs > this.#o.slowMs;
     if (!always && this.#o.sampleRate < 1 && this.#random() >= this.#o.sampleRate) {
@@ -83,18 +87,32 @@ export class RequestLogWriter implements RequestRecorder {
     }
     this.#buffer.push(r);
     this.#metrics.requestLogsBuffered.set(this.#buffer.length);
-    if (this.#buffer.length >= this.#o.batchSize && Date.now() >= this.#quietUntil) void this.flush();
+    if (this.#buffer.length >= this.#o.batchSize && Date.now() >= this.#quietUntil) void this.#flushShared();
   }
 
   get buffered(): number {
     return this.#buffer.length;
   }
 
-  /** Writes what is pending; one flush at a time (concurrent callers share it). */
-  flush(): Promise<void> {
-    this.#flushing ??= this.#flushOnce().finally(() => {
-      this.#flushing = undefined;
-    });
+  /**
+   * Writes everything recorded before the call. One flush runs at a time: a caller joins the
+   * running one when it began after the caller's last record, else waits for it and joins or
+   * starts the next (the running one took its usage snapshot before those records arrived).
+   */
+  async flush(): Promise<void> {
+    const upTo = this.#recorded;
+    while (this.#flushing && this.#flushCovers < upTo) await this.#flushing;
+    return this.#flushShared();
+  }
+
+  /** The running flush, or a new one: for the timer and batch triggers, which need no more. */
+  #flushShared(): Promise<void> {
+    if (!this.#flushing) {
+      this.#flushCovers = this.#recorded;
+      this.#flushing = this.#flushOnce().finally(() => {
+        this.#flushing = undefined;
+      });
+    }
     return this.#flushing;
   }
 

@@ -96,6 +96,27 @@ describe('request log writer', () => {
     ]);
   });
 
+  it('flush() writes everything recorded before the call, even while an earlier flush is running', async () => {
+    const { sink, writer } = setup();
+    let release!: () => void;
+    const addUsage = sink.addUsage.bind(sink);
+    sink.addUsage = async (u) => {
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      sink.addUsage = addUsage;
+      return addUsage(u);
+    };
+    writer.record(rec({ requestId: 'early' }));
+    const first = writer.flush(); // e.g. the interval timer's flush, held up in the database
+    writer.record(rec({ requestId: 'late', model: 'late-model' }));
+    const second = writer.flush();
+    release();
+    await Promise.all([first, second]);
+    expect(sink.usage.map((u) => u.model).sort()).toEqual(['gpt-4o-mini', 'late-model']);
+    expect(sink.logs.map((r) => r.requestId)).toEqual(['early', 'late']);
+  });
+
   it('sums usage per day, key, channel and model; no key and no channel are empty strings', async () => {
     const { sink, writer } = setup();
     writer.record(rec());
@@ -124,7 +145,9 @@ describe('request log writer', () => {
     const { sink, writer, value, health } = setup({ maxBuffer: 5, batchSize: 2 });
     sink.up = false;
     for (let i = 0; i < 8; i++) writer.record(rec({ requestId: `d${i}` }));
-    await writer.flush(); // fails: nothing lost beyond the bound
+    // Fails twice: the batch trigger's flush (at d1, before d2-d7's usage arrived) and the
+    // follow-up flush() needs for d2-d7; nothing lost beyond the bound.
+    await writer.flush();
     for (let i = 8; i < 10; i++) writer.record(rec({ requestId: `d${i}` }));
     await writer.flush();
     expect(health.up).toBe(false);
@@ -132,7 +155,7 @@ describe('request log writer', () => {
     expect(await value('kuberelay_request_logs_dropped_total', { reason: 'buffer_full' })).toBe(5);
     expect(await value('kuberelay_request_logs_buffered')).toBe(5);
     expect(await value('kuberelay_database_up')).toBe(0);
-    expect(await value('kuberelay_database_errors_total', { operation: 'write_usage' })).toBe(2);
+    expect(await value('kuberelay_database_errors_total', { operation: 'write_usage' })).toBe(3);
 
     sink.up = true;
     await writer.flush();
@@ -148,10 +171,12 @@ describe('request log writer', () => {
     const write = sink.writeLogs.bind(sink);
     let calls = 0;
     sink.writeLogs = async (r) => {
-      if (++calls === 2) throw new Error('timeout');
+      if (++calls === 2 || calls === 3) throw new Error('timeout');
       return write(r);
     };
-    await writer.flush(); // f0,f1 written; f2,f3 fail and go back
+    // The batch trigger (at f1) writes f0,f1 and fails f2,f3; flush() retries them, fails again,
+    // and they go back to the front.
+    await writer.flush();
     writer.record(rec({ requestId: 'f4' }));
     writer.record(rec({ requestId: 'f5' })); // buffer: f2 f3 f4 f5 (full)
     writer.record(rec({ requestId: 'f6' })); // dropped

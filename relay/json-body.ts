@@ -34,6 +34,16 @@ function stringEnd(text: string, from: number): number {
   return text.length;
 }
 
+const BODY_CHARS = Symbol('kuberelay.bodyChars');
+
+/**
+ * Size of the JSON body as parsed (UTF-16 units, close enough for a token estimate): a chunked
+ * body has no content-length, but its prompt must be reserved against token limits all the same.
+ */
+export function bodyChars(req: object): number {
+  return (req as { [BODY_CHARS]?: number })[BODY_CHARS] ?? 0;
+}
+
 /**
  * Fastify's own JSON parser (with its prototype-poisoning checks), refusing bodies nested deeper
  * than MAX_JSON_DEPTH with a 400 before parsing them.
@@ -43,6 +53,7 @@ export function installJsonParser(app: FastifyInstance) {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = body as string; // parseAs: 'string'
+    (req as { [BODY_CHARS]?: number })[BODY_CHARS] = text.length;
     if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
       done(
         badRequest('invalid_json', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`),

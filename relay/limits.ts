@@ -12,6 +12,7 @@ import {
 } from '../core/ratelimit/policy.ts';
 import { estimateTokens } from '../core/usage.ts';
 import { RelayError } from './errors.ts';
+import { bodyChars } from './json-body.ts';
 import type { RelayMetrics } from './metrics.ts';
 
 /**
@@ -277,5 +278,5 @@ export async function admitRequest(
 function reserveTokens(req: FastifyRequest, body: Record<string, unknown>): number {
   const max = body.max_completion_tokens ?? body.max_tokens;
   const completion = typeof max === 'number' && Number.isFinite(max) && max > 0 ? Math.floor(max) : 0;
-  return estimateTokens(Number(req.headers['content-length'] ?? 0)) + completion;
+  return estimateTokens(Number(req.headers['content-length'] ?? bodyChars(req))) + completion;
 }

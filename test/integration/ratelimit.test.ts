@@ -140,6 +140,40 @@ describe('RateLimitPolicy on one relay (embedded limiter)', () => {
     expect(statuses).toEqual([200, 200, 200, 429, 429]); // $0, $10, $20 spent before each admitted one
   });
 
+  it('token limits reserve the prompt of a chunked body (no content-length) like a sized one', async () => {
+    h = await startHarness(
+      configYaml(
+        [{ name: 'a', mock: mocks[0] }],
+        policy('tokens', '  limitBy: global\n  limits: [{ tokens: 100, per: 1m }]\n'),
+      ),
+    );
+    mocks[0]!.setFaults({ latencyMs: 400 }); // the first request is still running when the second arrives
+    // ~2,000 bytes of prompt is ~500 tokens at 4 bytes a token: reserved while the first one runs,
+    // so the second is refused; an estimate of 0 for a chunked body would let both through.
+    const body = JSON.stringify(
+      chat({ max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(2000) }] }),
+    );
+    const chunked = () =>
+      fetch(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: new ReadableStream({
+          start(c) {
+            const bytes = new TextEncoder().encode(body);
+            c.enqueue(bytes.subarray(0, 700));
+            c.enqueue(bytes.subarray(700));
+            c.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+    const first = chunked();
+    await new Promise((r) => setTimeout(r, 150));
+    const second = await chunked();
+    expect(second.status).toBe(429);
+    expect((await first).status).toBe(200);
+  });
+
   it('matches models and paths: other requests are not counted', async () => {
     h = await startHarness(
       configYaml(

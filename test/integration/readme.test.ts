@@ -149,15 +149,15 @@ describe('README, run as written on a fresh clone', () => {
   it('Quickstart: npm install, npm start, then the curl gets a completion', async () => {
     const [install, curl] = shBlocks(readme, 'Quickstart (no Kubernetes, Redis or PostgreSQL needed)');
     expect(install).toEqual(['npm install', 'npm start']);
-    const installed = await run(install[0]!, clone, 480_000);
+    const installed = await run(install![0]!, clone, 480_000);
     expect(installed.code, installed.out).toBe(0);
     expect(installed.out).toContain('Generated Prisma Client');
 
-    const demo = start(install[1]!);
+    const demo = start(install![1]!);
     const [, url] = await demo.waitFor(/kuberelay demo: relay on (http:\S+)/);
     expect(url).toBe(`http://127.0.0.1:${env.PORT}`);
     expect(curl).toHaveLength(1);
-    const answer = await run(curl[0]!.replace(':8080/', `:${env.PORT}/`));
+    const answer = await run(curl![0]!.replace(':8080/', `:${env.PORT}/`));
     expect(answer.code, answer.out).toBe(0);
     expect(JSON.parse(answer.out).choices[0].message.role).toBe('assistant');
     await stop(demo);

@@ -26,7 +26,9 @@ const README_PORTS = [9101, 9102, 9103];
 
 interface Sh {
   child: ChildProcess;
+  /** stdout and stderr, as a terminal shows them. */
   output(): string;
+  stdout(): string;
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   exited: Promise<number | null>;
 }
@@ -45,17 +47,22 @@ describe('README, run as written on a fresh clone', () => {
     for (const [from, to] of ports) line = line.replaceAll(`--port ${from}`, `--port ${to}`);
     const child = spawn('sh', ['-c', line], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let stdout = '';
     const waiters = new Set<() => void>();
     const onData = (d: Buffer) => {
       out += d.toString();
       for (const w of waiters) w();
     };
-    child.stdout!.on('data', onData);
+    child.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      onData(d);
+    });
     child.stderr!.on('data', onData);
     const exited = once(child, 'exit').then(([code]) => code as number | null);
     return {
       child,
       output: () => out,
+      stdout: () => stdout,
       exited,
       waitFor(pattern, timeoutMs = 60_000) {
         return new Promise((resolve, reject) => {
@@ -89,7 +96,7 @@ describe('README, run as written on a fresh clone', () => {
     const timer = setTimeout(() => process.kill(-p.child.pid!, 'SIGKILL'), timeoutMs);
     const code = await p.exited;
     clearTimeout(timer);
-    return { code, out: p.output() };
+    return { code, out: p.output(), stdout: p.stdout() };
   }
 
   /** A server: kept running until stop(). */
@@ -99,8 +106,20 @@ describe('README, run as written on a fresh clone', () => {
     return p;
   }
 
+  /** Ends the command's whole process group (sh, npm, node), within 20 s. */
   async function stop(p: Sh) {
-    if (p.child.exitCode === null) process.kill(-p.child.pid!, 'SIGTERM');
+    const group = -p.child.pid!;
+    const alive = () => {
+      try {
+        process.kill(group, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (alive()) process.kill(group, 'SIGTERM');
+    for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (alive()) process.kill(group, 'SIGKILL');
     await p.exited;
   }
 
@@ -154,13 +173,16 @@ describe('README, run as written on a fresh clone', () => {
     expect(installed.out).toContain('Generated Prisma Client');
 
     const demo = start(install![1]!);
-    const [, url] = await demo.waitFor(/kuberelay demo: relay on (http:\S+)/);
-    expect(url).toBe(`http://127.0.0.1:${env.PORT}`);
-    expect(curl).toHaveLength(1);
-    const answer = await run(curl![0]!.replace(':8080/', `:${env.PORT}/`));
-    expect(answer.code, answer.out).toBe(0);
-    expect(JSON.parse(answer.out).choices[0].message.role).toBe('assistant');
-    await stop(demo);
+    try {
+      const [, url] = await demo.waitFor(/kuberelay demo: relay on (http:\S+)/);
+      expect(url).toBe(`http://127.0.0.1:${env.PORT}`);
+      expect(curl).toHaveLength(1);
+      const answer = await run(curl![0]!.replace(':8080/', `:${env.PORT}/`));
+      expect(answer.code, answer.out).toBe(0);
+      expect(JSON.parse(answer.stdout).choices[0].message.role).toBe('assistant');
+    } finally {
+      await stop(demo);
+    }
   }, 600_000);
 
   it('The kuberelay command: npx, then plain `kuberelay` through the symlink on the system node', async () => {
@@ -195,7 +217,7 @@ describe('README, run as written on a fresh clone', () => {
     const url = `http://127.0.0.1:${env.PORT}`;
     const answer = await run(curl![0]!.replace(':8080/', `:${env.PORT}/`).replace('sk-kr-...', secret));
     expect(answer.code, answer.out).toBe(0);
-    expect(JSON.parse(answer.out).choices[0].message.role).toBe('assistant');
+    expect(JSON.parse(answer.stdout).choices[0].message.role).toBe('assistant');
     expect((await chat(url)).status).toBe(401);
 
     // From another directory the CLI finds the same database, through the running relay.
@@ -234,7 +256,7 @@ describe('README, run as written on a fresh clone', () => {
 
     // The relay stopped, the CLI opens the database itself; revoke the rest.
     await Promise.all(running.map(stop));
-    const all = JSON.parse((await run('kuberelay keys list --json')).out.replace(/^[^{]*/, '')) as {
+    const all = JSON.parse((await run('kuberelay keys list --json')).stdout) as {
       data: { id: string }[];
     };
     expect(all.data).toHaveLength(2);

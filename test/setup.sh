@@ -6,7 +6,7 @@
 #   - the e2e control plane (etcd, kube-apiserver, kubectl, helm), built from Go modules by
 #     test/cluster/build.sh and cached by version (~12 min the first time, then instant; Go >= 1.26).
 # Where it looks: PATH, and Debian's /usr/lib/postgresql/*/bin for PostgreSQL's server binaries
-# (KUBERELAY_PG_LIBDIR changes that place; test/integration/test-setup.test.ts uses it to hide them).
+# (KUBERELAY_PG_LIBDIR changes that place; test/e2e/test-setup.test.ts uses it to hide them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

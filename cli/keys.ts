@@ -113,7 +113,7 @@ export async function keysList(o: KeysCommonOptions & { all?: boolean }) {
   // Revoked keys are fetched either way: an empty listing says whether they are why.
   const all = await withAdmin(o, (a) => a.list({ includeRevoked: true }));
   const keys = o.all ? all : all.filter((k) => k.revokedAt === null);
-  print(o, { data: keys }, () => (keys.length > 0 ? table(keys) : noKeys(all.length)));
+  print(o, { data: keys }, () => (keys.length > 0 ? table(keys) : noKeys(all.length - keys.length)));
 }
 
 function noKeys(revoked: number): string {

@@ -1,8 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, REPO } from '../helpers/process.ts';
 import { shBlocks } from '../helpers/readme.ts';
@@ -162,7 +162,15 @@ describe('README, run as written on a fresh clone', () => {
 
   afterAll(async () => {
     await Promise.all(running.map(stop));
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (!tmp || !env) return;
+    await rm(tmp, { recursive: true, force: true });
+    // `npx` linked the clone into npm's npx cache (one small directory per package path).
+    const npx = join(env.npm_config_cache!, '_npx');
+    for (const d of await readdir(npx).catch(() => [])) {
+      const manifest = await readFile(join(npx, d, 'package.json'), 'utf8').catch(() => '');
+      if (manifest.includes(`${basename(tmp)}/kuberelay"`))
+        await rm(join(npx, d), { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('Quickstart: npm install, npm start, then the curl gets a completion', async () => {

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on an unsupported Node this says so before any dependency loads.
+import './require-node.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../core/config/load.ts';
 import { DEFAULT_CONFIG_SECRET, parseSecretRef } from '../core/config/snapshot.ts';

@@ -110,8 +110,15 @@ export async function keysCreate(
 }
 
 export async function keysList(o: KeysCommonOptions & { all?: boolean }) {
-  const keys = await withAdmin(o, (a) => a.list({ includeRevoked: o.all }));
-  print(o, { data: keys }, () => table(keys));
+  // Revoked keys are fetched either way: an empty listing says whether they are why.
+  const all = await withAdmin(o, (a) => a.list({ includeRevoked: true }));
+  const keys = o.all ? all : all.filter((k) => k.revokedAt === null);
+  print(o, { data: keys }, () => (keys.length > 0 ? table(keys) : noKeys(all.length - keys.length)));
+}
+
+function noKeys(revoked: number): string {
+  if (revoked === 0) return 'no API keys yet: create one with `kuberelay keys create --name NAME`\n';
+  return `no active API keys (${revoked} revoked; \`kuberelay keys list --all\` shows them)\n`;
 }
 
 export async function keysRevoke(o: KeysCommonOptions & { id: string }) {
@@ -144,7 +151,6 @@ function showCreated(c: CreatedKey, what: string): string {
 }
 
 function table(keys: ApiKeyInfo[]): string {
-  if (keys.length === 0) return 'no API keys yet: create one with `kuberelay keys create --name NAME`\n';
   const rows = keys.map((k) => [
     k.id,
     k.name,

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { homedir, hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /**
  * PGlite is PostgreSQL in this process: two processes opening the same data directory would
@@ -9,6 +9,18 @@ import { join } from 'node:path';
  * listens, so the CLI can go through it instead. The file is 0600: it may hold the admin token the
  * relay generated for itself.
  */
+
+/**
+ * The embedded data directory: KUBERELAY_DATA_DIR, else one per user whatever the working
+ * directory — `$XDG_DATA_HOME/kuberelay`, by default `~/.local/share/kuberelay` — so a relay and
+ * `kuberelay keys` started in different directories meet in the same database.
+ */
+export function dataDirFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.KUBERELAY_DATA_DIR) return resolve(env.KUBERELAY_DATA_DIR);
+  // The XDG spec says to ignore a relative XDG_DATA_HOME.
+  const xdg = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : undefined;
+  return join(xdg ?? join(env.HOME || homedir(), '.local', 'share'), 'kuberelay');
+}
 
 export interface LockHolder {
   pid: number;

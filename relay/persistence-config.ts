@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { dataDirFromEnv } from '../db/data-dir-lock.ts';
 import type { AuthMode } from './app.ts';
 import type { KeyAuthOptions } from './auth.ts';
 import { DEFAULT_REQUEST_LOG_OPTIONS, type RequestLogOptions } from './request-log.ts';
@@ -26,8 +26,6 @@ export class PersistenceConfigError extends Error {
   override name = 'PersistenceConfigError';
 }
 
-const ENV_DEFAULT_DATA_DIR = '.kuberelay';
-
 /**
  * Options from the environment. Without client auth and without DATABASE_URL there is nothing to
  * persist for (a local demo): no database is opened at all.
@@ -49,7 +47,7 @@ export function persistenceFromEnv(
   };
   return {
     databaseUrl,
-    dataDir: resolve(env.KUBERELAY_DATA_DIR || ENV_DEFAULT_DATA_DIR),
+    dataDir: dataDirFromEnv(env),
     admin: {
       port: num('ADMIN_PORT', defaultAdminPort, (n) => Number.isInteger(n) && n >= 0 && n < 65536),
       host: env.ADMIN_HOST || undefined,

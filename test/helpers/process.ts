@@ -20,7 +20,7 @@ export interface Proc {
 /**
  * Runs `kuberelay <args>` as a real process (Node 24 strips the TypeScript types itself). Unless
  * the test passes KUBERELAY_DATA_DIR, the process gets a data directory of its own (removed when
- * it exits), so no two processes meet in the repository's default `.kuberelay`.
+ * it exits), so no two processes meet in the per-user default (`~/.local/share/kuberelay`).
  */
 export function kuberelay(args: string[], env: Record<string, string> = {}): Proc {
   const ownDir =

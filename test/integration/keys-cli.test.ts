@@ -86,6 +86,10 @@ describe('keys CLI on the embedded database (PGlite)', () => {
     const empty = await run(['keys', 'list'], env);
     expect(empty.code, empty.out).toBe(0);
     expect(empty.out).toContain('no API keys yet: create one with `kuberelay keys create --name NAME`');
+    // A first database: the CLI says where and why there.
+    expect(empty.out).toContain(
+      `creating a new embedded database in ${env.KUBERELAY_DATA_DIR} (KUBERELAY_DATA_DIR)`,
+    );
 
     // Directly on the data directory.
     const first = await createKey(['--name', 'first', '--label', 'team=a'], env);
@@ -168,7 +172,14 @@ describe('keys CLI on the embedded database (PGlite)', () => {
     const direct = await run(['keys', 'list'], env);
     expect(direct.code).toBe(0);
     expect(direct.out).not.toContain('admin API');
-  }, 180_000); // a dozen real processes, each opening PGlite
+    expect(direct.out).not.toContain('creating a new embedded database');
+
+    // Nothing active left: the listing says why it is empty.
+    expect((await run(['keys', 'revoke', '--id', first.key.id], env)).code).toBe(0);
+    const none = await run(['keys', 'list'], env);
+    expect(none.code, none.out).toBe(0);
+    expect(none.out).toContain('no active API keys (2 revoked; `kuberelay keys list --all` shows them)');
+  }, 300_000); // a dozen real processes, each opening PGlite
 });
 
 describe('two relay processes sharing PostgreSQL', () => {

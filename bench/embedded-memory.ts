@@ -6,12 +6,14 @@
 //
 //   npm run bench:embedded              about 2 minutes; markdown on stdout
 //   npm run bench:embedded -- --quick   a short smoke run
+//   npm run build && npm run bench:embedded -- --built   relays from dist/ (the image's build)
 //
 // Phases per variant: start (peak from spawn to /readyz, the key created through the admin API),
 // idle (median RSS over the idle window), load (authenticated chat completions, half streamed, at
 // concurrency 32: peak RSS), then idle again. "embedded, restart" starts a relay on the data
 // directory the first embedded relay filled. Method and figures: BENCHMARKS.md.
 
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,10 +21,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { startPostgres } from '../test/helpers/postgres.ts';
-import { freePort, kuberelay, type Proc } from '../test/helpers/process.ts';
+import { freePort, kuberelay, type Proc, REPO } from '../test/helpers/process.ts';
 import { metric } from '../test/helpers/prometheus-text.ts';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, built: { type: 'boolean' } } });
 const IDLE_SECONDS = args.quick ? 3 : 15;
 const LOAD_SECONDS = args.quick ? 3 : 20;
 const CONCURRENCY = 32;
@@ -67,6 +69,29 @@ class Sampler {
 const max = (xs: number[]) => Math.max(...xs);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The relay: from the sources (Node strips the types), or with --built from dist/ as in the image. */
+function startRelay(argv: string[], env: Record<string, string>): Proc {
+  if (!args.built) return kuberelay(argv, env);
+  const child = spawn(process.execPath, [path.join(REPO, 'dist', 'cli', 'index.js'), ...argv], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (b: Buffer) => {
+    out = (out + b.toString()).slice(-8000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    output: () => out,
+    exited: () => exit,
+    waitFor: () => Promise.reject(new Error('not used')),
+  };
+}
 
 async function untilReady(p: Proc, url: string) {
   const deadline = Date.now() + 120_000;
@@ -128,7 +153,7 @@ async function measure(v: Variant, config: string) {
   const adminPort = await freePort();
   const adminToken = randomBytes(16).toString('hex');
   const url = `http://127.0.0.1:${port}`;
-  const relay = kuberelay(['relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'], {
+  const relay = startRelay(['relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'], {
     LOG_LEVEL: 'warn',
     NODE_OPTIONS: IMAGE_NODE_OPTIONS,
     KUBERELAY_LOG_SAMPLE_RATE: '1',
@@ -245,7 +270,7 @@ spec:
     ];
     const md = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
     process.stdout.write(
-      `\n${md}\n\nRSS of the relay's process tree. ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, NODE_OPTIONS=${IMAGE_NODE_OPTIONS}, idle ${IDLE_SECONDS} s, load ${LOAD_SECONDS} s at concurrency ${CONCURRENCY} (half streamed), every request logged.\n`,
+      `\n${md}\n\nRSS of the relay's process tree. ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, relays from ${args.built ? 'dist/ (npm run build)' : 'the .ts sources'}, NODE_OPTIONS=${IMAGE_NODE_OPTIONS}, idle ${IDLE_SECONDS} s, load ${LOAD_SECONDS} s at concurrency ${CONCURRENCY} (half streamed), every request logged.\n`,
     );
   } finally {
     mock.child.kill('SIGTERM');

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -47,15 +47,31 @@ export function embeddedStartParams(defaults: readonly string[]): string[] {
 export async function openPgliteEngine(dir: string): Promise<PGlite> {
   // Process-wide, and only in embedded mode, where PGlite is the one large WebAssembly module.
   for (const flag of EMBEDDED_V8_FLAGS) v8.setFlagsFromString(flag);
-  await mkdir(dir, { recursive: true });
-  if (!existsSync(join(dir, 'PG_VERSION'))) await initInChild(dir);
+  if (!existsSync(join(dir, 'PG_VERSION'))) await initialise(dir);
   return start(dir);
+}
+
+/** initdb into a sibling directory renamed into place when complete: a killed start leaves no half. */
+async function initialise(dir: string): Promise<void> {
+  const tmp = `${dir}.initdb`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  await initInChild(tmp);
+  await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw new Error(`${dir} is not empty and holds no database (no PG_VERSION)`);
+  });
+  await rename(tmp, dir);
 }
 
 async function start(dir: string): Promise<PGlite> {
   const { PGlite } = await import('@electric-sql/pglite');
   const defaults = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
-  const pglite = new PGlite({ dataDir: dir, startParams: embeddedStartParams(defaults) });
+  const pglite = new PGlite({
+    dataDir: dir,
+    startParams: embeddedStartParams(defaults),
+    // initdb sizes its own bootstrap server by these, and writes them into postgresql.conf.
+    initDbStartParams: Object.entries(EMBEDDED_PG_SETTINGS).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+  });
   await pglite.waitReady;
   return pglite;
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -68,6 +68,18 @@ describe('embedded PGlite engine settings', () => {
     dbs.push(db);
     expect(await settingBytes(db, 'shared_buffers')).toBeLessThanOrEqual(16 * MiB);
     expect(Number(await setting(db, 'max_connections'))).toBeLessThanOrEqual(10);
+  });
+
+  it('a start killed while initialising leaves no half database: the next start initialises again', async () => {
+    const dir = await dataDir();
+    // What a start killed mid-initdb leaves: the empty target and a partial sibling.
+    await mkdir(pgliteDir(dir), { recursive: true });
+    await mkdir(`${pgliteDir(dir)}.initdb/base`, { recursive: true });
+    await writeFile(`${pgliteDir(dir)}.initdb/PG_VERSION`, '18\n');
+    const db = await openDatabase({ dataDir: dir });
+    dbs.push(db);
+    expect(await applyMigrations(db)).not.toEqual([]);
+    expect(await settingBytes(db, 'shared_buffers')).toBeLessThanOrEqual(16 * MiB);
   });
 });
 

@@ -9,8 +9,8 @@
 //   npm run build && npm run bench:embedded -- --built   relays from dist/ (the image's build)
 //
 // Phases per variant: start (peak from spawn to /readyz, the key created through the admin API),
-// idle (median RSS over the idle window), load (authenticated chat completions, half streamed, at
-// concurrency 32: peak RSS), then idle again. "embedded, restart" starts a relay on the data
+// idle (median RSS over the idle window), load (authenticated chat completions, half streamed, paced
+// at 200 req/s with up to 32 in flight: peak RSS), then idle again. "embedded, restart" starts a relay on the data
 // directory the first embedded relay filled. Method and figures: BENCHMARKS.md.
 
 import { spawn } from 'node:child_process';
@@ -28,17 +28,27 @@ const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, buil
 const IDLE_SECONDS = args.quick ? 3 : 15;
 const LOAD_SECONDS = args.quick ? 3 : 20;
 const CONCURRENCY = 32;
+/** Requests per second under load: well within what every variant serves on 2 shared vCPUs. */
+const RATE = 200;
 const UPSTREAM_KEY = 'bench-upstream-key';
 // What the image sets (Dockerfile): a small young generation.
 const IMAGE_NODE_OPTIONS = '--max-semi-space-size=8';
 
-/** RSS in MB of a process and all its descendants (a pod's memory counts its children). */
-function treeRssMB(pid: number): number {
-  let kb = 0;
+interface Sample {
+  /** RSS of the process tree (a child's file-backed pages, like the node binary, count twice). */
+  rss: number;
+  /** Anonymous memory of the tree: what a container's memory limit cannot reclaim. */
+  anon: number;
+}
+
+/** MB of a process and all its descendants (a pod's memory counts its children). */
+function treeMemory(pid: number): Sample {
+  const kb = { rss: 0, anon: 0 };
   const visit = (p: number) => {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      kb += m ? Number(m[1]) : 0;
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      kb.rss += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      kb.anon += Number(/RssAnon:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
       for (const t of readdirSync(`/proc/${p}/task`)) {
         const kids = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
         for (const c of kids ? kids.split(' ') : []) visit(Number(c));
@@ -46,17 +56,17 @@ function treeRssMB(pid: number): number {
     } catch {} // exited meanwhile
   };
   visit(pid);
-  return kb / 1024;
+  return { rss: kb.rss / 1024, anon: kb.anon / 1024 };
 }
 
 class Sampler {
-  samples: number[] = [];
+  samples: Sample[] = [];
   readonly #timer: NodeJS.Timeout;
   constructor(pid: number) {
-    this.#timer = setInterval(() => this.samples.push(treeRssMB(pid)), 100);
+    this.#timer = setInterval(() => this.samples.push(treeMemory(pid)), 100);
   }
   /** Samples taken while fn runs. */
-  async during(fn: () => Promise<unknown>): Promise<number[]> {
+  async during(fn: () => Promise<unknown>): Promise<Sample[]> {
     const from = this.samples.length;
     await fn();
     return this.samples.slice(from);
@@ -66,8 +76,8 @@ class Sampler {
   }
 }
 
-const max = (xs: number[]) => Math.max(...xs);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const max = (xs: Sample[]) => Math.max(...xs.map((x) => x.rss));
+const median = (xs: Sample[]) => xs.map((x) => x.rss).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The relay: from the sources (Node strips the types), or with --built from dist/ as in the image. */
@@ -119,7 +129,12 @@ async function load(pool: Pool, key: string | undefined, seconds: number) {
   let failed = 0;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async (_, w) => {
+      // Paced: every variant gets the same request rate, so their memory compares.
+      const interval = (1000 * CONCURRENCY) / RATE;
+      let next = performance.now() + (w * interval) / CONCURRENCY;
       for (let i = 0; performance.now() < end; i++) {
+        await sleep(Math.max(0, next - performance.now()));
+        next += interval;
         try {
           const res = await pool.request({
             path: '/v1/chat/completions',
@@ -188,6 +203,7 @@ async function measure(v: Variant, config: string) {
     const written = v.auth ? await metric(url, 'kuberelay_request_logs_written_total') : 0;
     return {
       startPeak: max(start),
+      startPeakAnon: Math.max(...start.map((x) => x.anon)),
       idle: median(idle),
       loadPeak: max(loaded),
       afterLoad: median(after),
@@ -250,6 +266,7 @@ spec:
       rows.push([
         v.name,
         r.startPeak.toFixed(0),
+        r.startPeakAnon.toFixed(0),
         r.idle.toFixed(0),
         r.loadPeak.toFixed(0),
         r.afterLoad.toFixed(0),
@@ -261,16 +278,17 @@ spec:
     const head = [
       'relay',
       'start peak MB',
+      'start peak anon MB',
       'idle MB',
       'load peak MB',
       'idle after load MB',
-      `req/s c=${CONCURRENCY}`,
+      `req/s (paced at ${RATE})`,
       'failed',
       'log rows written',
     ];
     const md = [head, head.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
     process.stdout.write(
-      `\n${md}\n\nRSS of the relay's process tree. ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, relays from ${args.built ? 'dist/ (npm run build)' : 'the .ts sources'}, NODE_OPTIONS=${IMAGE_NODE_OPTIONS}, idle ${IDLE_SECONDS} s, load ${LOAD_SECONDS} s at concurrency ${CONCURRENCY} (half streamed), every request logged.\n`,
+      `\n${md}\n\nRSS of the relay's process tree. ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), Node ${process.version}, relays from ${args.built ? 'dist/ (npm run build)' : 'the .ts sources'}, NODE_OPTIONS=${IMAGE_NODE_OPTIONS}, idle ${IDLE_SECONDS} s, load ${LOAD_SECONDS} s paced at ${RATE} req/s, up to ${CONCURRENCY} in flight (half streamed), every request logged.\n`,
     );
   } finally {
     mock.child.kill('SIGTERM');

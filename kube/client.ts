@@ -1,8 +1,11 @@
 import {
+  type ConfigurationOptions,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
+  Observable,
+  type ObservableMiddleware,
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
@@ -35,6 +38,24 @@ export function loadKube(kubeconfig?: string): Kube {
 
 export const serverSideApply = () => setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 export const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/**
+ * Request options that abort the call when `signal` fires (a hanging API server, a lost lease),
+ * on top of `opt` (e.g. serverSideApply()).
+ */
+export function withSignal(
+  signal: AbortSignal,
+  opt?: ConfigurationOptions<ObservableMiddleware>,
+): ConfigurationOptions<ObservableMiddleware> {
+  const abort: ObservableMiddleware = {
+    pre: (ctx) => {
+      ctx.setSignal(signal);
+      return new Observable(signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(ctx));
+    },
+    post: (res) => new Observable(Promise.resolve(res)),
+  };
+  return { ...opt, middleware: [...(opt?.middleware ?? []), abort], middlewareMergeStrategy: 'append' };
+}
 
 export function statusCode(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown } | undefined;

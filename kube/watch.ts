@@ -10,6 +10,7 @@ import {
  * A list+watch cache that heals itself. client-node's ListWatch stops for good on an error and
  * has known silent stalls, so this wrapper (1) restarts it with exponential backoff after an
  * error and (2) re-lists on a fixed period, swapping in the fresh cache once it has synced.
+ * Nothing it starts can end in an unhandled rejection: every failure becomes a restart.
  */
 export interface ResourceWatchOptions<T extends KubernetesObject> {
   /** Metric label, e.g. `channels`. */
@@ -47,6 +48,7 @@ export class ResilientWatch<T extends KubernetesObject> {
     return this.#current?.list() ?? [];
   }
 
+  /** Lists and watches; if the API server cannot be reached it keeps retrying (never throws). */
   async start(): Promise<void> {
     await this.#replace('start');
     this.#resync = setInterval(() => void this.#replace('resync'), this.#opts.resyncMs ?? 5 * 60_000);
@@ -83,12 +85,18 @@ export class ResilientWatch<T extends KubernetesObject> {
       // A live watch that fails is restarted; a replacement that fails is handled below.
       if (this.#current === lw) this.#scheduleRestart(failure);
     });
-    await lw.start();
+    try {
+      await lw.start();
+    } catch (err) {
+      // The first watch request itself failed (API server unreachable): same as an error event.
+      failure ??= err ?? new Error('watch failed');
+    }
     if (this.#stopped) {
       await lw.stop();
       return;
     }
     if (failure !== undefined) {
+      await lw.stop();
       this.#scheduleRestart(failure);
       return;
     }

@@ -23,8 +23,9 @@ export interface OperatorOptions {
   redisUrl?: string;
   redisPrefix?: string;
   logLevel?: string;
-  leaseDurationMs?: number;
-  retryPeriodMs?: number;
+  leaseDurationMs?: number | undefined;
+  renewDeadlineMs?: number | undefined;
+  retryPeriodMs?: number | undefined;
 }
 
 export interface RunningOperator {
@@ -84,6 +85,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     name: o.leaseName,
     identity,
     leaseDurationMs: o.leaseDurationMs,
+    renewDeadlineMs: o.renewDeadlineMs,
     retryPeriodMs: o.retryPeriodMs,
     onStartedLeading: () => {
       log.info({ identity }, 'became leader');
@@ -99,6 +101,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   log.info(
     {
       identity,
+      lease: elector.timings,
       namespaces: o.namespaces,
       configSecret: `${o.configSecret.namespace}/${o.configSecret.name}`,
       port,
@@ -109,8 +112,9 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   let closing: Promise<void> | undefined;
   const shutdown = () => {
     closing ??= (async () => {
-      await elector.stop();
+      // Writes stop (and an in-flight reconcile is cancelled) before the Lease is handed over.
       await reconciler.stop();
+      await elector.stop();
       await redis?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     })();

@@ -38,8 +38,10 @@ export const DEFAULT_LEASE_TIMINGS: LeaseTimings = {
   retryPeriodMs: 2_000,
 };
 
-/** client-go's JitterFactor: candidates wait retryPeriod * [1, 2.2). */
+/** client-go's JitterFactor, used as it is in its validation of the timings. */
 const JITTER = 1.2;
+/** Candidates wait retryPeriod * [1, 1.2). */
+const CANDIDATE_JITTER = 0.2;
 
 /**
  * Timings from options, unset ones from the defaults. An option that is `undefined` means
@@ -145,7 +147,20 @@ export class LeaderElector {
       const lost = this.#observed !== undefined && this.#observed.holder !== this.#o.identity;
       if (lost || this.#now() - this.#lastRenew >= renewDeadlineMs) this.#stepDown();
     }
-    this.#schedule(this.#leading ? retryPeriodMs : retryPeriodMs * (1 + Math.random() * JITTER));
+    this.#schedule(this.#leading ? retryPeriodMs : this.#candidateWaitMs());
+  }
+
+  /**
+   * A candidate polls with a little jitter (so standbys do not move in step), and is awake the
+   * moment the observed record expires: a dead leader is replaced within lease duration plus
+   * one retry period (the delay before its last renew was observed).
+   */
+  #candidateWaitMs(): number {
+    const jittered = this.#t.retryPeriodMs * (1 + Math.random() * CANDIDATE_JITTER);
+    const seen = this.#observed;
+    if (!seen || seen.holder === '') return jittered;
+    const expiresIn = seen.at + seen.durationMs - this.#now() + 1;
+    return expiresIn > 0 ? Math.min(jittered, expiresIn) : jittered;
   }
 
   /** Steps down exactly at the renew deadline, whatever an open request is doing. */

@@ -5,17 +5,20 @@
 //   node bench/operator.ts [--counts 100,300,1000] [--idle-s 15] [--json out.json]
 //
 // For each count: a fresh namespace with the chart's ServiceAccounts and Roles, one operator
-// process started with exactly the chart's args and environment (test/helpers/chart-env.ts), idle
+// process as the image runs it (the tsc build, the image's ENV) with exactly the chart's args and
+// environment (test/helpers/chart-env.ts), idle
 // RSS before any Channel exists; then N Secrets + N Channels created at once (`kubectl create`,
 // one Secret per Channel as with real credentials); the time until every Channel's status says
 // Accepted=True (read through the API, every 500 ms); the peak RSS while converging (from
 // /proc, every 200 ms); the operator's own reconcile histogram; and, after `--idle-s` idle, its
 // RSS with the V8 heap and external (native) memory from its /metrics.
 
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { startControlPlane } from '../test/cluster/control-plane.ts';
 import { installChart, rssMiB, until } from '../test/helpers/chart-procs.ts';
+import { REPO } from '../test/helpers/process.ts';
 import { machine, metric, table } from './redis-fleet.ts';
 
 const { values: args } = parseArgs({
@@ -70,6 +73,9 @@ spec:
 }
 
 async function main() {
+  // The image runs the tsc build with the image's ENV (NODE_OPTIONS); so does this benchmark.
+  const build = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
   const cp = await startControlPlane();
   console.error(`control plane ready in ${cp.startupMs} ms`);
   const kc = new KubeConfig();
@@ -79,7 +85,7 @@ async function main() {
   try {
     for (const n of COUNTS) {
       const ns = `bench-${n}`;
-      const install = await installChart(cp, ns);
+      const install = await installChart(cp, ns, [], [], { built: true });
       const op = await install.startOperator();
       await until('leader', () => op.isLeader(), 30_000);
       await sleep(5000);

@@ -18,7 +18,8 @@ export interface ResourceWatchOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
-  onChange: () => void;
+  /** An object was added, updated or deleted (`object`), or the cache was replaced (none). */
+  onChange: (object?: T, phase?: 'add' | 'update' | 'delete') => void;
   onRestart: (resource: string, reason: string) => void;
   resyncMs?: number;
   backoff?: { initialMs: number; maxMs: number };
@@ -73,12 +74,12 @@ export class ResilientWatch<T extends KubernetesObject> {
       undefined,
       this.#opts.fieldSelector,
     );
-    const changed = () => {
-      if (this.#current === lw) this.#opts.onChange();
+    const changed = (phase: 'add' | 'update' | 'delete') => (obj: T) => {
+      if (this.#current === lw) this.#opts.onChange(obj, phase);
     };
-    lw.on('add', changed);
-    lw.on('update', changed);
-    lw.on('delete', changed);
+    lw.on('add', changed('add'));
+    lw.on('update', changed('update'));
+    lw.on('delete', changed('delete'));
     let failure: unknown;
     lw.on('error', (err?: unknown) => {
       failure = err ?? new Error('watch failed');

@@ -211,11 +211,21 @@ export class Reconciler {
       resource: `${kind.toLowerCase()}s`,
       path,
       list: list as never,
-      onChange: () => this.schedule(),
+      onChange: (obj, phase) => {
+        // Its own status writes come back as updates: only a spec change (a new generation),
+        // an add or a delete needs a render.
+        if (phase === 'update' && obj && this.#renderedAt(kind, obj) === obj.metadata?.generation) return;
+        this.schedule();
+      },
       onRestart: (resource, reason) => this.#onRestart(resource, reason),
       resyncMs: this.#o.resyncMs,
     });
     this.#watches.push({ kind, watch });
+  }
+
+  /** The generation of this object that the last render saw, if any. */
+  #renderedAt(kind: string, obj: Obj): number | undefined {
+    return this.#results?.get(`${kind}/${obj.metadata?.namespace}/${obj.metadata?.name}`)?.generation;
   }
 
   #onRestart(resource: string, reason: string) {

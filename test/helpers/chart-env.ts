@@ -106,6 +106,24 @@ function envValue(
   throw new Error(`env ${e.name}: unsupported source ${JSON.stringify(e.valueFrom)}`);
 }
 
+/**
+ * The `ENV` of the image's final stage (Dockerfile): part of every container's environment, under
+ * what the chart sets (as Kubernetes merges them).
+ */
+export async function imageEnv(dockerfile: string): Promise<Record<string, string>> {
+  const { readFile } = await import('node:fs/promises');
+  const text = (await readFile(dockerfile, 'utf8')).replace(/\\\n/g, ' ');
+  const stages = text.split(/^FROM /m);
+  const env: Record<string, string> = {};
+  for (const line of stages.at(-1)!.split('\n')) {
+    const m = /^ENV\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    for (const [, k, v] of m[1]!.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S*)/g))
+      env[k!] = v!.replace(/^"|"$/g, '');
+  }
+  return env;
+}
+
 export interface LocalizeOptions {
   /** Env values to replace (ports, in-cluster addresses); each var must be one the chart set. */
   env?: Record<string, string>;

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterClient } from '../cluster/control-plane.ts';
-import { localize, type RenderedChart, renderChart } from './chart-env.ts';
-import { freePort, kuberelay, type Proc } from './process.ts';
+import { imageEnv, localize, type RenderedChart, renderChart } from './chart-env.ts';
+import { freePort, kuberelay, type Proc, REPO } from './process.ts';
 
 /**
  * The operator and relay processes exactly as the chart runs them (see chart-env.ts), for e2e
@@ -14,6 +14,7 @@ import { freePort, kuberelay, type Proc } from './process.ts';
 export const CHART = fileURLToPath(new URL('../../charts/kuberelay', import.meta.url));
 export const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 export const RELEASE = 'kr';
+const DOCKERFILE = fileURLToPath(new URL('../../Dockerfile', import.meta.url));
 
 export interface ChartInstall {
   namespace: string;
@@ -40,12 +41,14 @@ export interface RelayProc {
 /** Vars a developer's shell or CI may export that the chart does not set: blanked for children. */
 const AMBIENT = ['REDIS_URL', 'DATABASE_URL', 'ADMIN_TOKEN', 'KUBECONFIG', 'WATCH_NAMESPACES'];
 
-function chartProcess(args: string[], env: Record<string, string>): Proc {
+function chartProcess(args: string[], env: Record<string, string>, built: boolean): Proc {
   const blank: Record<string, string> = {};
   for (const k of Object.keys(process.env)) {
-    if ((k.startsWith('KUBERELAY_') || AMBIENT.includes(k)) && !(k in env)) blank[k] = '';
+    if ((k.startsWith('KUBERELAY_') || AMBIENT.includes(k) || k === 'NODE_OPTIONS') && !(k in env))
+      blank[k] = '';
   }
-  return kuberelay(args, { ...blank, ...env });
+  // The image runs the tsc build (`npm run build`); tests run the sources unless asked.
+  return kuberelay(args, { ...blank, ...env }, built ? { cli: join(REPO, 'dist', 'cli', 'index.js') } : {});
 }
 
 /**
@@ -57,7 +60,9 @@ export async function installChart(
   namespace: string,
   set: string[] = [],
   extraNamespaces: string[] = [],
+  opts: { built?: boolean } = {},
 ): Promise<ChartInstall> {
+  const image = await imageEnv(DOCKERFILE);
   const crds = await k.kubectl(['apply', '--server-side', '-f', CRDS]);
   if (crds.code !== 0) throw new Error(crds.stderr);
   await k.kubectl(['wait', '--for=condition=Established', 'crd/channels.kuberelay.io']);
@@ -83,11 +88,15 @@ export async function installChart(
     procs,
     async startOperator(pod = `${RELEASE}-kuberelay-operator-${n++}`) {
       const port = await freePort();
+      const data = await mkdtemp(join(tmpdir(), 'kuberelay-operator-'));
       const c = localize(
-        chart.container(`${RELEASE}-kuberelay-operator`, 'operator', { name: pod, namespace }),
-        { env: { METRICS_PORT: String(port) }, kubeconfig: operatorKubeconfig },
+        withImageEnv(
+          image,
+          chart.container(`${RELEASE}-kuberelay-operator`, 'operator', { name: pod, namespace }),
+        ),
+        { env: { METRICS_PORT: String(port) }, paths: { '/data': data }, kubeconfig: operatorKubeconfig },
       );
-      const proc = chartProcess(c.args, c.env);
+      const proc = chartProcess(c.args, c.env, opts.built === true);
       procs.push(proc);
       await proc.waitFor(/operator started/, 60_000);
       const metricsUrl = `http://127.0.0.1:${port}/metrics`;
@@ -100,18 +109,26 @@ export async function installChart(
     async startRelay(pod = `${RELEASE}-kuberelay-relay-${n++}`) {
       const [port, adminPort] = [await freePort(), await freePort()];
       const data = await mkdtemp(join(tmpdir(), 'kuberelay-relay-data-'));
-      const c = localize(chart.container(`${RELEASE}-kuberelay-relay`, 'relay', { name: pod, namespace }), {
-        env: { PORT: String(port), ADMIN_PORT: String(adminPort) },
-        // No kubelet mounts the Secret here: the fallback file is absent, as before the first write.
-        paths: { '/etc/kuberelay/config/config.json': join(data, 'mounted-config.json'), '/data': data },
-        kubeconfig: relayKubeconfig,
-      });
-      const proc = chartProcess(c.args, c.env);
+      const c = localize(
+        withImageEnv(image, chart.container(`${RELEASE}-kuberelay-relay`, 'relay', { name: pod, namespace })),
+        {
+          env: { PORT: String(port), ADMIN_PORT: String(adminPort) },
+          // No kubelet mounts the Secret here: the fallback file is absent, as before the first write.
+          paths: { '/etc/kuberelay/config/config.json': join(data, 'mounted-config.json'), '/data': data },
+          kubeconfig: relayKubeconfig,
+        },
+      );
+      const proc = chartProcess(c.args, c.env, opts.built === true);
       procs.push(proc);
       await proc.waitFor(/relay listening/, 60_000);
       return { proc, url: `http://127.0.0.1:${port}` };
     },
   };
+}
+
+/** The image's ENV under the container's own env, as Kubernetes merges them. */
+function withImageEnv(image: Record<string, string>, c: { args: string[]; env: Record<string, string> }) {
+  return { args: c.args, env: { ...image, ...c.env } };
 }
 
 /** Polls `fn` until it returns something other than undefined/false. */

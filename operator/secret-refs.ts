@@ -84,7 +84,7 @@ export class SecretRefs {
         if (await this.#read(key, signal)) changed = true;
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#o.concurrency ?? 8, keys.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(this.#o.concurrency ?? 16, keys.length) }, worker));
     return changed;
   }
 

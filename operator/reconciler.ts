@@ -22,6 +22,7 @@ import {
   withSignal,
 } from '../kube/client.ts';
 import { ResilientWatch } from '../kube/watch.ts';
+import { retryDelayMs } from './backoff.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { SecretRefs } from './secret-refs.ts';
 import {
@@ -297,11 +298,8 @@ export class Reconciler {
     }
   }
 
-  /** Exponential with full jitter in [d/2, d), so a fleet of failures does not retry in step. */
   #backoffMs(): number {
-    const { initialMs, maxMs } = this.#o.backoff ?? { initialMs: 500, maxMs: 60_000 };
-    const d = Math.min(maxMs, initialMs * 2 ** this.#failures++);
-    return Math.round(d / 2 + Math.random() * (d / 2));
+    return retryDelayMs(this.#failures++, this.#o.backoff ?? { initialMs: 500, maxMs: 60_000 });
   }
 
   #statusFailed(err: unknown, signal: AbortSignal) {

@@ -8,7 +8,6 @@ import {
   GENERATION_ANNOTATION,
   HASH_ANNOTATION,
 } from '../core/config/snapshot.ts';
-import type { PodReport } from '../core/redis/pod-reports.ts';
 import {
   describeError,
   FIELD_MANAGER,
@@ -19,6 +18,7 @@ import {
   VERSION,
 } from '../kube/client.ts';
 import { ResilientWatch } from '../kube/watch.ts';
+import type { PodReport } from '../redis/pod-reports.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import {
   type ChannelStatus,

@@ -13,7 +13,7 @@ import {
 } from './limiter.ts';
 
 /**
- * The embedded limiter: one process, no Redis. Same rules as the Lua script in redis-limiter.ts
+ * The embedded limiter: one process, no Redis. Same rules as the Lua script of redis/limiter.ts
  * (a contract test runs both). Idle buckets are swept once a minute so per-client buckets do not
  * accumulate.
  */

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
-import { type RedisConnection, RedisUnavailableError } from '../redis/connection.ts';
-import { LeaseKeeper } from '../redis/lease-keeper.ts';
+import {
+  afterFailure,
+  afterSuccess,
+  type ChannelHealth,
+  type CooldownPolicy,
+  HEALTHY,
+} from '../core/cooldown.ts';
 import {
   type CooldownListener,
   type Lease,
@@ -12,11 +16,13 @@ import {
   type SpendScope,
   type StateStore,
   type UsageTotals,
-} from './store.ts';
+} from '../core/state/store.ts';
+import { type RedisConnection, RedisUnavailableError } from './connection.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 
 /**
  * The fleet-wide store: every relay pod shares channel health, concurrency permits and usage
- * counters through Redis (key layout: core/redis/keys.ts, scripts: core/redis/lua.ts).
+ * counters through Redis (key layout: redis/keys.ts, scripts: redis/lua.ts).
  *
  * The request path never waits for Redis to learn about cooldowns: each pod keeps a local view
  * (`cooldownUntil` is a Map lookup), updated from the scripts' answers, from the pub/sub events

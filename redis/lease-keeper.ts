@@ -7,6 +7,8 @@ import type { RedisConnection } from './connection.ts';
  * (kill -9, node loss) come back within one TTL instead of one request timeout.
  * Renewal re-creates a permit Redis lost (an outage longer than the TTL, a restart without
  * persistence): its request is still running upstream. It renews at once when Redis comes back.
+ * A release Redis did not hear (down, hung, the breaker open) is owed: retried on every tick and
+ * at once when Redis comes back, so a freed permit is not held a whole TTL longer.
  * Deadlines are local (durations measured on this pod's clock); expiries are Redis's.
  */
 export class LeaseKeeper {
@@ -14,6 +16,8 @@ export class LeaseKeeper {
   readonly #ttlMs: number;
   readonly #clock: (() => number) | undefined;
   readonly #held = new Map<string, Map<string, number>>(); // key -> member -> local deadline
+  /** Releases to retry (idempotent scripts), by key and member; given up after two TTLs. */
+  readonly #owed = new Map<string, { release: () => Promise<unknown>; until: number }>();
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
 
@@ -61,6 +65,17 @@ export class LeaseKeeper {
     if (m.size === 0) this.#held.delete(key);
   }
 
+  /** Sends `release` now; if Redis does not hear it, again until it does (it must be idempotent). */
+  async release(key: string, member: string, release: () => Promise<unknown>): Promise<unknown> {
+    this.remove(key, member);
+    try {
+      return await release();
+    } catch {
+      this.#owed.set(`${key}\0${member}`, { release, until: this.#local() + this.#ttlMs * 2 });
+      return undefined;
+    }
+  }
+
   get size(): number {
     let n = 0;
     for (const m of this.#held.values()) n += m.size;
@@ -72,7 +87,9 @@ export class LeaseKeeper {
    * is sent, and commands on the one connection run in order.
    */
   async renew(): Promise<void> {
-    if (this.#held.size === 0 || !this.#conn.up) return;
+    if (!this.#conn.up) return;
+    await this.#retryOwed();
+    if (this.#held.size === 0) return;
     const local = this.#local();
     const work: Promise<unknown>[] = [];
     for (const [key, members] of this.#held) {
@@ -95,6 +112,23 @@ export class LeaseKeeper {
     clearInterval(this.#timer);
     this.#unsubscribe();
     this.#held.clear();
+    this.#owed.clear();
+  }
+
+  async #retryOwed(): Promise<void> {
+    const local = this.#local();
+    for (const [id, owed] of this.#owed) {
+      // Past two TTLs the permit has expired in Redis on its own.
+      if (owed.until <= local) this.#owed.delete(id);
+      else if (
+        await owed.release().then(
+          () => true,
+          () => false,
+        )
+      )
+        this.#owed.delete(id);
+      else return; // still not heard: try again next tick
+    }
   }
 
   #local(): number {

@@ -61,15 +61,26 @@ export class RedisLimiter implements Limiter {
 
   async settle(d: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): Promise<void> {
     if (items.length === 0) return;
-    const keys: string[] = [];
-    const args: (string | number)[] = [this.#keeper.now(), d.ticket, d.at, SLIDING_SLOTS];
-    for (const { check: c, delta } of items) {
-      const key = this.#conn.keys.limit(c.key);
-      if (c.kind === 'concurrent') this.#keeper.remove(key, d.ticket);
-      keys.push(key);
-      args.push(c.kind, c.algorithm, c.amount, c.perMs, delta);
-    }
-    await this.#conn.script('krLimitSettle', keys, args);
+    const script = (list: readonly SettleItem[]) => {
+      const keys: string[] = [];
+      const args: (string | number)[] = [this.#keeper.now(), d.ticket, d.at, SLIDING_SLOTS];
+      for (const { check: c, delta } of list) {
+        keys.push(this.#conn.keys.limit(c.key));
+        args.push(c.kind, c.algorithm, c.amount, c.perMs, delta);
+      }
+      return this.#conn.script('krLimitSettle', keys, args);
+    };
+    const permits = items.filter((i) => i.check.kind === 'concurrent');
+    if (permits.length === 0) return void (await script(items));
+    // Freeing a permit is idempotent (a ZREM), so the keeper retries it until Redis hears it;
+    // token and cost corrections are not, so they are sent once.
+    const key = permits.map((i) => this.#conn.keys.limit(i.check.key)).join('\0');
+    for (const i of permits) this.#keeper.remove(this.#conn.keys.limit(i.check.key), d.ticket);
+    const others = items.filter((i) => i.check.kind !== 'concurrent');
+    await Promise.all([
+      this.#keeper.release(key, d.ticket, () => script(permits)),
+      others.length > 0 ? script(others) : undefined,
+    ]);
   }
 
   async close(): Promise<void> {

@@ -308,14 +308,18 @@ export class RedisStore implements StateStore {
       // It may have been written to Redis since (see #localAcquire).
       if (!this.#keeper.has(key, lease.id)) return;
     }
-    this.#keeper.remove(key, lease.id);
     const max = this.#leaseMax.get(lease.id) ?? 1;
     this.#leaseMax.delete(lease.id);
-    // If Redis cannot hear it, the permit expires within the permit TTL on its own.
-    const r = await c
-      .script('krLeaseRelease', [key], [this.#keeper.now(), max, lease.id, lease.channelId, c.keys.events()])
-      .catch(() => 0);
-    if (r === 1) this.#released(lease.channelId); // local waiters need not wait for the event
+    // If Redis cannot hear it now, the keeper sends it again once Redis answers.
+    await this.#keeper.release(key, lease.id, async () => {
+      const r = await c.script(
+        'krLeaseRelease',
+        [key],
+        [this.#keeper.now(), max, lease.id, lease.channelId, c.keys.events()],
+      );
+      if (r === 1) this.#released(lease.channelId); // local waiters need not wait for the event
+      return r;
+    });
   }
 
   onRelease(listener: (channelId: string) => void): () => void {

@@ -193,6 +193,28 @@ describe('RedisStore when Redis goes away', () => {
   });
 });
 
+describe('RedisStore: releases Redis did not hear', () => {
+  it('a permit released while Redis hung is freed once Redis answers again, not a permit TTL later', async () => {
+    const [a, b] = await pods(2); // permit TTL: the default 15 s
+    const lease = await a!.tryAcquire('video', 1, 60_000);
+    expect(lease).not.toBeNull();
+    redis.pause();
+    try {
+      // Two timeouts open the breaker: the release is refused without reaching Redis.
+      for (let i = 0; i < 2; i++) await a!.spend('channel', 'x', 'day').catch(() => {});
+      expect(a!.shared.up).toBe(false);
+      await a!.release(lease!);
+    } finally {
+      redis.resume();
+    }
+    const t0 = performance.now();
+    await expect
+      .poll(() => b!.tryAcquire('video', 1, 60_000).then((l) => l !== null), { timeout: 5000, interval: 100 })
+      .toBe(true);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+});
+
 describe('RedisStore: client-key change events', () => {
   it('a key change published by one pod reaches every other pod', async () => {
     const [a, b, c] = await pods(3);

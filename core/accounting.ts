@@ -1,3 +1,5 @@
+import { periodKey } from './period.ts';
+
 /**
  * What the relay remembers about each request once it is answered: a request-log row (sampled)
  * and a usage rollup increment (every request). Never a prompt, a response or a secret.
@@ -69,19 +71,10 @@ export function usageRowKey(u: Pick<UsageIncrement, 'day' | 'keyId' | 'channel' 
   return `${u.day}\n${u.keyId}\n${u.channel}\n${u.model}`;
 }
 
-let lastDay = { n: -1, text: '' };
-
-/** `YYYY-MM-DD` (UTC) of an epoch ms; formatted once per day, not once per request. */
-export function utcDay(at: number): string {
-  const n = Math.floor(at / 86_400_000);
-  if (n !== lastDay.n) lastDay = { n, text: new Date(at).toISOString().slice(0, 10) };
-  return lastDay.text;
-}
-
 /** The empty usage row a record adds to (its UTC day; '' for no key or no channel). */
 export function usageRowOf(r: RequestRecord): UsageIncrement {
   return {
-    day: utcDay(r.at),
+    day: periodKey('day', r.at),
     keyId: r.keyId ?? '',
     channel: r.channel ?? '',
     model: r.model,

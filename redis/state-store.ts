@@ -6,16 +6,15 @@ import {
   type CooldownPolicy,
   HEALTHY,
 } from '../core/cooldown.ts';
-import {
-  type CooldownListener,
-  type Lease,
-  periodKey,
-  type SharedBackendStatus,
-  type SpendPeriod,
-  type SpendRecord,
-  type SpendScope,
-  type StateStore,
-  type UsageTotals,
+import { type Period, periodKey } from '../core/period.ts';
+import type {
+  CooldownListener,
+  Lease,
+  SharedBackendStatus,
+  SpendRecord,
+  SpendScope,
+  StateStore,
+  UsageTotals,
 } from '../core/state/store.ts';
 import { type RedisConnection, RedisUnavailableError } from './connection.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
@@ -390,11 +389,11 @@ export class RedisStore implements StateStore {
     }
   }
 
-  async spend(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<number> {
+  async spend(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<number> {
     return (await this.usage(scope, id, period, at)).cost;
   }
 
-  async usage(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<UsageTotals> {
+  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<UsageTotals> {
     const k = this.connection.keys;
     const bucket = periodKey(period, at);
     const key = period === 'day' ? k.spendDay(scope, id, bucket) : k.spendMonth(scope, id, bucket);

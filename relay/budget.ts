@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { type Budget, periodStart } from '../core/keys/api-key.ts';
-import { periodKey, type StateStore } from '../core/state/store.ts';
+import type { Budget } from '../core/keys/api-key.ts';
+import { periodKey, periodStart } from '../core/period.ts';
+import type { StateStore } from '../core/state/store.ts';
 import type { DatabaseHealth } from './db-health.ts';
 
 /**

@@ -1,15 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
-import {
-  type CooldownListener,
-  type Lease,
-  periodKey,
-  type SpendPeriod,
-  type SpendRecord,
-  type SpendScope,
-  type StateStore,
-  type UsageTotals,
-} from './store.ts';
+import { type Period, periodKey } from '../period.ts';
+import type { CooldownListener, Lease, SpendRecord, SpendScope, StateStore, UsageTotals } from './store.ts';
 
 const NO_USAGE: UsageTotals = Object.freeze({ cost: 0, requests: 0, promptTokens: 0, completionTokens: 0 });
 
@@ -106,11 +98,11 @@ export class MemoryStore implements StateStore {
     }
   }
 
-  async spend(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<number> {
+  async spend(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<number> {
     return (await this.usage(scope, id, period, at)).cost;
   }
 
-  async usage(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<UsageTotals> {
+  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<UsageTotals> {
     return { ...(this.#usage.get(`${scope}:${id}:${periodKey(period, at)}`) ?? NO_USAGE) };
   }
 

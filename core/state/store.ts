@@ -1,4 +1,5 @@
 import type { ChannelHealth, CooldownPolicy } from '../cooldown.ts';
+import type { Period } from '../period.ts';
 
 /**
  * Every piece of state the relay shares between requests (and, with Redis, between pods) goes
@@ -25,7 +26,6 @@ export interface SpendRecord {
 }
 
 export type SpendScope = 'channel' | 'key';
-export type SpendPeriod = 'day' | 'month';
 
 /** Usage counters of one channel or key over one calendar day or month (UTC). */
 export interface UsageTotals {
@@ -71,8 +71,8 @@ export interface StateStore {
 
   /** Counts one accounted request (cost and tokens) for its channel and key, per day and month. */
   recordSpend(record: SpendRecord): Promise<void>;
-  spend(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<number>;
-  usage(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<UsageTotals>;
+  spend(scope: SpendScope, id: string, period: Period, at?: number): Promise<number>;
+  usage(scope: SpendScope, id: string, period: Period, at?: number): Promise<UsageTotals>;
 
   readonly shared?: SharedBackendStatus;
 
@@ -80,20 +80,3 @@ export interface StateStore {
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
-
-/** Calendar buckets in UTC, shared by every store so counters line up across pods. */
-export function periodKey(period: SpendPeriod, at: number): string {
-  // Called on every accounted request: format a date only when the UTC day changes.
-  if (!(at >= dayStart && at < dayStart + DAY_MS)) {
-    dayStart = at - (at % DAY_MS);
-    const iso = new Date(dayStart).toISOString();
-    dayKey = iso.slice(0, 10);
-    monthKey = iso.slice(0, 7);
-  }
-  return period === 'day' ? dayKey : monthKey;
-}
-
-const DAY_MS = 86_400_000;
-let dayStart = Number.NaN;
-let dayKey = '';
-let monthKey = '';

@@ -7,6 +7,7 @@ import {
   HEALTHY,
 } from '../core/cooldown.ts';
 import { type Period, periodKey } from '../core/period.ts';
+import { PermitSets } from '../core/permits.ts';
 import type {
   CooldownListener,
   Lease,
@@ -78,7 +79,7 @@ export class RedisStore implements StateStore {
   readonly #view = new Map<string, View>();
   readonly #keeper: LeaseKeeper;
   readonly #leaseMax = new Map<string, number>(); // lease id -> max, for the release event
-  readonly #localLeases = new Map<string, Set<string>>();
+  readonly #localLeases = new PermitSets(); // by channel
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
   readonly #keyListeners = new Set<(keyId: string) => void>();
@@ -302,7 +303,7 @@ export class RedisStore implements StateStore {
     const c = this.connection;
     const key = c.keys.leases(lease.channelId);
     if (lease.id.startsWith(LOCAL_LEASE)) {
-      if (!this.#localLeases.get(lease.channelId)?.delete(lease.id)) return;
+      if (!this.#localLeases.drop(lease.channelId, lease.id)) return;
       this.#released(lease.channelId);
       // It may have been written to Redis since (see #localAcquire).
       if (!this.#keeper.has(key, lease.id)) return;
@@ -345,14 +346,8 @@ export class RedisStore implements StateStore {
    * counts the request for as long as it runs.
    */
   #localAcquire(channelId: string, max: number, key: string, deadline: number): Lease | null {
-    let held = this.#localLeases.get(channelId);
-    if (!held) {
-      held = new Set();
-      this.#localLeases.set(channelId, held);
-    }
-    if (held.size >= max) return null;
     const id = `${LOCAL_LEASE}${randomUUID()}`;
-    held.add(id);
+    if (!this.#localLeases.tryTake(channelId, max, id)) return null;
     this.#keeper.add(key, id, deadline);
     this.#leaseMax.set(id, max);
     return { channelId, id };

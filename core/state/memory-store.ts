@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
 import { type Period, periodKey } from '../period.ts';
+import { PermitSets } from '../permits.ts';
 import type { CooldownListener, Lease, SpendRecord, SpendScope, StateStore, UsageTotals } from './store.ts';
 
 const NO_USAGE: UsageTotals = Object.freeze({ cost: 0, requests: 0, promptTokens: 0, completionTokens: 0 });
@@ -9,7 +10,7 @@ const NO_USAGE: UsageTotals = Object.freeze({ cost: 0, requests: 0, promptTokens
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
   readonly #health = new Map<string, ChannelHealth>();
-  readonly #leases = new Map<string, Map<string, number>>(); // channel -> lease id -> expiry
+  readonly #permits = new PermitSets(); // by channel
   readonly #usage = new Map<string, UsageTotals>();
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
@@ -67,20 +68,12 @@ export class MemoryStore implements StateStore {
 
   async tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null> {
     const now = this.#now();
-    let held = this.#leases.get(channelId);
-    if (!held) {
-      held = new Map();
-      this.#leases.set(channelId, held);
-    }
-    for (const [id, expiry] of held) if (expiry <= now) held.delete(id);
-    if (held.size >= max) return null;
     const id = randomUUID();
-    held.set(id, now + leaseMs);
-    return { channelId, id };
+    return this.#permits.tryTake(channelId, max, id, now + leaseMs, now) ? { channelId, id } : null;
   }
 
   async release(lease: Lease): Promise<void> {
-    if (this.#leases.get(lease.channelId)?.delete(lease.id)) {
+    if (this.#permits.drop(lease.channelId, lease.id)) {
       for (const l of this.#releaseListeners) l(lease.channelId);
     }
   }

@@ -1,11 +1,12 @@
 import { periodKey } from './period.ts';
+import { NO_TOKENS, type TokenCounts } from './usage.ts';
 
 /**
  * What the relay remembers about each request once it is answered: a request-log row (sampled)
  * and a usage rollup increment (every request). Never a prompt, a response or a secret.
  */
 
-export interface RequestRecord {
+export interface RequestRecord extends TokenCounts {
   requestId: string;
   /** Epoch ms when the request finished. */
   at: number;
@@ -20,13 +21,6 @@ export interface RequestRecord {
   durationMs: number;
   attempts: number;
   stream: boolean;
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  /** Prompt tokens written to the provider's cache (0 when not reported). */
-  cacheWriteTokens?: number;
-  /** Completion tokens spent on reasoning (0 when not reported). */
-  reasoningTokens?: number;
   /** Where the token counts come from: the upstream's usage, or the relay's estimate; absent: none. */
   usageSource?: 'reported' | 'estimated';
   cost: number;
@@ -40,7 +34,7 @@ export interface RequestRecorder {
 }
 
 /** Usage of one key on one channel and model during one UTC day, summed. */
-export interface UsageIncrement {
+export interface UsageIncrement extends TokenCounts {
   /** `YYYY-MM-DD` (UTC). */
   day: string;
   /** '' without a key, '' without a channel. */
@@ -49,11 +43,6 @@ export interface UsageIncrement {
   model: string;
   requests: number;
   errors: number;
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  cacheWriteTokens: number;
-  reasoningTokens: number;
   cost: number;
 }
 
@@ -80,11 +69,7 @@ export function usageRowOf(r: RequestRecord): UsageIncrement {
     model: r.model,
     requests: 0,
     errors: 0,
-    promptTokens: 0,
-    completionTokens: 0,
-    cachedTokens: 0,
-    cacheWriteTokens: 0,
-    reasoningTokens: 0,
+    ...NO_TOKENS,
     cost: 0,
   };
 }

@@ -1,5 +1,6 @@
 import type { ChannelHealth, CooldownPolicy } from '../cooldown.ts';
 import type { Period } from '../period.ts';
+import type { TokenCounts } from '../usage.ts';
 
 /**
  * Every piece of state the relay shares between requests (and, with Redis, between pods) goes
@@ -14,25 +15,21 @@ export interface Lease {
   readonly id: string;
 }
 
-export interface SpendRecord {
+export interface SpendRecord extends Pick<TokenCounts, 'promptTokens' | 'completionTokens'> {
   channelId: string;
   /** API key id (never the secret); absent without client auth. */
   keyId?: string;
   model: string;
   cost: number;
-  promptTokens: number;
-  completionTokens: number;
   at: number;
 }
 
 export type SpendScope = 'channel' | 'key';
 
 /** Usage counters of one channel or key over one calendar day or month (UTC). */
-export interface UsageTotals {
+export interface UsageTotals extends Pick<TokenCounts, 'promptTokens' | 'completionTokens'> {
   cost: number;
   requests: number;
-  promptTokens: number;
-  completionTokens: number;
 }
 
 /** Health of a shared backend (Redis), for metrics and readiness; absent for in-process stores. */

@@ -1,4 +1,5 @@
 import { periodKey } from './period.ts';
+import type { SpendTotals } from './spend.ts';
 import { NO_TOKENS, type TokenCounts } from './usage.ts';
 
 /**
@@ -34,16 +35,14 @@ export interface RequestRecorder {
 }
 
 /** Usage of one key on one channel and model during one UTC day, summed. */
-export interface UsageIncrement extends TokenCounts {
+export interface UsageIncrement extends TokenCounts, SpendTotals {
   /** `YYYY-MM-DD` (UTC). */
   day: string;
   /** '' without a key, '' without a channel. */
   keyId: string;
   channel: string;
   model: string;
-  requests: number;
   errors: number;
-  cost: number;
 }
 
 /**

@@ -8,15 +8,8 @@ import {
 } from '../core/cooldown.ts';
 import { type Period, periodKey } from '../core/period.ts';
 import { PermitSets } from '../core/permits.ts';
-import type {
-  CooldownListener,
-  Lease,
-  SharedBackendStatus,
-  SpendRecord,
-  SpendScope,
-  StateStore,
-  UsageTotals,
-} from '../core/state/store.ts';
+import { type SpendRecord, type SpendScope, type SpendTotals, spendScopes } from '../core/spend.ts';
+import type { CooldownListener, Lease, SharedBackendStatus, StateStore } from '../core/state/store.ts';
 import { type RedisConnection, RedisUnavailableError } from './connection.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
 
@@ -370,11 +363,9 @@ export class RedisStore implements StateStore {
       MONTH_TTL_MS,
     ];
     const c = this.connection;
-    const scopes: [SpendScope, string][] = [['channel', r.channelId]];
-    if (r.keyId) scopes.push(['key', r.keyId]);
     try {
       await Promise.all(
-        scopes.map(([scope, id]) =>
+        spendScopes(r).map(([scope, id]) =>
           c.script('krSpend', [c.keys.spendDay(scope, id, day), c.keys.spendMonth(scope, id, month)], args),
         ),
       );
@@ -388,7 +379,7 @@ export class RedisStore implements StateStore {
     return (await this.usage(scope, id, period, at)).cost;
   }
 
-  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<UsageTotals> {
+  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<SpendTotals> {
     const k = this.connection.keys;
     const bucket = periodKey(period, at);
     const key = period === 'day' ? k.spendDay(scope, id, bucket) : k.spendMonth(scope, id, bucket);

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { tryParseDuration } from '../core/config/duration.ts';
 import { type KeyAdmin, KeyAdminError, newKeySchema } from '../core/keys/api-key.ts';
 import { type Period, periodFirstDay } from '../core/period.ts';
+import { spentSoFar } from '../core/spend.ts';
 import type { StateStore } from '../core/state/store.ts';
 import type { PrismaAccounting, UsageDimension } from '../db/accounting.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
@@ -167,7 +168,7 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
       });
       const recorded = rows.reduce((s, r) => s + r.cost, 0);
       // Live counters are current but per process without Redis; rollups are durable but lag.
-      return { from, spent: Math.max(live, recorded), live, recorded };
+      return { from, spent: spentSoFar(live, recorded), live, recorded };
     };
     return { ...q, day: await spend('day'), month: await spend('month') };
   });

@@ -1,17 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
-import { type Period, periodKey } from '../period.ts';
+import { PERIODS, type Period } from '../period.ts';
 import { PermitSets } from '../permits.ts';
-import type { CooldownListener, Lease, SpendRecord, SpendScope, StateStore, UsageTotals } from './store.ts';
-
-const NO_USAGE: UsageTotals = Object.freeze({ cost: 0, requests: 0, promptTokens: 0, completionTokens: 0 });
+import {
+  addSpend,
+  NO_SPEND,
+  type SpendRecord,
+  type SpendScope,
+  type SpendTotals,
+  spendCounter,
+  spendScopes,
+} from '../spend.ts';
+import type { CooldownListener, Lease, StateStore } from './store.ts';
 
 /** The embedded store: one process, no Redis. Same contract as the Redis store. */
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
   readonly #health = new Map<string, ChannelHealth>();
   readonly #permits = new PermitSets(); // by channel
-  readonly #usage = new Map<string, UsageTotals>();
+  readonly #usage = new Map<string, SpendTotals>(); // by spendCounter
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
   readonly #now: () => number;
@@ -84,10 +91,8 @@ export class MemoryStore implements StateStore {
   }
 
   async recordSpend(r: SpendRecord): Promise<void> {
-    for (const period of ['day', 'month'] as const) {
-      const bucket = periodKey(period, r.at);
-      this.#add(`channel:${r.channelId}:${bucket}`, r);
-      if (r.keyId) this.#add(`key:${r.keyId}:${bucket}`, r);
+    for (const period of PERIODS) {
+      for (const [scope, id] of spendScopes(r)) this.#add(spendCounter(scope, id, period, r.at), r);
     }
   }
 
@@ -95,8 +100,8 @@ export class MemoryStore implements StateStore {
     return (await this.usage(scope, id, period, at)).cost;
   }
 
-  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<UsageTotals> {
-    return { ...(this.#usage.get(`${scope}:${id}:${periodKey(period, at)}`) ?? NO_USAGE) };
+  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<SpendTotals> {
+    return { ...(this.#usage.get(spendCounter(scope, id, period, at)) ?? NO_SPEND) };
   }
 
   async ping(): Promise<boolean> {
@@ -109,11 +114,8 @@ export class MemoryStore implements StateStore {
   }
 
   #add(key: string, r: SpendRecord) {
-    const u = this.#usage.get(key) ?? { ...NO_USAGE };
-    u.cost += r.cost;
-    u.requests += 1;
-    u.promptTokens += r.promptTokens;
-    u.completionTokens += r.completionTokens;
+    const u = this.#usage.get(key) ?? { ...NO_SPEND };
+    addSpend(u, r);
     this.#usage.set(key, u);
   }
 }

@@ -1,6 +1,6 @@
 import type { ChannelHealth, CooldownPolicy } from '../cooldown.ts';
 import type { Period } from '../period.ts';
-import type { TokenCounts } from '../usage.ts';
+import type { SpendRecord, SpendScope, SpendTotals } from '../spend.ts';
 
 /**
  * Every piece of state the relay shares between requests (and, with Redis, between pods) goes
@@ -13,23 +13,6 @@ import type { TokenCounts } from '../usage.ts';
 export interface Lease {
   readonly channelId: string;
   readonly id: string;
-}
-
-export interface SpendRecord extends Pick<TokenCounts, 'promptTokens' | 'completionTokens'> {
-  channelId: string;
-  /** API key id (never the secret); absent without client auth. */
-  keyId?: string;
-  model: string;
-  cost: number;
-  at: number;
-}
-
-export type SpendScope = 'channel' | 'key';
-
-/** Usage counters of one channel or key over one calendar day or month (UTC). */
-export interface UsageTotals extends Pick<TokenCounts, 'promptTokens' | 'completionTokens'> {
-  cost: number;
-  requests: number;
 }
 
 /** Health of a shared backend (Redis), for metrics and readiness; absent for in-process stores. */
@@ -69,7 +52,7 @@ export interface StateStore {
   /** Counts one accounted request (cost and tokens) for its channel and key, per day and month. */
   recordSpend(record: SpendRecord): Promise<void>;
   spend(scope: SpendScope, id: string, period: Period, at?: number): Promise<number>;
-  usage(scope: SpendScope, id: string, period: Period, at?: number): Promise<UsageTotals>;
+  usage(scope: SpendScope, id: string, period: Period, at?: number): Promise<SpendTotals>;
 
   readonly shared?: SharedBackendStatus;
 

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { PrismaClient } from './generated/client.ts';
@@ -81,13 +80,11 @@ async function openPostgres(url: string, onError?: (err: Error) => void): Promis
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
-  // Loaded only in embedded mode: PGlite's WebAssembly Postgres costs ~200 MB of memory.
-  const { PGlite } = await import('@electric-sql/pglite');
+  // Loaded only in embedded mode (db/pglite.ts: what it costs and how it is kept small).
+  const { openPgliteEngine } = await import('./pglite.ts');
   const { PrismaPGlite } = await import('pglite-prisma-adapter');
   const dir = pgliteDir(dataDir);
-  await mkdir(dir, { recursive: true });
-  const pglite = new PGlite({ dataDir: dir });
-  await pglite.waitReady;
+  const pglite = await openPgliteEngine(dir);
   // The adapter's types come from its own copy of the driver-adapter interface.
   const adapter = new PrismaPGlite(pglite) as unknown as SqlMigrationAwareDriverAdapterFactory;
   const prisma = new PrismaClient({ adapter });

@@ -10,6 +10,7 @@ import {
  * A list+watch cache that heals itself. client-node's ListWatch stops for good on an error and
  * has known silent stalls, so this wrapper (1) restarts it with exponential backoff after an
  * error and (2) re-lists on a fixed period, swapping in the fresh cache once it has synced.
+ * Nothing it starts can end in an unhandled rejection: every failure becomes a restart.
  */
 export interface ResourceWatchOptions<T extends KubernetesObject> {
   /** Metric label, e.g. `channels`. */
@@ -17,7 +18,8 @@ export interface ResourceWatchOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
-  onChange: () => void;
+  /** An object was added, updated or deleted (`object`), or the cache was replaced (none). */
+  onChange: (object?: T, phase?: 'add' | 'update' | 'delete') => void;
   onRestart: (resource: string, reason: string) => void;
   resyncMs?: number;
   backoff?: { initialMs: number; maxMs: number };
@@ -47,6 +49,7 @@ export class ResilientWatch<T extends KubernetesObject> {
     return this.#current?.list() ?? [];
   }
 
+  /** Lists and watches; if the API server cannot be reached it keeps retrying (never throws). */
   async start(): Promise<void> {
     await this.#replace('start');
     this.#resync = setInterval(() => void this.#replace('resync'), this.#opts.resyncMs ?? 5 * 60_000);
@@ -71,24 +74,30 @@ export class ResilientWatch<T extends KubernetesObject> {
       undefined,
       this.#opts.fieldSelector,
     );
-    const changed = () => {
-      if (this.#current === lw) this.#opts.onChange();
+    const changed = (phase: 'add' | 'update' | 'delete') => (obj: T) => {
+      if (this.#current === lw) this.#opts.onChange(obj, phase);
     };
-    lw.on('add', changed);
-    lw.on('update', changed);
-    lw.on('delete', changed);
+    lw.on('add', changed('add'));
+    lw.on('update', changed('update'));
+    lw.on('delete', changed('delete'));
     let failure: unknown;
     lw.on('error', (err?: unknown) => {
       failure = err ?? new Error('watch failed');
       // A live watch that fails is restarted; a replacement that fails is handled below.
       if (this.#current === lw) this.#scheduleRestart(failure);
     });
-    await lw.start();
+    try {
+      await lw.start();
+    } catch (err) {
+      // The first watch request itself failed (API server unreachable): same as an error event.
+      failure ??= err ?? new Error('watch failed');
+    }
     if (this.#stopped) {
       await lw.stop();
       return;
     }
     if (failure !== undefined) {
+      await lw.stop();
       this.#scheduleRestart(failure);
       return;
     }

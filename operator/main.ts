@@ -3,7 +3,6 @@ import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { describeError, type Kube, loadKube } from '../kube/client.ts';
-import { openRedisFleet } from './fleet.ts';
 import { LeaderElector } from './leader.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { type FleetView, Reconciler } from './reconciler.ts';
@@ -23,8 +22,9 @@ export interface OperatorOptions {
   redisUrl?: string;
   redisPrefix?: string;
   logLevel?: string;
-  leaseDurationMs?: number;
-  retryPeriodMs?: number;
+  leaseDurationMs?: number | undefined;
+  renewDeadlineMs?: number | undefined;
+  retryPeriodMs?: number | undefined;
 }
 
 export interface RunningOperator {
@@ -44,7 +44,11 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   const kube = loadKube(o.kubeconfig);
   const metrics = createOperatorMetrics();
   const identity = o.identity ?? `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
-  const redis = !o.fleet && o.redisUrl ? await openRedisFleet(o.redisUrl, o.redisPrefix) : undefined;
+  // Loaded only with REDIS_URL (not in a default install): ioredis and the store cost ~10 MB RSS.
+  const redis =
+    !o.fleet && o.redisUrl
+      ? await (await import('./fleet.ts')).openRedisFleet(o.redisUrl, o.redisPrefix)
+      : undefined;
   const reconciler = new Reconciler({
     kube,
     namespaces: o.namespaces,
@@ -84,6 +88,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     name: o.leaseName,
     identity,
     leaseDurationMs: o.leaseDurationMs,
+    renewDeadlineMs: o.renewDeadlineMs,
     retryPeriodMs: o.retryPeriodMs,
     onStartedLeading: () => {
       log.info({ identity }, 'became leader');
@@ -99,6 +104,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   log.info(
     {
       identity,
+      lease: elector.timings,
       namespaces: o.namespaces,
       configSecret: `${o.configSecret.namespace}/${o.configSecret.name}`,
       port,
@@ -109,8 +115,9 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
   let closing: Promise<void> | undefined;
   const shutdown = () => {
     closing ??= (async () => {
-      await elector.stop();
+      // Writes stop (and an in-flight reconcile is cancelled) before the Lease is handed over.
       await reconciler.stop();
+      await elector.stop();
       await redis?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     })();

@@ -10,7 +10,7 @@ export function createOperatorMetrics() {
     registry,
     reconciles: new Counter({
       name: 'kuberelay_operator_reconciles_total',
-      help: 'Reconciles by result (success, error, skipped_not_synced)',
+      help: 'Reconciles by result (success, error, cancelled, skipped_not_synced)',
       labelNames: ['result'],
       registers,
     }),

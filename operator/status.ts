@@ -176,6 +176,29 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
   return status;
 }
 
+/**
+ * The status to write when the relays' reports cannot be read (Redis down): what the render
+ * decided (Accepted, ResolvedRefs, observedGeneration) is written anyway; what only the fleet
+ * knows (Programmed, Healthy, health, usage ...) stays as it was.
+ */
+export function channelStatusWithoutFleet(
+  result: ObjectResult,
+  previous: ChannelStatus | undefined,
+  now: number,
+): ChannelStatus {
+  const accepted = result.conditions.find((c) => c.type === 'Accepted')?.status === 'True';
+  if (!accepted) {
+    // Not in the config: the fleet has nothing to say about it.
+    return channelStatus(
+      { result, suspend: false, id: '', reports: [], spend: undefined, now },
+      previous?.conditions,
+    );
+  }
+  const decided = withTimes(result.conditions.map(fromRender), previous?.conditions, result.generation, now);
+  const fleetOnly = (previous?.conditions ?? []).filter((c) => !decided.some((r) => r.type === c.type));
+  return { ...previous, observedGeneration: result.generation, conditions: [...decided, ...fleetOnly] };
+}
+
 export function policyStatus(
   result: ObjectResult,
   previous: Condition[] | undefined,

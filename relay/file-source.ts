@@ -14,6 +14,8 @@ export class FileConfigSource {
   readonly #state: RelayState;
   #generation = 0;
   #lastText: string | undefined;
+  /** Hash of the last rendered snapshot this file put in service. */
+  #offeredHash: string | undefined;
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
@@ -69,13 +71,25 @@ export class FileConfigSource {
     this.#debounce = setTimeout(() => void this.reload(), 50);
   }
 
+  /**
+   * In cluster mode the file is the kubelet's copy of the config Secret, which lags the API
+   * watch by up to a minute: a rendered snapshot is served only if its generation is newer than
+   * what another source (the Secret watch) put in service, so a lagging mount never rolls back.
+   */
+  #olderThanServed(snapshot: { hash: string; generation?: unknown }): boolean {
+    const served = this.#state.runtime?.config;
+    if (!served || served.hash === this.#offeredHash) return false;
+    return typeof snapshot.generation !== 'number' || snapshot.generation <= served.generation;
+  }
+
   #apply(text: string, initial: boolean) {
     if (text === this.#lastText) return;
     this.#lastText = text;
     try {
       const snapshot = renderedSnapshot(text);
       if (snapshot !== undefined) {
-        this.#state.offer(snapshot, this.#file);
+        if (this.#olderThanServed(snapshot)) return;
+        if (this.#state.offer(snapshot, this.#file)) this.#offeredHash = snapshot.hash;
         return;
       }
       const { config } = renderFile(text, this.#file, { generation: this.#generation + 1 });
@@ -89,11 +103,11 @@ export class FileConfigSource {
 }
 
 /** The operator's rendered snapshot (the mounted config Secret) rather than YAML objects. */
-function renderedSnapshot(text: string): unknown {
+function renderedSnapshot(text: string): { hash: string; generation?: unknown } | undefined {
   if (!text.trimStart().startsWith('{')) return undefined;
   try {
-    const v = JSON.parse(text) as { hash?: unknown; channels?: unknown };
-    return typeof v.hash === 'string' && Array.isArray(v.channels) ? v : undefined;
+    const v = JSON.parse(text) as { hash?: unknown; channels?: unknown; generation?: unknown };
+    return typeof v.hash === 'string' && Array.isArray(v.channels) ? { ...v, hash: v.hash } : undefined;
   } catch {
     return undefined;
   }

@@ -102,6 +102,7 @@ export function renderRelayConfig(objects: readonly SourcedObject[], opts: Rende
   }
 
   const channelConfigs: ChannelConfig[] = [];
+  const resolved: ResolvedChannel[] = [];
   for (const { obj, result } of channels) {
     const where = `${result.source ? `${result.source}: ` : ''}Channel ${result.namespace}/${result.name}`;
     const spec = obj.spec;
@@ -135,6 +136,9 @@ export function renderRelayConfig(objects: readonly SourcedObject[], opts: Rende
       continue;
     }
     result.conditions.push(cond('ResolvedRefs', 'True', 'ResolvedRefs', 'Secret and key found'));
+    resolved.push({ obj, result, apiKey });
+  }
+  for (const { obj, result, apiKey } of withoutModelConflicts(resolved)) {
     result.conditions.push(cond('Accepted', 'True', 'Accepted', 'written into the relay config'));
     channelConfigs.push(toChannelConfig(obj, result, apiKey));
   }
@@ -165,6 +169,52 @@ export function renderRelayConfig(objects: readonly SourcedObject[], opts: Rende
     config: { generation: opts.generation, hash, channels: channelConfigs, policies: policyConfigs },
     results,
   };
+}
+
+interface ResolvedChannel {
+  obj: ChannelObject;
+  result: ObjectResult;
+  apiKey: string;
+}
+
+/**
+ * A model name belongs to the namespace whose Channel claimed it first (oldest
+ * creationTimestamp, then namespace/name): Channels of another namespace offering the same name
+ * are refused with ModelConflict, so no namespace captures another's traffic.
+ */
+function withoutModelConflicts(resolved: ResolvedChannel[]): ResolvedChannel[] {
+  const created = (c: ResolvedChannel) => {
+    const t = (c.obj as { metadata?: { creationTimestamp?: unknown } }).metadata?.creationTimestamp;
+    const ms = typeof t === 'string' ? Date.parse(t) : t instanceof Date ? t.getTime() : Number.NaN;
+    return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+  };
+  const ordered = [...resolved].sort(
+    (a, b) =>
+      created(a) - created(b) ||
+      `${a.result.namespace}/${a.result.name}`.localeCompare(`${b.result.namespace}/${b.result.name}`),
+  );
+  const owner = new Map<string, ObjectResult>();
+  const kept: ResolvedChannel[] = [];
+  for (const c of ordered) {
+    const { result } = c;
+    const clash = c.obj.spec.models
+      .map((m) => ({ model: m.name, other: owner.get(m.name) }))
+      .find(({ other }) => other !== undefined && other.namespace !== result.namespace);
+    if (clash) {
+      const other = clash.other!;
+      const where = `${result.source ? `${result.source}: ` : ''}Channel ${result.namespace}/${result.name}`;
+      reject(
+        result,
+        where,
+        'ModelConflict',
+        `spec.models: model "${clash.model}" is already served by Channel ${other.namespace}/${other.name} in namespace ${other.namespace}`,
+      );
+      continue;
+    }
+    for (const m of c.obj.spec.models) if (!owner.has(m.name)) owner.set(m.name, result);
+    kept.push(c);
+  }
+  return kept;
 }
 
 function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: string): ChannelConfig {

@@ -6,52 +6,34 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { type ClusterClient, connect } from '../cluster/control-plane.ts';
-import { freePort, kuberelay, type Proc } from '../helpers/process.ts';
+import { type ChartInstall, installChart, until } from '../helpers/chart-procs.ts';
+import type { Proc } from '../helpers/process.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 
 /**
  * The operator against a real API server: `kubectl apply -f examples/` -> config Secret ->
  * relays started with --config-secret serve the openai SDK through mock upstreams. The operator
- * and the relays run with kubeconfigs of ServiceAccounts bound to the chart's Roles.
+ * and the relays run with exactly the args and environment the chart renders (with a Redis URL,
+ * as a user who runs more than one relay sets it) and kubeconfigs of ServiceAccounts bound to
+ * the chart's Roles.
  */
 
 const NS = 'kr-e2e';
 const SECRET = 'kuberelay-relay-config';
-const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
-const CHART = fileURLToPath(new URL('../../charts/kuberelay', import.meta.url));
 const QUICKSTART = fileURLToPath(new URL('../../examples/quickstart.yaml', import.meta.url));
-// examples/quickstart.yaml points its channels at these ports (for `npm start`); the test runs
-// its mocks on free ports instead and applies the quickstart pointed at them, so a demo running
-// on the same machine does not break it.
+// examples/quickstart.yaml points its channels at these ports; the test's mocks listen on free
+// ports and the applied copy points there instead.
 const QUICKSTART_PORTS = { 'primary-a': 9101, 'primary-b': 9102, fallback: 9103 } as const;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 describe('operator end to end', () => {
   let k: ClusterClient;
   let dir: string;
-  let opKubeconfig: string;
-  let relayKubeconfig: string;
+  let install: ChartInstall;
+  let quickstart: string;
   const mocks: MockUpstream[] = [];
-  let quickstartFile: string;
   const operators: Proc[] = [];
   const relays: { proc: Proc; url: string }[] = [];
   let redis: TestRedis;
-  // Relays report every 300 ms here (default 5 s) so status follows within the test's patience.
-  const fleetEnv = () => ({ REDIS_URL: redis.url, KUBERELAY_REPORT_INTERVAL_MS: '300' });
 
   const kubectl = async (args: string[], input?: string) => {
     const r = await k.kubectl(['-n', NS, ...args], input === undefined ? {} : { input });
@@ -67,43 +49,12 @@ describe('operator end to end', () => {
     ((await getJson(what)).status?.conditions ?? []).find((c: { type: string }) => c.type === type);
 
   const startOperatorProc = async () => {
-    const port = await freePort();
-    const proc = kuberelay(
-      [
-        'operator',
-        '--namespace',
-        NS,
-        '--kubeconfig',
-        opKubeconfig,
-        '--metrics-port',
-        String(port),
-        '--lease-name',
-        'kuberelay-operator',
-      ],
-      { KUBERELAY_LEASE_DURATION_MS: '3000', KUBERELAY_LEASE_RETRY_MS: '300', ...fleetEnv() },
-    );
-    await proc.waitFor(/operator started/);
-    operators.push(proc);
-    return { proc, metrics: `http://127.0.0.1:${port}/metrics` };
+    const op = await install.startOperator();
+    operators.push(op.proc);
+    return { proc: op.proc, metrics: op.metricsUrl };
   };
   const startRelayProc = async () => {
-    const port = await freePort();
-    const proc = kuberelay(
-      [
-        'relay',
-        '--config-secret',
-        `${NS}/${SECRET}`,
-        '--kubeconfig',
-        relayKubeconfig,
-        '--port',
-        String(port),
-        '--host',
-        '127.0.0.1',
-      ],
-      { KUBERELAY_AUTH: 'none', ...fleetEnv() },
-    );
-    await proc.waitFor(/relay listening/);
-    const relay = { proc, url: `http://127.0.0.1:${port}` };
+    const relay = await install.startRelay();
     relays.push(relay);
     return relay;
   };
@@ -117,47 +68,26 @@ describe('operator end to end', () => {
     k = connect(inject('kubeconfig'));
     dir = await mkdtemp(join(tmpdir(), 'kuberelay-e2e-'));
     redis = await startRedis();
-    let quickstart = await readFile(QUICKSTART, 'utf8');
+    quickstart = await readFile(QUICKSTART, 'utf8');
     for (const [name, port] of Object.entries(QUICKSTART_PORTS)) {
       const apiKey = name === 'fallback' ? 'mock-key-fallback' : 'mock-key-primary';
-      const mock = await startMockUpstream({ name, apiKey });
+      const mock = await startMockUpstream({ port: 0, name, apiKey });
       mocks.push(mock);
       quickstart = quickstart.replace(`http://127.0.0.1:${port}/v1`, `${mock.url}/v1`);
     }
-    quickstartFile = join(dir, 'quickstart.yaml');
-    await writeFile(quickstartFile, quickstart);
-    expect((await k.kubectl(['apply', '--server-side', '-f', CRDS])).code).toBe(0);
-    expect((await k.kubectl(['wait', '--for=condition=Established', 'crd/channels.kuberelay.io'])).code).toBe(
-      0,
-    );
-    await k.kubectl(['create', 'namespace', NS]);
-    // The chart's own ServiceAccounts and Roles: what the e2e runs with is what users get.
-    const rendered = await k.helm([
-      'template',
-      'kr',
-      CHART,
-      '--namespace',
-      NS,
-      '--show-only',
-      'templates/serviceaccounts.yaml',
-      '--show-only',
-      'templates/rbac.yaml',
-    ]);
-    expect(rendered.code, rendered.stderr).toBe(0);
-    await must(['apply', '-f', '-'], rendered.stdout);
-    opKubeconfig = await k.mintServiceAccountKubeconfig(NS, 'kr-kuberelay-operator');
-    relayKubeconfig = await k.mintServiceAccountKubeconfig(NS, 'kr-kuberelay-relay');
+    // Values a user sets: a shared Redis (status from the relays' reports), no client keys.
+    install = await installChart(k, NS, [`redis.url=${redis.url}`, 'relay.auth=none']);
   });
 
   afterAll(async () => {
-    for (const p of [...operators, ...relays.map((r) => r.proc)]) p.child.kill('SIGKILL');
+    for (const p of install?.procs ?? []) p.child.kill('SIGKILL');
     await Promise.all(mocks.map((m) => m.close()));
     await redis?.close();
     await k?.kubectl(['delete', 'namespace', NS, '--wait=false']);
   });
 
   it('kubectl apply -f examples/ -> config Secret -> relays serve the openai SDK', async () => {
-    await must(['apply', '-f', quickstartFile]);
+    await must(['apply', '-f', '-'], quickstart);
     await startOperatorProc();
     const secret = await until('the config Secret', async () => {
       const r = await kubectl(['get', 'secret', SECRET, '-o', 'json']);
@@ -212,7 +142,8 @@ describe('operator end to end', () => {
       '--type',
       'merge',
       '-p',
-      '{"spec":{"cooldown":{"failureThreshold":1,"duration":"3s"}}}',
+      // Long enough to be seen through the relays' reports (every 5 s by default).
+      '{"spec":{"cooldown":{"failureThreshold":1,"duration":"12s"}}}',
     ]);
     await until('generation 2 programmed', async () => {
       const c = await condition('channel/primary-b', 'Programmed');
@@ -242,12 +173,16 @@ describe('operator end to end', () => {
     // Traffic goes on; once the cooldown has run out, primary-b serves again and is Healthy.
     let seen: unknown;
     let i = 0;
-    const healthy = await until('Healthy again', async () => {
-      await chatVia(relays[i++ % 2]!.url);
-      const st = (await getJson('channel/primary-b')).status;
-      seen = st;
-      return st?.health === 'Healthy' ? st : undefined;
-    }).catch((err) => {
+    const healthy = await until(
+      'Healthy again',
+      async () => {
+        await chatVia(relays[i++ % 2]!.url);
+        const st = (await getJson('channel/primary-b')).status;
+        seen = st;
+        return st?.health === 'Healthy' ? st : undefined;
+      },
+      45_000,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(seen)}`);
     });
     expect(healthy.cooldownUntil).toBeUndefined();
@@ -334,10 +269,7 @@ spec:
     };
 
     // Edit: add a model to a channel.
-    const yaml = (await readFile(quickstartFile, 'utf8')).replace(
-      '    - name: dall-e-3',
-      '    - name: gpt-4o\n    - name: dall-e-3',
-    );
+    const yaml = quickstart.replace('    - name: dall-e-3', '    - name: gpt-4o\n    - name: dall-e-3');
     const edited = join(dir, 'edited.yaml');
     await writeFile(edited, yaml);
     const t0 = performance.now();
@@ -405,7 +337,7 @@ spec:
     await until(
       'the second operator leads',
       () => leaderOf(second.metrics).then((v) => v || undefined),
-      20_000,
+      30_000,
     );
     console.log(`[e2e] leader killed -> successor leading: ${Math.round(performance.now() - t0)} ms`);
 
@@ -430,13 +362,15 @@ spec:
 
   it('RBAC: the relay may read only its config Secret; the operator cannot read Secrets elsewhere', async () => {
     const asRelay = await k.kubectl(['-n', NS, 'get', 'secret', 'mock-provider'], {
-      kubeconfig: relayKubeconfig,
+      kubeconfig: install.relayKubeconfig,
     });
     expect(asRelay.code).not.toBe(0);
     expect(asRelay.stderr).toMatch(/forbidden/i);
-    const own = await k.kubectl(['-n', NS, 'get', 'secret', SECRET], { kubeconfig: relayKubeconfig });
+    const own = await k.kubectl(['-n', NS, 'get', 'secret', SECRET], { kubeconfig: install.relayKubeconfig });
     expect(own.code, own.stderr).toBe(0);
-    const elsewhere = await k.kubectl(['-n', 'default', 'get', 'secrets'], { kubeconfig: opKubeconfig });
+    const elsewhere = await k.kubectl(['-n', 'default', 'get', 'secrets'], {
+      kubeconfig: install.operatorKubeconfig,
+    });
     expect(elsewhere.code).not.toBe(0);
     expect(elsewhere.stderr).toMatch(/forbidden/i);
   });

@@ -22,10 +22,14 @@ export interface Proc {
  * the test passes KUBERELAY_DATA_DIR, the process gets a data directory of its own (removed when
  * it exits), so no two processes meet in the per-user default (`~/.local/share/kuberelay`).
  */
-export function kuberelay(args: string[], env: Record<string, string> = {}): Proc {
+export function kuberelay(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { cli?: string } = {},
+): Proc {
   const ownDir =
     env.KUBERELAY_DATA_DIR === undefined ? mkdtempSync(join(tmpdir(), 'kuberelay-proc-')) : undefined;
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [opts.cli ?? CLI, ...args], {
     cwd: REPO,
     env: { ...process.env, LOG_LEVEL: 'info', ...(ownDir ? { KUBERELAY_DATA_DIR: ownDir } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

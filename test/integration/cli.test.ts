@@ -24,7 +24,7 @@ describe('kuberelay CLI (real processes)', () => {
     const p = kuberelay(['relay', '--config', file, '--port', '0']);
     expect(await p.exited()).toBe(1);
     expect(p.output()).toContain('bad.yaml, document 2: Channel default/x: spec.priority:');
-  });
+  }, 90_000); // it opens the embedded database before it reads the file
 
   it('relay: serves, keeps the channel key out of its output, and exits 0 on SIGTERM', async () => {
     const file = join(dir, 'good.yaml');
@@ -54,7 +54,8 @@ describe('kuberelay CLI (real processes)', () => {
     const p = kuberelay(['relay', '--config', file, '--port', String(port), '--host', '127.0.0.1'], {
       KUBERELAY_AUTH: '',
     });
-    await p.waitFor(/relay listening/);
+    // The first start creates the embedded database (initdb): seconds, more on a loaded machine.
+    await p.waitFor(/relay listening/, 60_000);
     const res = await fetch(`http://127.0.0.1:${port}/v1/models`);
     expect(res.status).toBe(401);
     const body = (await res.json()) as { error: { code: string; message: string } };
@@ -62,7 +63,7 @@ describe('kuberelay CLI (real processes)', () => {
     expect(body.error.message).toMatch(/kuberelay keys create/);
     p.child.kill('SIGTERM');
     await p.exited();
-  });
+  }, 90_000);
 
   it('mock-upstream: starts on the given port and answers', async () => {
     const port = await freePort();

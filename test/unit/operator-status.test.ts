@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { ObjectResult } from '../../core/config/render.ts';
-import { type Condition, channelStatus, policyStatus, sameStatus } from '../../operator/status.ts';
+import {
+  type Condition,
+  channelStatus,
+  channelStatusWithoutFleet,
+  policyStatus,
+  sameStatus,
+} from '../../operator/status.ts';
 import type { ChannelReport, PodReport } from '../../redis/pod-reports.ts';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
@@ -146,5 +152,35 @@ describe('operator: channel status from pod reports', () => {
       ['ResolvedRefs', 'True', 4],
       ['Accepted', 'True', 4],
     ]);
+  });
+});
+
+describe('operator: channel status while the relay reports cannot be read', () => {
+  it('still writes what the render decided (Accepted, ResolvedRefs, observedGeneration) and keeps the fleet fields', () => {
+    const before = channelStatus(facts([pod('p1', ch({ requests5m: 5 }))]), undefined);
+    expect(cond(before, 'Programmed')?.status).toBe('True');
+    // Generation 3 was rendered while Redis is down.
+    const s = channelStatusWithoutFleet(accepted(3), before, NOW + 60_000);
+    expect(s.observedGeneration).toBe(3);
+    expect(cond(s, 'Accepted')).toMatchObject({ status: 'True', observedGeneration: 3 });
+    expect(cond(s, 'ResolvedRefs')).toMatchObject({ status: 'True', observedGeneration: 3 });
+    // What only the fleet knows is left as it was, not guessed.
+    expect(cond(s, 'Programmed')).toEqual(cond(before, 'Programmed'));
+    expect(cond(s, 'Healthy')).toEqual(cond(before, 'Healthy'));
+    expect(s.health).toBe(before.health);
+    expect(s.usage).toEqual(before.usage);
+  });
+
+  it('an object refused by the render is written as refused', () => {
+    const refused: ObjectResult = {
+      ...accepted(4),
+      conditions: [
+        { type: 'ResolvedRefs', status: 'False', reason: 'SecretNotFound', message: 'gone' },
+        { type: 'Accepted', status: 'False', reason: 'UnresolvedRefs', message: 'gone' },
+      ],
+    };
+    const s = channelStatusWithoutFleet(refused, undefined, NOW);
+    expect(cond(s, 'Accepted')).toMatchObject({ status: 'False', reason: 'UnresolvedRefs' });
+    expect(cond(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'NotAccepted' });
   });
 });

@@ -204,6 +204,8 @@ async function micro(url: string, secret: string) {
     promptTokens: 5,
     completionTokens: 8,
     cachedTokens: 0,
+    cacheWriteTokens: 0,
+    reasoningTokens: 0,
     cost: 0.0001,
   };
   const perCall = async (fn: () => unknown, n: number) => {

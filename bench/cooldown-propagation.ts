@@ -18,9 +18,9 @@
 //    calling recordFailure() on A (one script round trip) to B's cooldown listener firing.
 
 import { parseArgs } from 'node:util';
-import { RedisConnection } from '../core/redis/connection.ts';
-import { SCRIPTS } from '../core/redis/lua.ts';
-import { RedisStore } from '../core/state/redis-store.ts';
+import { RedisConnection } from '../redis/connection.ts';
+import { SCRIPTS } from '../redis/lua.ts';
+import { RedisStore } from '../redis/state-store.ts';
 import {
   config,
   machine,

@@ -1,9 +1,13 @@
+import { periodKey } from './period.ts';
+import type { SpendTotals } from './spend.ts';
+import { NO_TOKENS, type TokenCounts } from './usage.ts';
+
 /**
  * What the relay remembers about each request once it is answered: a request-log row (sampled)
  * and a usage rollup increment (every request). Never a prompt, a response or a secret.
  */
 
-export interface RequestRecord {
+export interface RequestRecord extends TokenCounts {
   requestId: string;
   /** Epoch ms when the request finished. */
   at: number;
@@ -18,13 +22,6 @@ export interface RequestRecord {
   durationMs: number;
   attempts: number;
   stream: boolean;
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  /** Prompt tokens written to the provider's cache (0 when not reported). */
-  cacheWriteTokens?: number;
-  /** Completion tokens spent on reasoning (0 when not reported). */
-  reasoningTokens?: number;
   /** Where the token counts come from: the upstream's usage, or the relay's estimate; absent: none. */
   usageSource?: 'reported' | 'estimated';
   cost: number;
@@ -38,21 +35,14 @@ export interface RequestRecorder {
 }
 
 /** Usage of one key on one channel and model during one UTC day, summed. */
-export interface UsageIncrement {
+export interface UsageIncrement extends TokenCounts, SpendTotals {
   /** `YYYY-MM-DD` (UTC). */
   day: string;
   /** '' without a key, '' without a channel. */
   keyId: string;
   channel: string;
   model: string;
-  requests: number;
   errors: number;
-  promptTokens: number;
-  completionTokens: number;
-  cachedTokens: number;
-  cacheWriteTokens: number;
-  reasoningTokens: number;
-  cost: number;
 }
 
 /**
@@ -69,29 +59,16 @@ export function usageRowKey(u: Pick<UsageIncrement, 'day' | 'keyId' | 'channel' 
   return `${u.day}\n${u.keyId}\n${u.channel}\n${u.model}`;
 }
 
-let lastDay = { n: -1, text: '' };
-
-/** `YYYY-MM-DD` (UTC) of an epoch ms; formatted once per day, not once per request. */
-export function utcDay(at: number): string {
-  const n = Math.floor(at / 86_400_000);
-  if (n !== lastDay.n) lastDay = { n, text: new Date(at).toISOString().slice(0, 10) };
-  return lastDay.text;
-}
-
 /** The empty usage row a record adds to (its UTC day; '' for no key or no channel). */
 export function usageRowOf(r: RequestRecord): UsageIncrement {
   return {
-    day: utcDay(r.at),
+    day: periodKey('day', r.at),
     keyId: r.keyId ?? '',
     channel: r.channel ?? '',
     model: r.model,
     requests: 0,
     errors: 0,
-    promptTokens: 0,
-    completionTokens: 0,
-    cachedTokens: 0,
-    cacheWriteTokens: 0,
-    reasoningTokens: 0,
+    ...NO_TOKENS,
     cost: 0,
   };
 }

@@ -1,7 +1,11 @@
 import type { ModelPricing } from './config/relay-config.ts';
 
-/** Token usage of one request, normalised from the provider's `usage` object. */
-export interface Usage {
+/**
+ * Tokens used, by one request or summed over many: the one usage record. The other usage shapes
+ * are made of it: a request's usage (below), its log record and rollup row (accounting.ts), the
+ * spend counters (spend.ts).
+ */
+export interface TokenCounts {
   promptTokens: number;
   completionTokens: number;
   /** Prompt tokens read from the provider's cache (part of promptTokens). */
@@ -10,6 +14,27 @@ export interface Usage {
   cacheWriteTokens: number;
   /** Completion tokens spent on reasoning (part of completionTokens). */
   reasoningTokens: number;
+}
+
+export const NO_TOKENS: Readonly<TokenCounts> = Object.freeze({
+  promptTokens: 0,
+  completionTokens: 0,
+  cachedTokens: 0,
+  cacheWriteTokens: 0,
+  reasoningTokens: 0,
+});
+
+/** Adds `more` into `sum`. */
+export function addTokens(sum: TokenCounts, more: Readonly<TokenCounts>) {
+  sum.promptTokens += more.promptTokens;
+  sum.completionTokens += more.completionTokens;
+  sum.cachedTokens += more.cachedTokens;
+  sum.cacheWriteTokens += more.cacheWriteTokens;
+  sum.reasoningTokens += more.reasoningTokens;
+}
+
+/** Token usage of one request, normalised from the provider's `usage` object. */
+export interface Usage extends TokenCounts {
   /** True when the relay estimated it (no usage from upstream, e.g. a client that left mid-stream). */
   estimated: boolean;
 }

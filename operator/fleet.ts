@@ -1,7 +1,7 @@
-import { RedisConnection } from '../core/redis/connection.ts';
-import { SCRIPTS } from '../core/redis/lua.ts';
-import { readPodReports } from '../core/redis/pod-reports.ts';
-import { RedisStore } from '../core/state/redis-store.ts';
+import { RedisConnection } from '../redis/connection.ts';
+import { SCRIPTS } from '../redis/lua.ts';
+import { readPodReports } from '../redis/pod-reports.ts';
+import { RedisStore } from '../redis/state-store.ts';
 import type { FleetView } from './reconciler.ts';
 
 /**

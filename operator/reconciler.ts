@@ -10,7 +10,6 @@ import {
   GENERATION_ANNOTATION,
   HASH_ANNOTATION,
 } from '../core/config/snapshot.ts';
-import type { PodReport } from '../core/redis/pod-reports.ts';
 import {
   describeError,
   FIELD_MANAGER,
@@ -22,6 +21,7 @@ import {
   withSignal,
 } from '../kube/client.ts';
 import { ResilientWatch } from '../kube/watch.ts';
+import type { PodReport } from '../redis/pod-reports.ts';
 import { retryDelayMs } from './backoff.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { SecretRefs } from './secret-refs.ts';

@@ -1,5 +1,5 @@
 import type { ObjectCondition, ObjectResult } from '../core/config/render.ts';
-import type { PodReport } from '../core/redis/pod-reports.ts';
+import type { PodReport } from '../redis/pod-reports.ts';
 
 /**
  * Desired status of each object, computed from what the render said and what the relay pods

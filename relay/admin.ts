@@ -7,8 +7,10 @@ import Fastify, {
 } from 'fastify';
 import { z } from 'zod';
 import { tryParseDuration } from '../core/config/duration.ts';
-import { type KeyAdmin, KeyAdminError, newKeySchema, periodStart } from '../core/keys/api-key.ts';
-import type { SpendPeriod, StateStore } from '../core/state/store.ts';
+import { type KeyAdmin, KeyAdminError, newKeySchema } from '../core/keys/api-key.ts';
+import { type Period, periodFirstDay } from '../core/period.ts';
+import { spentSoFar } from '../core/spend.ts';
+import type { StateStore } from '../core/state/store.ts';
 import type { PrismaAccounting, UsageDimension } from '../db/accounting.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { DEFAULT_HTTP_TIMEOUTS, serverOptions } from './http-timeouts.ts';
@@ -153,8 +155,8 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
       )
       .parse(req.query);
     const now = Date.now();
-    const spend = async (period: SpendPeriod) => {
-      const from = periodStart(period, now).toISOString().slice(0, 10);
+    const spend = async (period: Period) => {
+      const from = periodFirstDay(period, now);
       const live = q.keyId
         ? await d.store.spend('key', q.keyId, period, now)
         : await d.store.spend('channel', q.channel!, period, now);
@@ -166,7 +168,7 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
       });
       const recorded = rows.reduce((s, r) => s + r.cost, 0);
       // Live counters are current but per process without Redis; rollups are durable but lag.
-      return { from, spent: Math.max(live, recorded), live, recorded };
+      return { from, spent: spentSoFar(live, recorded), live, recorded };
     };
     return { ...q, day: await spend('day'), month: await spend('month') };
   });

@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
-import { type KeyLookup, type KeyRecord, keyProblem, periodEnd } from '../core/keys/api-key.ts';
+import { type KeyLookup, type KeyRecord, keyProblem } from '../core/keys/api-key.ts';
 import { hashesEqual, hashSecret, isWellFormedSecret } from '../core/keys/secret.ts';
+import { periodEnd } from '../core/period.ts';
 import type { BudgetTracker } from './budget.ts';
 import type { DatabaseHealth } from './db-health.ts';
 import { RelayError } from './errors.ts';

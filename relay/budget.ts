@@ -1,6 +1,8 @@
 import { LRUCache } from 'lru-cache';
-import { type Budget, periodStart } from '../core/keys/api-key.ts';
-import { periodKey, type StateStore } from '../core/state/store.ts';
+import type { Budget } from '../core/keys/api-key.ts';
+import { periodKey, periodStart } from '../core/period.ts';
+import { spentSoFar } from '../core/spend.ts';
+import type { StateStore } from '../core/state/store.ts';
 import type { DatabaseHealth } from './db-health.ts';
 
 /**
@@ -9,8 +11,7 @@ import type { DatabaseHealth } from './db-health.ts';
  *   only in memory), but an in-memory store starts from zero after a restart;
  * - the database's usage rollups: durable and fleet-wide, but behind by up to a flush interval,
  *   and read here at most every `refreshMs` per key.
- * The larger of the two is the answer: neither source double-counts the other, and each covers
- * the other's blind spot. Budgets are checked before a request and charged after it, so
+ * The larger of the two is the answer (core/spend.ts spentSoFar). Budgets are checked before a request and charged after it, so
  * concurrent requests can overshoot by what they cost.
  * A database read never holds a request longer than `readTimeoutMs`: past it (or while the
  * database is known to be down) the live counter alone decides, which fails open by what the
@@ -50,7 +51,7 @@ export class BudgetTracker {
       this.#store.spend('key', keyId, budget.period, now).catch(() => 0),
       this.#durable(keyId, budget, now),
     ]);
-    return Math.max(live, durable);
+    return spentSoFar(live, durable);
   }
 
   async #durable(keyId: string, budget: Budget, now: number): Promise<number> {

@@ -1,4 +1,4 @@
-import type { ChannelReport } from '../core/redis/pod-reports.ts';
+import type { ChannelReport } from '../redis/pod-reports.ts';
 
 /**
  * What this process sees per channel, for pod reports (the operator folds them into Channel

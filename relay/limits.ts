@@ -10,6 +10,7 @@ import {
   rateLimitItem,
   tightest,
 } from '../core/ratelimit/policy.ts';
+import type { SpendIncrement } from '../core/spend.ts';
 import { estimateTokens } from '../core/usage.ts';
 import { RelayError } from './errors.ts';
 import { bodyChars } from './json-body.ts';
@@ -105,8 +106,8 @@ export class RequestLimits {
   }
 
   /** The real usage of the request, once known. */
-  charge(tokens: number, cost: number) {
-    this.#usage = { tokens, cost };
+  charge(spend: SpendIncrement) {
+    this.#usage = { tokens: spend.promptTokens + spend.completionTokens, cost: spend.cost };
     if (this.#attempt) this.#attemptServed = true;
   }
 

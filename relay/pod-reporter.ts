@@ -1,19 +1,19 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { RedisConnection } from '../core/redis/connection.ts';
+import type { StateStore } from '../core/state/store.ts';
+import type { RedisConnection } from '../redis/connection.ts';
 import {
   type ChannelReport,
   DEFAULT_REPORT_TTL_MS,
   deletePodReport,
   type PodReport,
   writePodReport,
-} from '../core/redis/pod-reports.ts';
-import type { StateStore } from '../core/state/store.ts';
+} from '../redis/pod-reports.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { RelayState } from './relay-state.ts';
 
 /**
- * Writes this pod's report (core/redis/pod-reports.ts) every `intervalMs`, and at once when the
+ * Writes this pod's report (redis/pod-reports.ts) every `intervalMs`, and at once when the
  * served config changes so the operator sees a rollout without waiting a whole interval. The
  * report lives three intervals: a pod that stops reporting drops out of the fleet by itself.
  */

@@ -6,6 +6,7 @@ import type { RequestRecorder } from '../core/accounting.ts';
 import type { ConcurrencyGate } from '../core/concurrency.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
+import type { SpendRecord } from '../core/spend.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
 import { BodyTail, costOf, estimatedUsage, type Usage, usageFromJsonBody } from '../core/usage.ts';
@@ -498,17 +499,18 @@ function account(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: numbe
   if (usage.reasoningTokens > 0) m.inc({ ...labels, type: 'reasoning' }, usage.reasoningTokens);
   const cost = costOf(usage, c.cand.model.pricing, durationMs);
   if (cost > 0) deps.metrics.cost.inc(labels, cost);
-  c.rl?.charge(usage.promptTokens + usage.completionTokens, cost);
+  const spend: SpendRecord = {
+    channelId: id,
+    keyId: c.req.client.keyId,
+    model: c.model,
+    cost,
+    promptTokens: usage.promptTokens,
+    completionTokens: usage.completionTokens,
+    at: Date.now(),
+  };
+  c.rl?.charge(spend);
   void deps.store
-    .recordSpend({
-      channelId: id,
-      keyId: c.req.client.keyId,
-      model: c.model,
-      cost,
-      promptTokens: usage.promptTokens,
-      completionTokens: usage.completionTokens,
-      at: Date.now(),
-    })
+    .recordSpend(spend)
     .catch((err) => deps.log.warn({ err }, 'state store: recordSpend failed'));
   return cost;
 }

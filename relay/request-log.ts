@@ -7,6 +7,7 @@ import {
   usageRowKey,
   usageRowOf,
 } from '../core/accounting.ts';
+import { addTokens, NO_TOKENS } from '../core/usage.ts';
 import type { DatabaseHealth } from './db-health.ts';
 import type { RelayError } from './errors.ts';
 import type { RelayMetrics } from './metrics.ts';
@@ -184,11 +185,7 @@ export class RequestLogWriter implements RequestRecorder {
     const row = usageRowOf(r);
     row.requests = 1;
     row.errors = r.status >= 400 ? 1 : 0;
-    row.promptTokens = r.promptTokens;
-    row.completionTokens = r.completionTokens;
-    row.cachedTokens = r.cachedTokens;
-    row.cacheWriteTokens = r.cacheWriteTokens ?? 0;
-    row.reasoningTokens = r.reasoningTokens ?? 0;
+    addTokens(row, r);
     row.cost = r.cost;
     this.#mergeUsage(row);
   }
@@ -199,11 +196,7 @@ export class RequestLogWriter implements RequestRecorder {
     if (u) {
       u.requests += p.requests;
       u.errors += p.errors;
-      u.promptTokens += p.promptTokens;
-      u.completionTokens += p.completionTokens;
-      u.cachedTokens += p.cachedTokens;
-      u.cacheWriteTokens += p.cacheWriteTokens;
-      u.reasoningTokens += p.reasoningTokens;
+      addTokens(u, p);
       u.cost += p.cost;
     } else if (this.#usage.size < this.#o.maxUsageRows) {
       this.#usage.set(key, p);
@@ -230,9 +223,7 @@ export function failedRecord(
     durationMs: req.receivedAt ? performance.now() - req.receivedAt : 0,
     attempts: Number(e.headers['x-kuberelay-attempts'] ?? 0),
     stream: (req.body as { stream?: unknown } | undefined)?.stream === true,
-    promptTokens: 0,
-    completionTokens: 0,
-    cachedTokens: 0,
+    ...NO_TOKENS,
     cost: 0,
     errorCode: e.code,
   };

@@ -1,12 +1,12 @@
 import { hostname } from 'node:os';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
-import { RedisLimiter } from '../core/ratelimit/redis-limiter.ts';
-import { RedisConnection } from '../core/redis/connection.ts';
-import { SCRIPTS } from '../core/redis/lua.ts';
 import { MemoryStore } from '../core/state/memory-store.ts';
-import { RedisStore } from '../core/state/redis-store.ts';
 import type { StateStore } from '../core/state/store.ts';
+import { RedisConnection } from '../redis/connection.ts';
+import { RedisLimiter } from '../redis/limiter.ts';
+import { SCRIPTS } from '../redis/lua.ts';
+import { RedisStore } from '../redis/state-store.ts';
 
 /**
  * Where the relay keeps what its replicas share: Redis when REDIS_URL is set (cooldowns, permits,

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { RelayConfig } from './relay-config.ts';
@@ -59,8 +58,4 @@ export function renderFile(text: string, file: string, opts: RenderOptions): Loa
   const problems = results.flatMap((r) => r.errors);
   if (problems.length > 0) throw new ConfigError(problems);
   return { config, results };
-}
-
-export async function loadConfigFile(file: string, opts: RenderOptions): Promise<LoadedConfig> {
-  return renderFile(await readFile(file, 'utf8'), file, opts);
 }

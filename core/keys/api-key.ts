@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SpendPeriod } from '../state/store.ts';
+import { PERIODS, type Period } from '../period.ts';
 
 /**
  * API keys as the relay and its operators see them, independent of where they are stored.
@@ -10,7 +10,7 @@ import type { SpendPeriod } from '../state/store.ts';
 export interface Budget {
   /** USD per period. */
   amount: number;
-  period: SpendPeriod;
+  period: Period;
 }
 
 export interface KeyRecord {
@@ -82,7 +82,7 @@ const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 export const budgetSchema = z.strictObject({
   amount: z.number().positive().max(1e12),
-  period: z.enum(['day', 'month']),
+  period: z.enum(PERIODS),
 });
 
 export const newKeySchema = z.strictObject({
@@ -150,22 +150,6 @@ export function parseLabel(text: string): [string, string] {
   const i = text.indexOf('=');
   if (i <= 0) throw new KeyAdminError(400, 'invalid_label', `label must look like key=value, not "${text}"`);
   return [text.slice(0, i), text.slice(i + 1)];
-}
-
-/** First period boundary (UTC) of the budget period containing `at`. */
-export function periodStart(period: Budget['period'], at: number): Date {
-  const d = new Date(at);
-  return period === 'day'
-    ? new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()))
-    : new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
-}
-
-/** Next period boundary after `at` (when a spent budget is available again). */
-export function periodEnd(period: Budget['period'], at: number): Date {
-  const s = periodStart(period, at);
-  return period === 'day'
-    ? new Date(s.getTime() + 86_400_000)
-    : new Date(Date.UTC(s.getUTCFullYear(), s.getUTCMonth() + 1, 1));
 }
 
 /** What the request path needs from key storage. */

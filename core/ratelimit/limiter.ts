@@ -2,7 +2,7 @@
  * The rate limiter contract. A request's matching policies become a list of checks (one per limit
  * and bucket); a Limiter decides them all at once, atomically: either every enforcing check
  * admits and all admitting checks are taken, or nothing is taken. `memory-limiter.ts` is the
- * embedded implementation, `redis-limiter.ts` the fleet-wide one (one Lua script per call); both
+ * embedded implementation, `redis/limiter.ts` the fleet-wide one (one Lua script per call); both
  * follow the rules written out in this file, and a shared contract test runs against both.
  *
  * Rules per kind (the amount a check takes now is its `reserve`):

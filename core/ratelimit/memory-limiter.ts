@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { PermitSets } from '../permits.ts';
 import {
   type CheckOutcome,
   type LimitCheck,
@@ -13,7 +14,7 @@ import {
 } from './limiter.ts';
 
 /**
- * The embedded limiter: one process, no Redis. Same rules as the Lua script in redis-limiter.ts
+ * The embedded limiter: one process, no Redis. Same rules as the Lua script of redis/limiter.ts
  * (a contract test runs both). Idle buckets are swept once a minute so per-client buckets do not
  * accumulate.
  */
@@ -34,7 +35,7 @@ export class MemoryLimiter implements Limiter {
   readonly kind = 'memory' as const;
   readonly #windows = new Map<string, Window>();
   readonly #buckets = new Map<string, Bucket>();
-  readonly #permits = new Map<string, Set<string>>(); // key -> tickets
+  readonly #permits = new PermitSets(); // held by tickets until settle
   readonly #now: () => number;
   readonly #sweep: NodeJS.Timeout;
 
@@ -68,9 +69,7 @@ export class MemoryLimiter implements Limiter {
     const now = this.#now();
     for (const { check: c, delta } of items) {
       if (c.kind === 'concurrent') {
-        const held = this.#permits.get(c.key);
-        held?.delete(d.ticket);
-        if (held?.size === 0) this.#permits.delete(c.key);
+        this.#permits.drop(c.key, d.ticket);
       } else if (c.algorithm === 'token-bucket') {
         const level = this.#level(c, now);
         this.#setBucket(c, Math.min(c.amount, level - delta), now);
@@ -110,7 +109,7 @@ export class MemoryLimiter implements Limiter {
   /** Returns the outcome and the level a commit needs (bucket tokens after refill). */
   #evaluate(c: LimitCheck, now: number): [CheckOutcome, number] {
     if (c.kind === 'concurrent') {
-      const used = this.#permits.get(c.key)?.size ?? 0;
+      const used = this.#permits.held(c.key);
       const ok = used + c.reserve <= c.amount;
       // In-process permits have no expiry to wait for: suggest a short retry.
       return [
@@ -175,12 +174,7 @@ export class MemoryLimiter implements Limiter {
 
   #take(c: LimitCheck, now: number, ticket: string, level: number) {
     if (c.kind === 'concurrent') {
-      let held = this.#permits.get(c.key);
-      if (!held) {
-        held = new Set();
-        this.#permits.set(c.key, held);
-      }
-      held.add(ticket);
+      this.#permits.put(c.key, ticket);
     } else if (c.algorithm === 'token-bucket') {
       this.#setBucket(c, level - c.reserve, now);
     } else if (c.reserve > 0) {

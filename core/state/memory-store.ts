@@ -1,24 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
+import { PERIODS, type Period } from '../period.ts';
+import { PermitSets } from '../permits.ts';
 import {
-  type CooldownListener,
-  type Lease,
-  periodKey,
-  type SpendPeriod,
+  addSpend,
+  NO_SPEND,
   type SpendRecord,
   type SpendScope,
-  type StateStore,
-  type UsageTotals,
-} from './store.ts';
-
-const NO_USAGE: UsageTotals = Object.freeze({ cost: 0, requests: 0, promptTokens: 0, completionTokens: 0 });
+  type SpendTotals,
+  spendCounter,
+  spendScopes,
+} from '../spend.ts';
+import type { CooldownListener, Lease, StateStore } from './store.ts';
 
 /** The embedded store: one process, no Redis. Same contract as the Redis store. */
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
   readonly #health = new Map<string, ChannelHealth>();
-  readonly #leases = new Map<string, Map<string, number>>(); // channel -> lease id -> expiry
-  readonly #usage = new Map<string, UsageTotals>();
+  readonly #permits = new PermitSets(); // by channel
+  readonly #usage = new Map<string, SpendTotals>(); // by spendCounter
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
   readonly #now: () => number;
@@ -75,20 +75,12 @@ export class MemoryStore implements StateStore {
 
   async tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null> {
     const now = this.#now();
-    let held = this.#leases.get(channelId);
-    if (!held) {
-      held = new Map();
-      this.#leases.set(channelId, held);
-    }
-    for (const [id, expiry] of held) if (expiry <= now) held.delete(id);
-    if (held.size >= max) return null;
     const id = randomUUID();
-    held.set(id, now + leaseMs);
-    return { channelId, id };
+    return this.#permits.tryTake(channelId, max, id, now + leaseMs, now) ? { channelId, id } : null;
   }
 
   async release(lease: Lease): Promise<void> {
-    if (this.#leases.get(lease.channelId)?.delete(lease.id)) {
+    if (this.#permits.drop(lease.channelId, lease.id)) {
       for (const l of this.#releaseListeners) l(lease.channelId);
     }
   }
@@ -99,19 +91,17 @@ export class MemoryStore implements StateStore {
   }
 
   async recordSpend(r: SpendRecord): Promise<void> {
-    for (const period of ['day', 'month'] as const) {
-      const bucket = periodKey(period, r.at);
-      this.#add(`channel:${r.channelId}:${bucket}`, r);
-      if (r.keyId) this.#add(`key:${r.keyId}:${bucket}`, r);
+    for (const period of PERIODS) {
+      for (const [scope, id] of spendScopes(r)) this.#add(spendCounter(scope, id, period, r.at), r);
     }
   }
 
-  async spend(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<number> {
+  async spend(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<number> {
     return (await this.usage(scope, id, period, at)).cost;
   }
 
-  async usage(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<UsageTotals> {
-    return { ...(this.#usage.get(`${scope}:${id}:${periodKey(period, at)}`) ?? NO_USAGE) };
+  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<SpendTotals> {
+    return { ...(this.#usage.get(spendCounter(scope, id, period, at)) ?? NO_SPEND) };
   }
 
   async ping(): Promise<boolean> {
@@ -124,11 +114,8 @@ export class MemoryStore implements StateStore {
   }
 
   #add(key: string, r: SpendRecord) {
-    const u = this.#usage.get(key) ?? { ...NO_USAGE };
-    u.cost += r.cost;
-    u.requests += 1;
-    u.promptTokens += r.promptTokens;
-    u.completionTokens += r.completionTokens;
+    const u = this.#usage.get(key) ?? { ...NO_SPEND };
+    addSpend(u, r);
     this.#usage.set(key, u);
   }
 }

@@ -1,4 +1,6 @@
 import type { ChannelHealth, CooldownPolicy } from '../cooldown.ts';
+import type { Period } from '../period.ts';
+import type { SpendRecord, SpendScope, SpendTotals } from '../spend.ts';
 
 /**
  * Every piece of state the relay shares between requests (and, with Redis, between pods) goes
@@ -11,28 +13,6 @@ import type { ChannelHealth, CooldownPolicy } from '../cooldown.ts';
 export interface Lease {
   readonly channelId: string;
   readonly id: string;
-}
-
-export interface SpendRecord {
-  channelId: string;
-  /** API key id (never the secret); absent without client auth. */
-  keyId?: string;
-  model: string;
-  cost: number;
-  promptTokens: number;
-  completionTokens: number;
-  at: number;
-}
-
-export type SpendScope = 'channel' | 'key';
-export type SpendPeriod = 'day' | 'month';
-
-/** Usage counters of one channel or key over one calendar day or month (UTC). */
-export interface UsageTotals {
-  cost: number;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
 }
 
 /** Health of a shared backend (Redis), for metrics and readiness; absent for in-process stores. */
@@ -71,8 +51,8 @@ export interface StateStore {
 
   /** Counts one accounted request (cost and tokens) for its channel and key, per day and month. */
   recordSpend(record: SpendRecord): Promise<void>;
-  spend(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<number>;
-  usage(scope: SpendScope, id: string, period: SpendPeriod, at?: number): Promise<UsageTotals>;
+  spend(scope: SpendScope, id: string, period: Period, at?: number): Promise<number>;
+  usage(scope: SpendScope, id: string, period: Period, at?: number): Promise<SpendTotals>;
 
   readonly shared?: SharedBackendStatus;
 
@@ -80,20 +60,3 @@ export interface StateStore {
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
-
-/** Calendar buckets in UTC, shared by every store so counters line up across pods. */
-export function periodKey(period: SpendPeriod, at: number): string {
-  // Called on every accounted request: format a date only when the UTC day changes.
-  if (!(at >= dayStart && at < dayStart + DAY_MS)) {
-    dayStart = at - (at % DAY_MS);
-    const iso = new Date(dayStart).toISOString();
-    dayKey = iso.slice(0, 10);
-    monthKey = iso.slice(0, 7);
-  }
-  return period === 'day' ? dayKey : monthKey;
-}
-
-const DAY_MS = 86_400_000;
-let dayStart = Number.NaN;
-let dayKey = '';
-let monthKey = '';

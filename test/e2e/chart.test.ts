@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ const RULES_FILE = fileURLToPath(
 const DASHBOARD = fileURLToPath(
   new URL('../../charts/kuberelay/files/grafana-dashboard.json', import.meta.url),
 );
+const API_CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 const PROM_OPERATOR_CRDS = fileURLToPath(new URL('./fixtures/prometheus-operator/', import.meta.url));
 
 interface K8sObject {
@@ -153,6 +154,26 @@ describe('Helm chart', () => {
 
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("ships the API's CRDs from their one home, crds/: rendered and packaged as they are", async () => {
+    const files = (await readdir(API_CRDS)).filter((f) => f.endsWith('.yaml')).sort();
+    expect(files.length).toBeGreaterThan(0);
+    const rendered = await template({}, NS.defaults, ['--include-crds']);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const pkg = join(dir, 'package');
+    const packaged = await k.helm(['package', CHART, '--destination', pkg]);
+    expect(packaged.code, packaged.stderr).toBe(0);
+    const [archive] = (await readdir(pkg)).filter((f) => f.endsWith('.tgz'));
+    await execFileAsync('tar', ['-xzf', join(pkg, archive!), '-C', pkg]);
+    expect((await readdir(join(pkg, 'kuberelay', 'crds'))).sort()).toEqual(files);
+    for (const f of files) {
+      const text = await readFile(join(API_CRDS, f), 'utf8');
+      expect(rendered.stdout, `helm template --include-crds renders crds/${f}`).toContain(
+        `# Source: kuberelay/crds/${f}\n${text}`,
+      );
+      expect(await readFile(join(pkg, 'kuberelay', 'crds', f), 'utf8'), `packaged crds/${f}`).toBe(text);
+    }
   });
 
   it('passes helm lint with the defaults and with every value set', async () => {

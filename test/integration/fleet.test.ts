@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisConnection } from '../../core/redis/connection.ts';
-import { readPodReports } from '../../core/redis/pod-reports.ts';
 import type { MockUpstream } from '../../mock-upstream/server.ts';
+import { RedisConnection } from '../../redis/connection.ts';
+import { readPodReports } from '../../redis/pod-reports.ts';
 import { type CountingUpstream, type Fleet, startCountingUpstream, startFleet } from '../helpers/fleet.ts';
 import { chat, configYaml, metric, post, startMocks } from '../helpers/harness.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';

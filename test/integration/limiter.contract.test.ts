@@ -9,9 +9,9 @@ import type {
   LimitKind,
 } from '../../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../../core/ratelimit/memory-limiter.ts';
-import { RedisLimiter } from '../../core/ratelimit/redis-limiter.ts';
-import { RedisConnection } from '../../core/redis/connection.ts';
-import { SCRIPTS } from '../../core/redis/lua.ts';
+import { RedisConnection } from '../../redis/connection.ts';
+import { RedisLimiter } from '../../redis/limiter.ts';
+import { SCRIPTS } from '../../redis/lua.ts';
 import { startRedis, startRedisCluster, type TestRedisDeployment, testPrefix } from '../helpers/redis.ts';
 
 // One contract, two limiters: the in-process one and the Lua script must take the same decisions

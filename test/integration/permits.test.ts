@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyGate, type GateLimits } from '../../core/concurrency.ts';
-import { RedisConnection } from '../../core/redis/connection.ts';
-import { SCRIPTS } from '../../core/redis/lua.ts';
 import { MemoryStore } from '../../core/state/memory-store.ts';
-import { RedisStore } from '../../core/state/redis-store.ts';
 import type { StateStore } from '../../core/state/store.ts';
+import { RedisConnection } from '../../redis/connection.ts';
+import { SCRIPTS } from '../../redis/lua.ts';
+import { RedisStore } from '../../redis/state-store.ts';
 import { startRedis, type TestRedis, testPrefix } from '../helpers/redis.ts';
 
 // Channel permits (maxConcurrent) through the gate, on the in-process store and on real Redis:

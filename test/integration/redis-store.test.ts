@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisConnection } from '../../core/redis/connection.ts';
-import { SCRIPTS } from '../../core/redis/lua.ts';
-import { RedisStore, type RedisStoreOptions } from '../../core/state/redis-store.ts';
+import { RedisConnection } from '../../redis/connection.ts';
+import { SCRIPTS } from '../../redis/lua.ts';
+import { RedisStore, type RedisStoreOptions } from '../../redis/state-store.ts';
 import { startRedis, type TestRedis, testPrefix } from '../helpers/redis.ts';
 
 // What only a shared store does: several pods (here several stores in one process, each with its

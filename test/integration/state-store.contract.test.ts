@@ -1,10 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HEALTHY } from '../../core/cooldown.ts';
-import { RedisConnection } from '../../core/redis/connection.ts';
-import { SCRIPTS } from '../../core/redis/lua.ts';
 import { MemoryStore } from '../../core/state/memory-store.ts';
-import { RedisStore } from '../../core/state/redis-store.ts';
 import type { StateStore } from '../../core/state/store.ts';
+import { RedisConnection } from '../../redis/connection.ts';
+import { SCRIPTS } from '../../redis/lua.ts';
+import { RedisStore } from '../../redis/state-store.ts';
 import {
   startRedis,
   startRedisCluster,

@@ -5,8 +5,6 @@ import {
   modelAllowed,
   parseBudget,
   parseLabel,
-  periodEnd,
-  periodStart,
 } from '../../core/keys/api-key.ts';
 import {
   displayPrefix,
@@ -17,6 +15,7 @@ import {
   isWellFormedSecret,
   randomBase62,
 } from '../../core/keys/secret.ts';
+import { periodEnd, periodStart } from '../../core/period.ts';
 
 describe('key secrets', () => {
   it('are sk-kr- plus 43 base62 characters, all different', () => {

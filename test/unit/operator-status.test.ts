@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { ObjectResult } from '../../core/config/render.ts';
-import type { ChannelReport, PodReport } from '../../core/redis/pod-reports.ts';
 import {
   type Condition,
   channelStatus,
@@ -8,6 +7,7 @@ import {
   policyStatus,
   sameStatus,
 } from '../../operator/status.ts';
+import type { ChannelReport, PodReport } from '../../redis/pod-reports.ts';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const accepted = (generation = 2): ObjectResult => ({

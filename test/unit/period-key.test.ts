@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { periodKey } from '../../core/state/store.ts';
+import { PERIODS, periodEnd, periodFirstDay, periodKey, periodStart } from '../../core/period.ts';
 
 describe('periodKey', () => {
   it('gives UTC day and month buckets, across day, month and year boundaries in any order', () => {
@@ -17,5 +18,25 @@ describe('periodKey', () => {
       expect(periodKey('day', at)).toBe(t.slice(0, 10));
       expect(periodKey('month', at)).toBe(t.slice(0, 7));
     }
+  });
+
+  it('keys, starts and ends agree: an instant lies in [start, end) of its period, whose key it shares (property)', () => {
+    const instant = fc.integer({
+      min: Date.parse('1971-01-01T00:00:00Z'),
+      max: Date.parse('2100-01-01T00:00:00Z'),
+    });
+    fc.assert(
+      fc.property(instant, fc.constantFrom(...PERIODS), (at, period) => {
+        const start = periodStart(period, at).getTime();
+        const end = periodEnd(period, at).getTime();
+        expect(start).toBeLessThanOrEqual(at);
+        expect(at).toBeLessThan(end);
+        expect(periodKey(period, start)).toBe(periodKey(period, at));
+        expect(periodKey(period, end)).not.toBe(periodKey(period, at));
+        expect(periodKey(period, end - 1)).toBe(periodKey(period, at));
+        expect(periodFirstDay(period, at)).toBe(new Date(start).toISOString().slice(0, 10));
+        expect(periodKey(period, at)).toBe(new Date(at).toISOString().slice(0, period === 'day' ? 10 : 7));
+      }),
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseRedisUrl, redactUrl } from '../../core/redis/connection.ts';
-import { keyLayout } from '../../core/redis/keys.ts';
+import { parseRedisUrl, redactUrl } from '../../redis/connection.ts';
+import { keyLayout } from '../../redis/keys.ts';
 import { ChannelStats } from '../../relay/channel-stats.ts';
 import { podName, sharedStateFromEnv } from '../../relay/shared-state.ts';
 

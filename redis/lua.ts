@@ -86,16 +86,32 @@ end
 `;
 
 /**
+ * Permits (core/permits.ts in process), for channels and policy `concurrent` limits alike: a sorted
+ * set of holders scored with their expiry on Redis TIME; an expired one no longer counts.
+ */
+const PERMITS = `
+local function permitsHeld(key, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key)
+end
+local function permitPut(key, now, lifetimeMs, id, keyTtlMs)
+  redis.call('ZADD', key, now + lifetimeMs, id)
+  redis.call('PEXPIRE', key, keyTtlMs)
+end
+local function permitDrop(key, id) return redis.call('ZREM', key, id) end
+local function permitFirstExpiry(key) return tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) end
+`;
+
+/**
  * Take a permit if fewer than max are held (expired ones do not count). A permit is a member
  * scored with its expiry.
  * KEYS[1] leases. ARGV: now ('' for Redis TIME), max, lifetimeMs, leaseId, keyTtlMs. Returns 1 or 0.
  */
 export const LEASE_ACQUIRE = `
 ${CLOCK}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+${PERMITS}
+if permitsHeld(KEYS[1], now) >= tonumber(ARGV[2]) then return 0 end
+permitPut(KEYS[1], now, tonumber(ARGV[3]), ARGV[4], ARGV[5])
 return 1
 `;
 
@@ -107,10 +123,10 @@ return 1
  */
 export const LEASE_RENEW = `
 ${CLOCK}
+${PERMITS}
 for i = 3, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1])
+  permitPut(KEYS[1], now, tonumber(ARGV[i]), ARGV[i + 1], ARGV[2])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
@@ -121,9 +137,9 @@ return 1
  */
 export const LEASE_RELEASE = `
 ${CLOCK}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local held = redis.call('ZCARD', KEYS[1])
-if redis.call('ZREM', KEYS[1], ARGV[3]) == 0 then return 0 end
+${PERMITS}
+local held = permitsHeld(KEYS[1], now)
+if permitDrop(KEYS[1], ARGV[3]) == 0 then return 0 end
 if held >= tonumber(ARGV[2]) then redis.call('PUBLISH', ARGV[5], 'r|' .. ARGV[4]) end
 return 1
 `;
@@ -182,6 +198,7 @@ export const LIMIT_CHECK = `
 local ticket, permitTtl = ARGV[2], tonumber(ARGV[3])
 local SLOTS = tonumber(ARGV[4])
 ${WINDOW}
+${PERMITS}
 local now = clock()
 local out = {1, now}
 local take = {}
@@ -192,14 +209,12 @@ for i = 1, #KEYS do
   local key = KEYS[i]
   local ok, remaining, reset
   if kind == 'concurrent' then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-    local used = redis.call('ZCARD', key)
+    local used = permitsHeld(key, now)
     ok = used + reserve <= amount
     if ok then
       remaining, reset = amount - used - reserve, 0
     else
-      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-      remaining, reset = math.max(0, amount - used), math.max(1, tonumber(first[2]) - now)
+      remaining, reset = math.max(0, amount - used), math.max(1, permitFirstExpiry(key) - now)
     end
   elseif algo == 'token-bucket' then
     local tokens = level(key, amount, per, now)
@@ -264,8 +279,7 @@ if out[1] == 1 then
       local kind, algo = ARGV[a + 1], ARGV[a + 2]
       local amount, per, reserve = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
       if kind == 'concurrent' then
-        redis.call('ZADD', KEYS[i], now + permitTtl, ticket)
-        redis.call('PEXPIRE', KEYS[i], permitTtl * 2)
+        permitPut(KEYS[i], now, permitTtl, ticket, permitTtl * 2)
       elseif algo == 'token-bucket' then
         setLevel(KEYS[i], t, amount, per, now)
       else
@@ -288,6 +302,7 @@ export const LIMIT_SETTLE = `
 local ticket, at = ARGV[2], tonumber(ARGV[3])
 local SLOTS = tonumber(ARGV[4])
 ${WINDOW}
+${PERMITS}
 local now = clock()
 for i = 1, #KEYS do
   local a = 4 + (i - 1) * 5
@@ -295,7 +310,7 @@ for i = 1, #KEYS do
   local amount, per, delta = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local key = KEYS[i]
   if kind == 'concurrent' then
-    redis.call('ZREM', key, ticket)
+    permitDrop(key, ticket)
   elseif algo == 'token-bucket' then
     setLevel(key, math.min(amount, level(key, amount, per, now) - delta), amount, per, now)
   elseif delta > 0 then

@@ -1,22 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
-import { type RedisConnection, RedisUnavailableError } from '../redis/connection.ts';
-import { LeaseKeeper } from '../redis/lease-keeper.ts';
 import {
-  type CooldownListener,
-  type Lease,
-  periodKey,
-  type SharedBackendStatus,
-  type SpendPeriod,
-  type SpendRecord,
-  type SpendScope,
-  type StateStore,
-  type UsageTotals,
-} from './store.ts';
+  afterFailure,
+  afterSuccess,
+  type ChannelHealth,
+  type CooldownPolicy,
+  HEALTHY,
+} from '../core/cooldown.ts';
+import { type Period, periodKey } from '../core/period.ts';
+import { PermitSets } from '../core/permits.ts';
+import { type SpendRecord, type SpendScope, type SpendTotals, spendScopes } from '../core/spend.ts';
+import type { CooldownListener, Lease, SharedBackendStatus, StateStore } from '../core/state/store.ts';
+import { type RedisConnection, RedisUnavailableError } from './connection.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 
 /**
  * The fleet-wide store: every relay pod shares channel health, concurrency permits and usage
- * counters through Redis (key layout: core/redis/keys.ts, scripts: core/redis/lua.ts).
+ * counters through Redis (key layout: redis/keys.ts, scripts: redis/lua.ts).
  *
  * The request path never waits for Redis to learn about cooldowns: each pod keeps a local view
  * (`cooldownUntil` is a Map lookup), updated from the scripts' answers, from the pub/sub events
@@ -73,7 +72,7 @@ export class RedisStore implements StateStore {
   readonly #view = new Map<string, View>();
   readonly #keeper: LeaseKeeper;
   readonly #leaseMax = new Map<string, number>(); // lease id -> max, for the release event
-  readonly #localLeases = new Map<string, Set<string>>();
+  readonly #localLeases = new PermitSets(); // by channel
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
   readonly #keyListeners = new Set<(keyId: string) => void>();
@@ -297,7 +296,7 @@ export class RedisStore implements StateStore {
     const c = this.connection;
     const key = c.keys.leases(lease.channelId);
     if (lease.id.startsWith(LOCAL_LEASE)) {
-      if (!this.#localLeases.get(lease.channelId)?.delete(lease.id)) return;
+      if (!this.#localLeases.drop(lease.channelId, lease.id)) return;
       this.#released(lease.channelId);
       // It may have been written to Redis since (see #localAcquire).
       if (!this.#keeper.has(key, lease.id)) return;
@@ -340,14 +339,8 @@ export class RedisStore implements StateStore {
    * counts the request for as long as it runs.
    */
   #localAcquire(channelId: string, max: number, key: string, deadline: number): Lease | null {
-    let held = this.#localLeases.get(channelId);
-    if (!held) {
-      held = new Set();
-      this.#localLeases.set(channelId, held);
-    }
-    if (held.size >= max) return null;
     const id = `${LOCAL_LEASE}${randomUUID()}`;
-    held.add(id);
+    if (!this.#localLeases.tryTake(channelId, max, id)) return null;
     this.#keeper.add(key, id, deadline);
     this.#leaseMax.set(id, max);
     return { channelId, id };
@@ -370,11 +363,9 @@ export class RedisStore implements StateStore {
       MONTH_TTL_MS,
     ];
     const c = this.connection;
-    const scopes: [SpendScope, string][] = [['channel', r.channelId]];
-    if (r.keyId) scopes.push(['key', r.keyId]);
     try {
       await Promise.all(
-        scopes.map(([scope, id]) =>
+        spendScopes(r).map(([scope, id]) =>
           c.script('krSpend', [c.keys.spendDay(scope, id, day), c.keys.spendMonth(scope, id, month)], args),
         ),
       );
@@ -384,11 +375,11 @@ export class RedisStore implements StateStore {
     }
   }
 
-  async spend(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<number> {
+  async spend(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<number> {
     return (await this.usage(scope, id, period, at)).cost;
   }
 
-  async usage(scope: SpendScope, id: string, period: SpendPeriod, at = this.#now()): Promise<UsageTotals> {
+  async usage(scope: SpendScope, id: string, period: Period, at = this.#now()): Promise<SpendTotals> {
     const k = this.connection.keys;
     const bucket = periodKey(period, at);
     const key = period === 'day' ? k.spendDay(scope, id, bucket) : k.spendMonth(scope, id, bucket);

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisConnection } from '../redis/connection.ts';
-import { LeaseKeeper } from '../redis/lease-keeper.ts';
 import {
   type CheckOutcome,
   DEFAULT_PERMIT_TTL_MS,
@@ -9,11 +7,13 @@ import {
   type Limiter,
   type SettleItem,
   SLIDING_SLOTS,
-} from './limiter.ts';
+} from '../core/ratelimit/limiter.ts';
+import type { RedisConnection } from './connection.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 
 /**
  * The fleet-wide limiter: one Lua script decides every check of a request in one round trip
- * (core/redis/lua.ts LIMIT_CHECK), so concurrent requests on any number of pods are serialised by
+ * (redis/lua.ts LIMIT_CHECK), so concurrent requests on any number of pods are serialised by
  * Redis and a request limit admits exactly its amount. All bucket keys share the `{rl}` hash tag:
  * on Redis Cluster they live on one shard, which is what lets one script see them all.
  * Concurrent permits are renewed while the request runs and expire with a dead pod.

@@ -11,7 +11,7 @@ import type { KeyLayout } from './keys.ts';
  *   <prefix>{pods}:index     zset pod -> time of its last report (ms); stale members are pruned
  *
  * Reading them (the operator):
- *   const conn = new RedisConnection({ url: process.env.REDIS_URL!, prefix });  // core/redis/connection.ts
+ *   const conn = new RedisConnection({ url: process.env.REDIS_URL!, prefix });  // redis/connection.ts
  *   await conn.waitReady(5000);
  *   const reports = await readPodReports(conn.client, conn.keys);
  */

@@ -1,4 +1,5 @@
 import type { AccountingSink, RequestRecord, UsageIncrement } from '../core/accounting.ts';
+import { periodKey } from '../core/period.ts';
 import type { Prisma, PrismaClient } from './generated/client.ts';
 
 /** Request logs and daily usage rollups in the database, plus the queries the admin API serves. */
@@ -120,7 +121,7 @@ export class PrismaAccounting implements AccountingSink {
         cachedTokens: Number(s.cachedTokens ?? 0),
         cost: Number(s.cost ?? 0),
       };
-      if (by.includes('day')) out.day = (r.day as Date).toISOString().slice(0, 10);
+      if (by.includes('day')) out.day = periodKey('day', (r.day as Date).getTime());
       if (by.includes('keyId')) out.keyId = r.keyId as string;
       if (by.includes('channel')) out.channel = r.channel as string;
       if (by.includes('model')) out.model = r.model as string;

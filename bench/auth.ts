@@ -36,6 +36,7 @@ import { createRelayMetrics } from '../relay/metrics.ts';
 import { DEFAULT_REQUEST_LOG_OPTIONS, RequestLogWriter } from '../relay/request-log.ts';
 import { startPostgres } from '../test/helpers/postgres.ts';
 import { metric } from '../test/helpers/prometheus-text.ts';
+import { oneChannelConfig } from './bench-config.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'cli', 'index.ts');
@@ -239,22 +240,7 @@ async function main() {
     const config = path.join(dir, 'config.yaml');
     writeFileSync(
       config,
-      `apiVersion: v1
-kind: Secret
-metadata: { name: up }
-stringData: { apiKey: ${UPSTREAM_KEY} }
----
-apiVersion: kuberelay.io/v1alpha1
-kind: Channel
-metadata: { name: bench }
-spec:
-  provider: openai-compatible
-  baseURL: http://127.0.0.1:${mockPort}/v1
-  apiKeySecretRef: { name: up }
-  models:
-    - name: gpt-4o-mini
-      pricing: { inputPer1M: "0.15", outputPer1M: "0.60" }
-`,
+      oneChannelConfig({ baseURL: `http://127.0.0.1:${mockPort}/v1`, apiKey: UPSTREAM_KEY }),
     );
 
     // One PostgreSQL database for the PostgreSQL variants, one data directory for PGlite.

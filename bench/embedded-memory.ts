@@ -23,6 +23,7 @@ import { Pool } from 'undici';
 import { startPostgres } from '../test/helpers/postgres.ts';
 import { freePort, kuberelay, type Proc, REPO } from '../test/helpers/process.ts';
 import { metric } from '../test/helpers/prometheus-text.ts';
+import { oneChannelConfig } from './bench-config.ts';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, built: { type: 'boolean' } } });
 const IDLE_SECONDS = args.quick ? 3 : 15;
@@ -231,22 +232,7 @@ async function main() {
     const config = path.join(dir, 'config.yaml');
     writeFileSync(
       config,
-      `apiVersion: v1
-kind: Secret
-metadata: { name: up }
-stringData: { apiKey: ${UPSTREAM_KEY} }
----
-apiVersion: kuberelay.io/v1alpha1
-kind: Channel
-metadata: { name: bench }
-spec:
-  provider: openai-compatible
-  baseURL: http://127.0.0.1:${mockPort}/v1
-  apiKeySecretRef: { name: up }
-  models:
-    - name: gpt-4o-mini
-      pricing: { inputPer1M: "0.15", outputPer1M: "0.60" }
-`,
+      oneChannelConfig({ baseURL: `http://127.0.0.1:${mockPort}/v1`, apiKey: UPSTREAM_KEY }),
     );
     const dataDir = path.join(dir, 'embedded');
     const databaseUrl = await pg.createDatabase('bench');

@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import OperatorFirst from './test/helpers/sequencer.ts';
 
 // Four tiers: `unit` (pure, in-process), `integration` (real sockets, child processes, local
 // servers such as Redis/PostgreSQL), `fault` (relay, Redis, PostgreSQL and upstreams as separate
@@ -6,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 // test/cluster/). `npm test` runs them all; `npm run test:fast` is unit + integration.
 export default defineConfig({
   test: {
+    sequence: { sequencer: OperatorFirst },
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {

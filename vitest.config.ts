@@ -1,5 +1,4 @@
 import { defineConfig } from 'vitest/config';
-import OperatorFirst from './test/helpers/sequencer.ts';
 
 // Four tiers: `unit` (pure, in-process), `integration` (real sockets, child processes, local
 // servers such as Redis/PostgreSQL), `fault` (relay, Redis, PostgreSQL and upstreams as separate
@@ -7,7 +6,6 @@ import OperatorFirst from './test/helpers/sequencer.ts';
 // test/cluster/). `npm test` runs them all; `npm run test:fast` is unit + integration.
 export default defineConfig({
   test: {
-    sequence: { sequencer: OperatorFirst },
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {

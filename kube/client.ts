@@ -68,6 +68,9 @@ function reuseDispatchers(kc: KubeConfig) {
 export const serverSideApply = () => setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 export const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
+/** How long one unary API call may take (the API server's own default request timeout is 60 s). */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
 /**
  * Request options that abort the call when `signal` fires (a hanging API server, a lost lease),
  * on top of `opt` (e.g. serverSideApply()).
@@ -75,10 +78,13 @@ export const mergePatch = () => setHeaderOptions('Content-Type', PatchStrategy.M
 export function withSignal(
   signal: AbortSignal,
   opt?: ConfigurationOptions<ObservableMiddleware>,
+  timeoutMs = REQUEST_TIMEOUT_MS,
 ): ConfigurationOptions<ObservableMiddleware> {
   const abort: ObservableMiddleware = {
     pre: (ctx) => {
-      ctx.setSignal(signal);
+      // Every call is bounded on its own too: one that never answers would otherwise hold the
+      // reconcile loop (runs are never concurrent) until undici's 5-minute timeouts.
+      ctx.setSignal(AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]));
       return new Observable(signal.aborted ? Promise.reject(signal.reason) : Promise.resolve(ctx));
     },
     post: (res) => new Observable(Promise.resolve(res)),

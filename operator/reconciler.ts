@@ -46,6 +46,9 @@ import {
  */
 
 /** What the relay fleet reports (Redis): pod reports and spend counters. */
+
+/** The longest one reconcile run may take (1,000 Channels take ~2 s; see BENCHMARKS.md). */
+const RUN_DEADLINE_MS = 30_000;
 export interface FleetView {
   reports(): Promise<PodReport[]>;
   spend(channelId: string): Promise<{ today: number; month: number }>;
@@ -210,12 +213,39 @@ export class Reconciler {
       const term = this.#term;
       this.#want = undefined;
       if (!want || !term) return;
-      this.#running = this.#run(want, term.signal).finally(() => {
-        this.#running = undefined;
-        if (this.#want) this.schedule(this.#want);
-      });
+      this.#start(want, term.signal);
     }, delay);
     this.#timer.unref();
+  }
+
+  /**
+   * Runs one reconcile under a deadline. Runs are never concurrent, so one that never settles
+   * would stop every later one (seen in e2e under load, cause not found): past the deadline its
+   * signal is aborted, it is logged and counted, and the loop goes on with a full run.
+   */
+  #start(want: 'full' | 'status', termSignal: AbortSignal) {
+    const deadline = new AbortController();
+    const run = this.#run(want, AbortSignal.any([termSignal, deadline.signal]));
+    let settled = false;
+    const settle = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(watchdog);
+      this.#running = undefined;
+      if (this.#want) this.schedule(this.#want);
+    };
+    const watchdog = setTimeout(() => {
+      this.#o.log.error(
+        { want, deadlineMs: RUN_DEADLINE_MS },
+        'reconcile run passed its deadline; abandoned',
+      );
+      this.#o.metrics.reconciles.inc({ result: 'deadline' });
+      deadline.abort(new Error('reconcile deadline'));
+      this.#want = 'full';
+      settle();
+    }, RUN_DEADLINE_MS);
+    watchdog.unref();
+    this.#running = run.finally(settle);
   }
 
   #add(kind: string, path: string, list: () => Promise<unknown>) {

@@ -220,7 +220,7 @@ export class Reconciler {
 
   /**
    * Runs one reconcile under a deadline. Runs are never concurrent, so one that never settles
-   * would stop every later one (seen in e2e under load, cause not found): past the deadline its
+   * would stop every later one (a dependency that never answers): past the deadline its
    * signal is aborted, it is logged and counted, and the loop goes on with a full run.
    */
   #start(want: 'full' | 'status', termSignal: AbortSignal) {

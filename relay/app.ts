@@ -103,6 +103,16 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   });
   const metrics = opts.metrics ?? createRelayMetrics();
   const state = new RelayState(app.log, metrics);
+  // A rotated key or a re-pointed channel starts with a clean record, fleet-wide: otherwise the
+  // cooldown the old key earned (401s while it was wrong) would keep the fixed channel out.
+  state.onEndpointChange((ids) => {
+    app.log.info({ channels: ids }, 'channel key or endpoint changed: its failure record starts afresh');
+    for (const id of ids) {
+      void opts.store
+        .resetChannel(id)
+        .catch((err) => app.log.warn({ err, channel: id }, 'state store: reset failed'));
+    }
+  });
   const gate = new ConcurrencyGate(opts.store);
   const auth = opts.auth ?? 'keys';
   const deps: ProxyDeps = {

@@ -16,6 +16,7 @@ export class RelayState {
   draining = false;
   readonly #log: FastifyBaseLogger;
   readonly #metrics: RelayMetrics;
+  readonly #endpointListeners = new Set<(channelIds: string[]) => void>();
 
   constructor(log: FastifyBaseLogger, metrics: RelayMetrics) {
     this.#log = log;
@@ -31,8 +32,11 @@ export class RelayState {
     }
     const config: RelayConfig = parsed.data;
     if (this.runtime?.config.hash === config.hash) return true;
-    const { runtime, retired } = compileRuntime(config, this.runtime);
+    const previous = this.runtime;
+    const { runtime, retired } = compileRuntime(config, previous);
     this.runtime = runtime;
+    const changed = endpointChanges(previous, runtime);
+    if (changed.length > 0) for (const l of this.#endpointListeners) l(changed);
     this.lastError = undefined;
     // Pools of removed or re-pointed channels close once their in-flight requests finish.
     for (const agent of retired) void agent.close().catch(() => {});
@@ -51,6 +55,15 @@ export class RelayState {
     return true;
   }
 
+  /**
+   * Called with the channels whose upstream endpoint or credential changed in a new snapshot (a
+   * rotated key, a re-pointed baseURL): their failure history was earned by the old one.
+   */
+  onEndpointChange(listener: (channelIds: string[]) => void): () => void {
+    this.#endpointListeners.add(listener);
+    return () => this.#endpointListeners.delete(listener);
+  }
+
   /** Records a refused snapshot; the current one keeps serving. */
   reject(source: string, problems: string[]) {
     this.lastError = problems.join('; ');
@@ -67,4 +80,17 @@ export class RelayState {
     if (!this.runtime) return;
     await Promise.allSettled([...this.runtime.channels.values()].map((c) => c.dispatcher.close()));
   }
+}
+
+/** Channels kept from `previous` whose provider, baseURL or key differ in `next`. */
+export function endpointChanges(previous: Runtime | undefined, next: Runtime): string[] {
+  if (!previous) return [];
+  const out: string[] = [];
+  for (const [id, ch] of next.channels) {
+    const old = previous.channels.get(id)?.config;
+    if (!old) continue;
+    const c = ch.config;
+    if (old.apiKey !== c.apiKey || old.baseURL !== c.baseURL || old.provider !== c.provider) out.push(id);
+  }
+  return out;
 }

@@ -111,6 +111,54 @@ export class RedisUnavailableError extends Error {
 // After this many timeouts in a row, commands fail at once for BREAKER_MS, then one is let through.
 const BREAKER_TIMEOUTS = 2;
 const BREAKER_MS = 1000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+const BACKSTOP_MS = 5000;
+/** A deadline timer this late means the event loop was busy around it, not that Redis was. */
+const LOOP_LAG_MS = 10;
+
+/**
+ * Rejects with "Command timed out" when `p` has not settled `ms` after the call, counting only
+ * time in which the reply could have been read. A busy event loop runs timers before it reads
+ * sockets: a plain timer (ioredis' commandTimeout) then declares a reply that is already waiting
+ * on the socket timed out, and the limiter fails open on it (a 100/min limit admitted 103 under
+ * load). So the deadline, once due, waits one turn of the loop (its I/O phase) before rejecting,
+ * and a timer that fired late because the loop was busy starts its wait again, once: a Redis that
+ * does not answer still fails within 2 x `ms` plus the loop's lag.
+ */
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    let rearmed = false;
+    let timer: NodeJS.Timeout;
+    const fail = () => {
+      if (done) return;
+      done = true;
+      reject(new Error('Command timed out'));
+    };
+    const arm = (at: number) => {
+      timer = setTimeout(() => {
+        if (!rearmed && performance.now() - at - ms > LOOP_LAG_MS) {
+          rearmed = true;
+          arm(performance.now());
+        } else setImmediate(fail);
+      }, ms);
+      timer.unref();
+    };
+    arm(performance.now());
+    p.then(
+      (v) => {
+        done = true;
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err) => {
+        done = true;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
 
 export class RedisConnection {
   readonly client: RedisClient;
@@ -124,6 +172,7 @@ export class RedisConnection {
   #timeouts = 0;
   #openUntil = 0;
   #closed = false;
+  readonly #timeoutMs: number;
   readonly #url: string;
   readonly #resync = new Set<() => void>();
   readonly #messages = new Set<(message: string) => void>();
@@ -134,6 +183,7 @@ export class RedisConnection {
     this.target = parseRedisUrl(opts.url);
     this.keys = keyLayout(opts.prefix ?? DEFAULT_PREFIX);
     this.log = opts.log;
+    this.#timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     const base = clientOptions(this.target, opts);
     this.client = createClient(this.target, base);
     this.subscriber = createClient(this.target, { ...base, connectionName: `${base.connectionName}:sub` });
@@ -199,7 +249,7 @@ export class RedisConnection {
       throw new RedisUnavailableError('commands are timing out');
     }
     try {
-      const r = await fn(this.client);
+      const r = await withDeadline(fn(this.client), this.#timeoutMs);
       this.#timeouts = 0;
       return r;
     } catch (err) {
@@ -289,7 +339,9 @@ function clientOptions(t: RedisTarget, opts: ConnectionOptions): RedisOptions {
     // Fail fast instead of buffering without bound while Redis is away; the callers have fallbacks.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: opts.commandTimeoutMs ?? 500,
+    // A backstop for callers that use the client directly; `run` applies the real deadline.
+    // (ioredis' own timer has the busy-loop flaw withDeadline avoids, hence its wide margin).
+    commandTimeout: Math.max(BACKSTOP_MS, 10 * (opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS)),
     connectTimeout: 2000,
     // Reconnect for ever, backing off to 2 s, with jitter so a fleet does not reconnect in step.
     retryStrategy: (n) => Math.min(50 * 2 ** Math.min(n, 6), 2000) + Math.floor(Math.random() * 100),

@@ -3,6 +3,7 @@
 //
 // Endpoints (only under /v1): POST chat/completions, completions, embeddings, images/generations;
 // GET models, models/{id}. Errors use OpenAI's {"error":{"message","type","param","code"}} shape.
+// Gemini's API is served under /v1beta (gemini/), with its own auth header and error shape.
 // Responses carry the account headers OpenAI sends (openai-organization, set-cookie, x-ratelimit-*),
 // which a relay must not pass on to its clients.
 // Faults: per instance (options.faults, setFaults(), PUT /_mock/faults) and per request (x-mock-* headers,
@@ -29,6 +30,7 @@ import {
   vectorBase64,
 } from './content.ts';
 import { headerFaults, type MockFaults, normalizeFaults } from './faults.ts';
+import { geminiApi, geminiError, isGeminiPath } from './gemini/index.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -309,6 +311,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     more();
   };
 
+  const gemini = geminiApi({ sendJson, stream }, opts.apiKey);
+
   // ---- /v1 handlers -----------------------------------------------------------------------------
 
   const chatCompletions = (res: ServerResponse, b: Json, faults: MockFaults | undefined) => {
@@ -459,6 +463,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     badJson: boolean,
     faults: MockFaults | undefined,
   ) => {
+    if (isGeminiPath(path)) return gemini(req, res, path, body, badJson, faults);
     if (bearer !== undefined && req.headers.authorization !== bearer) {
       return sendError(res, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
     }
@@ -525,6 +530,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       const [message, type, code] = faultError(status);
       const extra =
         faults.retryAfter !== undefined ? { 'retry-after': String(faults.retryAfter) } : undefined;
+      if (isGeminiPath(path)) return sendJson(res, status, geminiError(status), extra);
       return sendError(res, status, message, type, code, extra);
     }
     route(req, res, path, body, badJson, faults);

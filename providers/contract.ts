@@ -49,6 +49,11 @@ export interface ResponseContext {
   model: string;
   /** The client asked for `stream_options.include_usage`: emit the usage chunk (choices: []). */
   includeUsage: boolean;
+  /**
+   * The client's canonical request body, for answers that depend on it (e.g. embeddings'
+   * `encoding_format`, which Gemini has no field for). Optional: adapters must cope without it.
+   */
+  request?: Readonly<Record<string, unknown>>;
 }
 
 /** A canonical error body's inner object: OpenAI's `{"error": {...}}`. */

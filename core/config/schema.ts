@@ -10,7 +10,7 @@ import { duration, tryParseDuration } from './duration.ts';
 export const API_GROUP = 'kuberelay.io';
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
-export const PROVIDERS = ['openai', 'openai-compatible', 'azure-openai', 'anthropic'] as const;
+export const PROVIDERS = ['openai', 'openai-compatible', 'azure-openai', 'anthropic', 'gemini'] as const;
 /** Providers the relay can forward to today; the others are valid API values, refused at render. */
 export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set(['openai', 'openai-compatible']);
 

@@ -7,7 +7,7 @@
 // - usageMetadata is cumulative; the last one counts.
 import type { TokenCounts } from '../../core/usage.ts';
 import { candidateIndex, candidatesOf, piecesOf } from './candidate.ts';
-import { errorOf, type OpenAIError } from './errors.ts';
+import { errorOf } from './errors.ts';
 import { finishReasonOf } from './finish-reason.ts';
 import { asObject, type Json } from './json.ts';
 import { openAIUsage, usageOf } from './usage.ts';
@@ -19,16 +19,6 @@ export interface ChatStreamOptions {
   created: number;
   /** The client asked for `stream_options.include_usage`: a last chunk with usage, `usage: null` before. */
   includeUsage: boolean;
-}
-
-/** An error event inside the stream (after the status line said 200). */
-export class GeminiStreamError extends Error {
-  readonly error: OpenAIError;
-  constructor(error: OpenAIError) {
-    super(error.message);
-    this.name = 'GeminiStreamError';
-    this.error = error;
-  }
 }
 
 interface ChoiceState {
@@ -43,18 +33,26 @@ export class GeminiChatStream {
   readonly #choices = new Map<number, ChoiceState>();
   #usage: TokenCounts | undefined;
   #blocked = false;
+  #failed = false;
 
   constructor(opts: ChatStreamOptions) {
     this.#opts = opts;
   }
 
-  /** One SSE event -> the chunk JSON strings to send, in order. */
-  push(_event: string, data: string): string[] {
-    if (data.trim() === '') return [];
+  /**
+   * One SSE event -> the chunk JSON strings to send, in order. An error event inside the stream
+   * (after the status line said 200) becomes OpenAI's `{"error": {...}}` event and the stream is
+   * incomplete (no [DONE]).
+   */
+  push(_event: string | undefined, data: string): string[] {
+    if (data.trim() === '' || this.#failed) return [];
     const native = JSON.parse(data) as Json;
-    if (asObject(native['error'])) {
-      const e = asObject(native['error'])!;
-      throw new GeminiStreamError(errorOf(typeof e['code'] === 'number' ? e['code'] : 500, native));
+    const error = asObject(native['error']);
+    if (error) {
+      this.#failed = true;
+      return [
+        JSON.stringify({ error: errorOf(typeof error['code'] === 'number' ? error['code'] : 500, native) }),
+      ];
     }
     this.#id ??=
       typeof native['responseId'] === 'string' ? `chatcmpl-${native['responseId']}` : this.#opts.id;
@@ -86,6 +84,7 @@ export class GeminiChatStream {
 
   /** The upstream stream ended: finish reasons, then usage when asked for. */
   end(): string[] {
+    if (!this.complete()) return [];
     this.#id ??= this.#opts.id;
     const out: string[] = [];
     if (this.#choices.size === 0 && this.#blocked) {
@@ -105,6 +104,14 @@ export class GeminiChatStream {
       out.push(JSON.stringify({ ...this.#base(), choices: [], usage: openAIUsage(this.#usage) }));
     }
     return out;
+  }
+
+  /** Did every candidate end with a finishReason (or the prompt get blocked)? */
+  complete(): boolean {
+    if (this.#failed) return false;
+    if (this.#choices.size === 0) return this.#blocked;
+    for (const state of this.#choices.values()) if (state.finishReason === undefined) return false;
+    return true;
   }
 
   /** What the stream used so far (the last usageMetadata seen). */

@@ -1,16 +1,15 @@
-// OpenAI embeddings <-> Gemini embedContent (one string) / batchEmbedContents (an array of strings).
-// Gemini reports no token usage for embeddings, so prompt tokens are estimated from the text
-// (core/usage.ts estimateTokens, ~4 characters a token) unless the answer carries usageMetadata.
+// OpenAI embeddings <-> Gemini batchEmbedContents. One string is sent as a batch of one: the answer
+// is the same as embedContent's, and one operation keeps one URL (the adapter's url() sees no body).
+// Answers of either method are read. Gemini reports no token usage for embeddings, so prompt tokens
+// are estimated from the text (core/usage.ts estimateTokens, ~4 characters a token) unless the
+// answer carries usageMetadata.
 import { estimateTokens } from '../../core/usage.ts';
 import { asArray, asObject, count, isObject, type Json } from './json.ts';
 import { refuse } from './refuse.ts';
 
 const KNOWN = new Set(['model', 'input', 'encoding_format', 'dimensions', 'user']);
 
-export type EmbeddingOperation = 'embedContent' | 'batchEmbedContents';
-
 export interface NativeEmbeddings {
-  operation: EmbeddingOperation;
   body: Json;
   /** The input texts, for the usage estimate. */
   texts: string[];
@@ -34,11 +33,8 @@ export function toNativeEmbeddings(body: Json, opts: { upstreamModel: string }):
     }
     extra['outputDimensionality'] = dims;
   }
-  const input = body['input'];
-  const content = (text: string) => ({ parts: [{ text }] });
-  if (typeof input === 'string') {
-    return { operation: 'embedContent', body: { content: content(input), ...extra }, texts: [input] };
-  }
+  const raw = body['input'];
+  const input = typeof raw === 'string' ? [raw] : raw;
   if (!Array.isArray(input) || input.length === 0) {
     refuse('input', "'input' must be a string or a non-empty array of strings.");
   }
@@ -47,8 +43,7 @@ export function toNativeEmbeddings(body: Json, opts: { upstreamModel: string }):
   }
   const model = `models/${opts.upstreamModel}`;
   return {
-    operation: 'batchEmbedContents',
-    body: { requests: input.map((text) => ({ model, content: content(text), ...extra })) },
+    body: { requests: input.map((text) => ({ model, content: { parts: [{ text }] }, ...extra })) },
     texts: input,
   };
 }

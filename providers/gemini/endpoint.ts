@@ -7,8 +7,9 @@ export type GeminiMethod =
   | 'embedContent'
   | 'batchEmbedContents';
 
-export function geminiUrl(baseURL: string, upstreamModel: string, method: GeminiMethod): string {
-  const base = baseURL.replace(/\/+$/, '');
+/** Path and query under the channel's origin; `basePath` is the baseURL's path ('' for Google's). */
+export function geminiPath(basePath: string, upstreamModel: string, method: GeminiMethod): string {
+  const base = basePath.replace(/\/+$/, '');
   const root = /\/v1(beta|alpha)?$/.test(base) ? base : `${base}/v1beta`;
   const url = `${root}/models/${encodeURIComponent(upstreamModel)}:${method}`;
   return method === 'streamGenerateContent' ? `${url}?alt=sse` : url;

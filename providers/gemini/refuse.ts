@@ -1,15 +1,7 @@
-// What a request asks for that Gemini cannot do: the client gets a 400 in OpenAI's error shape with
-// `param` naming the field (never a silent drop).
+// What a request asks for that Gemini cannot do: the contract's UntranslatableError, so the client
+// gets a 400 in OpenAI's error shape with `param` naming the field (never a silent drop).
+import { UntranslatableError } from '../contract.ts';
 
-export class Untranslatable extends Error {
-  readonly param: string;
-  constructor(param: string, message: string) {
-    super(message);
-    this.name = 'Untranslatable';
-    this.param = param;
-  }
-}
-
-export function refuse(param: string, message: string): never {
-  throw new Untranslatable(param, message);
+export function refuse(field: string, message: string): never {
+  throw new UntranslatableError(field, message);
 }

@@ -2,13 +2,13 @@
 // images, tool call round trips, and stream/non-stream agreement (property-based).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { UntranslatableError } from '../../providers/contract.ts';
 import { toNativeChat } from '../../providers/gemini/chat-request.ts';
 import { fromNativeChat } from '../../providers/gemini/chat-response.ts';
-import { GeminiChatStream, GeminiStreamError } from '../../providers/gemini/chat-stream.ts';
+import { GeminiChatStream } from '../../providers/gemini/chat-stream.ts';
 import { toNativeEmbeddings } from '../../providers/gemini/embeddings.ts';
-import { geminiUrl } from '../../providers/gemini/endpoint.ts';
+import { geminiPath } from '../../providers/gemini/endpoint.ts';
 import { isRetryable } from '../../providers/gemini/errors.ts';
-import { Untranslatable } from '../../providers/gemini/refuse.ts';
 
 const opts = { upstreamModel: 'gemini-2.5-flash' };
 const user = [{ role: 'user', content: 'Hi' }];
@@ -17,7 +17,7 @@ function refusedParam(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    if (err instanceof Untranslatable) return err.param;
+    if (err instanceof UntranslatableError) return err.field;
     throw err;
   }
   throw new Error('not refused');
@@ -198,7 +198,13 @@ describe('gemini stream', () => {
   it('usage: the last usageMetadata, as a final chunk only when asked for', () => {
     const ev = (n: number) =>
       JSON.stringify({
-        candidates: [{ content: { role: 'model', parts: [{ text: 'x' }] }, index: 0 }],
+        candidates: [
+          {
+            content: { role: 'model', parts: [{ text: 'x' }] },
+            index: 0,
+            ...(n === 3 ? { finishReason: 'STOP' } : {}),
+          },
+        ],
         usageMetadata: { promptTokenCount: 5, candidatesTokenCount: n, cachedContentTokenCount: 2 },
       });
     for (const includeUsage of [true, false]) {
@@ -217,39 +223,43 @@ describe('gemini stream', () => {
     }
   });
 
-  it('an error event in the stream is thrown in OpenAI shape', () => {
+  it('an error event in the stream becomes an OpenAI error event, and the stream is incomplete', () => {
     const s = new GeminiChatStream({ model: 'm', id: 'i', created: 1, includeUsage: false });
+    s.push('', native([{ text: 'partial' }]));
     const e = JSON.stringify({
       error: { code: 503, message: 'The model is overloaded.', status: 'UNAVAILABLE' },
     });
-    expect(() => s.push('', e)).toThrow(GeminiStreamError);
-    try {
-      s.push('', e);
-    } catch (err) {
-      expect((err as GeminiStreamError).error).toEqual({
-        message: 'The model is overloaded.',
-        type: 'server_error',
-        code: 'unavailable',
-      });
-    }
+    expect(s.push(undefined, e).map((c) => JSON.parse(c))).toEqual([
+      { error: { message: 'The model is overloaded.', type: 'server_error', code: 'unavailable' } },
+    ]);
+    expect(s.complete()).toBe(false);
+    expect(s.end()).toEqual([]);
+  });
+
+  it('a stream that ends without a finishReason is incomplete: no finish chunk', () => {
+    const s = new GeminiChatStream({ model: 'm', id: 'i', created: 1, includeUsage: true });
+    s.push('', native([{ text: 'cut' }]));
+    expect(s.complete()).toBe(false);
+    expect(s.end()).toEqual([]);
   });
 });
 
 describe('gemini endpoint, embeddings, errors', () => {
-  it('builds the documented URLs from the SDK base URL', () => {
-    const base = 'https://generativelanguage.googleapis.com';
-    expect(geminiUrl(base, 'gemini-2.5-flash', 'generateContent')).toBe(
-      `${base}/v1beta/models/gemini-2.5-flash:generateContent`,
+  it("builds the documented paths under the SDK's base URL", () => {
+    expect(geminiPath('', 'gemini-2.5-flash', 'generateContent')).toBe(
+      '/v1beta/models/gemini-2.5-flash:generateContent',
     );
-    expect(geminiUrl(`${base}/v1beta/`, 'g', 'streamGenerateContent')).toBe(
-      `${base}/v1beta/models/g:streamGenerateContent?alt=sse`,
+    expect(geminiPath('/v1beta/', 'g', 'streamGenerateContent')).toBe(
+      '/v1beta/models/g:streamGenerateContent?alt=sse',
     );
+    expect(geminiPath('/proxy', 'g', 'batchEmbedContents')).toBe('/proxy/v1beta/models/g:batchEmbedContents');
   });
 
   it('dimensions -> outputDimensionality; token-array input is refused', () => {
     expect(toNativeEmbeddings({ input: 'a', dimensions: 8 }, opts).body).toEqual({
-      content: { parts: [{ text: 'a' }] },
-      outputDimensionality: 8,
+      requests: [
+        { model: 'models/gemini-2.5-flash', content: { parts: [{ text: 'a' }] }, outputDimensionality: 8 },
+      ],
     });
     expect(refusedParam(() => toNativeEmbeddings({ input: [[1, 2]] }, opts))).toBe('input');
     expect(refusedParam(() => toNativeEmbeddings({ input: 'a', encoding_format: 'int8' }, opts))).toBe(

@@ -32,9 +32,3 @@ export const INVALID_KEY = geminiError(400, 'API key not valid. Please pass a va
     metadata: { service: 'generativelanguage.googleapis.com' },
   },
 ]);
-
-/** What Gemini answers when no key is sent at all. */
-export const NO_KEY = geminiError(
-  403,
-  "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
-);

@@ -1,80 +1,76 @@
 // The Gemini API for the mock upstream: POST /v1beta/models/{model}:{method} for generateContent,
-// streamGenerateContent (`?alt=sse`: SSE; otherwise a JSON array, as Gemini), embedContent and
-// batchEmbedContents. The key is checked in `x-goog-api-key` or `?key=`; errors are Gemini-shaped.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { MockFaults } from '../faults.ts';
+// streamGenerateContent (`?alt=sse`: SSE; otherwise one JSON array, as Gemini), embedContent and
+// batchEmbedContents. The key is checked in `x-goog-api-key` (or `?key=`); errors, injected
+// status faults included, are Gemini-shaped.
+import type { MockApi, MockHandler } from '../api.ts';
+import type { MockHttp } from '../http.ts';
 import { batchEmbedContents, embedContent } from './embed.ts';
-import { geminiError, INVALID_KEY, NO_KEY } from './errors.ts';
+import { geminiError, INVALID_KEY } from './errors.ts';
 import { ImplicitCache, plan, streamEvents, wholeAnswer } from './generate.ts';
-
-export { geminiError } from './errors.ts';
-
-/** What the mock server lends its API modules: its JSON and SSE writers (with the shared faults). */
-export interface MockWriters {
-  sendJson(res: ServerResponse, status: number, body: string, extra?: Record<string, string>): void;
-  stream(
-    res: ServerResponse,
-    head: string,
-    count: number,
-    piece: (i: number) => string,
-    tail: string,
-    faults: MockFaults | undefined,
-  ): void;
-}
 
 const PATH = /^\/v1(?:beta|alpha)?\/models\/([^/:]+):([A-Za-z]+)$/;
 
-export const isGeminiPath = (path: string): boolean =>
-  path.startsWith('/v1beta/') || path.startsWith('/v1alpha/');
+type Json = Record<string, unknown>;
 
-export function geminiApi(w: MockWriters, apiKey: string | undefined) {
-  const cache = new ImplicitCache();
-  let seq = 0;
-  const bad = (res: ServerResponse, message: string) => w.sendJson(res, 400, geminiError(400, message));
+/** The model and the body, or undefined after answering a 400. */
+function parse(m: MockHttp, res: Parameters<MockHandler>[1], r: Parameters<MockHandler>[2]) {
+  if (r.badJson || typeof r.body !== 'object' || r.body === null || Array.isArray(r.body)) {
+    m.sendJson(res, 400, geminiError(400, 'Invalid JSON payload received.'));
+    return undefined;
+  }
+  return { model: decodeURIComponent(PATH.exec(r.path)![1]!), body: r.body as Json };
+}
 
-  return (
-    req: IncomingMessage,
-    res: ServerResponse,
-    path: string,
-    body: unknown,
-    badJson: boolean,
-    faults: MockFaults | undefined,
-  ) => {
-    const url = new URL(req.url ?? '/', 'http://mock');
-    if (apiKey !== undefined) {
-      const header = req.headers['x-goog-api-key'];
-      const key = (Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('key') ?? undefined;
-      if (key === undefined) return w.sendJson(res, 403, NO_KEY);
-      if (key !== apiKey) return w.sendJson(res, 400, INVALID_KEY);
-    }
-    const m = PATH.exec(path);
-    if (!m || req.method !== 'POST') {
-      return w.sendJson(res, 404, geminiError(404, `Invalid URL (${req.method} ${path})`));
-    }
-    if (badJson) return bad(res, `Invalid JSON payload received. Unexpected token.`);
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      return bad(res, 'Invalid JSON payload received. Expected an object.');
-    }
-    const b = body as Record<string, unknown>;
-    const model = decodeURIComponent(m[1]!);
-    const method = m[2];
-    if (method === 'embedContent' || method === 'batchEmbedContents') {
-      const out = method === 'embedContent' ? embedContent(b) : batchEmbedContents(b, model);
-      return typeof out === 'string' ? w.sendJson(res, 200, out) : bad(res, out.error);
-    }
-    if (method !== 'generateContent' && method !== 'streamGenerateContent') {
-      return w.sendJson(res, 404, geminiError(404, `Method ${method} is not found for models/${model}.`));
-    }
-    const p = plan(b, cache);
-    if (typeof p === 'string') return bad(res, p);
-    const responseId = `mock${++seq}`;
-    if (method === 'generateContent') return w.sendJson(res, 200, wholeAnswer(p, model, responseId));
-    const { count, piece, tail } = streamEvents(p, model, responseId);
-    if (url.searchParams.get('alt') === 'sse') return w.stream(res, '', count, piece, tail, faults);
-    // Without alt=sse Gemini streams one JSON array of the same responses.
+const embed =
+  (batch: boolean): MockHandler =>
+  (m, res, r) => {
+    const p = parse(m, res, r);
+    if (!p) return;
+    const out = batch ? batchEmbedContents(p.body, p.model) : embedContent(p.body);
+    if (typeof out === 'string') m.sendJson(res, 200, out);
+    else m.sendJson(res, 400, geminiError(400, out.error));
+  };
+
+function generate(cache: ImplicitCache, streaming: boolean): MockHandler {
+  return (m, res, r) => {
+    const p = parse(m, res, r);
+    if (!p) return;
+    const answer = plan(p.body, cache);
+    if (typeof answer === 'string') return m.sendJson(res, 400, geminiError(400, answer));
+    const responseId = `mock${m.nextId()}`;
+    if (!streaming) return m.sendJson(res, 200, wholeAnswer(answer, p.model, responseId));
+    const { count, piece, tail } = streamEvents(answer, p.model, responseId);
+    if (r.query.get('alt') === 'sse') return m.stream(res, '', count, piece, tail, r.faults);
     const items = [...Array.from({ length: count }, (_, i) => piece(i)), tail].map((e) =>
       e.slice(6).trimEnd(),
     );
-    w.sendJson(res, 200, `[${items.join(',\n')}]`);
+    m.sendJson(res, 200, `[${items.join(',\n')}]`);
+  };
+}
+
+export function geminiApi(): MockApi {
+  const cache = new ImplicitCache(); // per mock instance
+  const methods: Record<string, MockHandler> = {
+    generateContent: generate(cache, false),
+    streamGenerateContent: generate(cache, true),
+    embedContent: embed(false),
+    batchEmbedContents: embed(true),
+  };
+  return {
+    name: 'gemini',
+    owns: (path) => path.startsWith('/v1beta/') || path.startsWith('/v1alpha/'),
+    match(method, path) {
+      const p = PATH.exec(path);
+      return method === 'POST' && p ? methods[p[2]!] : undefined;
+    },
+    authorized(r, apiKey) {
+      const header = r.req.headers['x-goog-api-key'];
+      return (Array.isArray(header) ? header[0] : (header ?? r.query.get('key'))) === apiKey;
+    },
+    sendError(m, res, status, message, opts) {
+      // A wrong or missing key is a 400 INVALID_ARGUMENT with reason API_KEY_INVALID at Gemini.
+      if (opts?.code === 'invalid_api_key') return m.sendJson(res, 400, INVALID_KEY, opts.headers);
+      m.sendJson(res, status, geminiError(status, message), opts?.headers);
+    },
   };
 }

@@ -27,16 +27,15 @@ describe('mock upstream: Gemini API', () => {
     const body = (await wrong.json()) as { error: { status: string; details: { reason: string }[] } };
     expect(body.error.status).toBe('INVALID_ARGUMENT');
     expect(body.error.details[0]!.reason).toBe('API_KEY_INVALID');
-    const none = await call('generateContent', hello, {});
-    expect(none.status).toBe(403);
-    expect(((await none.json()) as { error: { status: string } }).error.status).toBe('PERMISSION_DENIED');
+    expect((await call('generateContent', hello, {})).status).toBe(400);
     // a Bearer key is not how Gemini authenticates
-    expect((await call('generateContent', hello, { authorization: `Bearer ${KEY}` })).status).toBe(403);
+    expect((await call('generateContent', hello, { authorization: `Bearer ${KEY}` })).status).toBe(400);
+    expect((await call('generateContent', hello, { 'x-goog-api-key': KEY })).status).toBe(200);
   });
 
   it('generateContent: text, usageMetadata, a thinking budget and an implicit cache hit', async () => {
     const body = {
-      ...hello,
+      contents: [{ role: 'user', parts: [{ text: 'Fresh start' }] }], // not sent before: no cache hit yet
       generationConfig: { maxOutputTokens: 3, thinkingConfig: { thinkingBudget: 100 } },
     };
     const first = (await (await call('generateContent', body)).json()) as {

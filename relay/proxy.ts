@@ -261,7 +261,7 @@ async function forward(
     // A stream is held until its first token, so a stall before it still fails over.
     let events: RespondCtx['events'];
     if (stream && isEventStream(String(res.headers['content-type'] ?? ''))) {
-      const translator = up.translator?.stream?.({ model, includeUsage });
+      const translator = up.translator?.stream?.({ model, includeUsage, request: body });
       const cs = translator ? new TranslatedStream(translator) : new PassThroughStream(builder.injectUsage);
       const it = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const held = await holdPreamble(it, cs, ch.firstTokenMs, () => ac.abort());

@@ -230,7 +230,8 @@ async function sendTranslated(
       c.ch.adapter.errorOf?.(status, native) ?? genericError(status, `the upstream answered ${status}`);
     return sendJson(w, status, headers, { error: { param: null, ...error } });
   }
-  const body = t.response(native, { model: c.model, includeUsage: false });
+  const request = c.req.body as Readonly<Record<string, unknown>>; // e.g. embeddings' encoding_format
+  const body = t.response(native, { model: c.model, includeUsage: false, request });
   const u = t.usage(native);
   const usage = u ? { ...u, estimated: false } : estimatedUsage(Buffer.byteLength(c.up.body), 0);
   return { ...sendJson(w, status, headers, body), usage };

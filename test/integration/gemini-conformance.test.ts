@@ -260,6 +260,16 @@ describe('gemini provider: OpenAI SDK -> relay -> Gemini API', () => {
     });
     expect(floats.data.map((d) => d.index)).toEqual([0, 1]);
     expect(floats.data[0]!.embedding).toHaveLength(8);
+    // on the wire, encoding_format base64 is what OpenAI sends: little-endian float32s
+    const raw = await fetch(`${h.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gemini-embed', input: 'hello', encoding_format: 'base64' }),
+    });
+    const wire = (await raw.json()) as { data: { embedding: string }[] };
+    const bytes = Buffer.from(wire.data[0]!.embedding, 'base64');
+    expect(bytes.length).toBe(8 * 4);
+    expect(bytes.readFloatLE(0)).toBeCloseTo(floats.data[0]!.embedding[0]!, 6);
     // the SDK asks for base64 unless told otherwise and decodes it: same vectors
     const b64 = await client.embeddings.create({ model: 'gemini-embed', input: ['hello', 'world'] });
     b64.data.forEach((d, i) => {

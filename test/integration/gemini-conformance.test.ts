@@ -87,7 +87,13 @@ describe('gemini provider: OpenAI SDK -> relay -> Gemini API', () => {
       ),
       channel('gemini-badkey', 'gemini', gem.url, '[{ name: gemini-badkey }]', '', 'badcreds'),
       // model "to-openai": Gemini first (down), OpenAI behind it
-      channel('fo-gemini', 'gemini', gemDown.url, '[{ name: to-openai }]', '  priority: 0\n'),
+      channel(
+        'fo-gemini',
+        'gemini',
+        gemDown.url,
+        '[{ name: to-openai }]',
+        '  priority: 0\n  cooldown: { failureThreshold: 1000 }\n', // stays a candidate: every test tries it
+      ),
       channel('fo-openai', 'openai-compatible', `${oai.url}/v1`, '[{ name: to-openai }]', '  priority: 1\n'),
       // model "to-gemini": OpenAI first (down), Gemini behind it
       channel(
@@ -403,5 +409,46 @@ describe('gemini provider: OpenAI SDK -> relay -> Gemini API', () => {
     }
     expect(parts.join('')).toBe('This is a');
     expect(finishes).toEqual(['stop']);
+  });
+
+  it('a Gemini stream that ends before its first token fails over to OpenAI', async () => {
+    gemDown.setFaults({ streamDieAfter: 0 });
+    try {
+      const { data: stream, response } = await client.chat.completions
+        .create({
+          model: 'to-openai',
+          messages: [{ role: 'user', content: 'hi' }],
+          max_tokens: 3,
+          stream: true,
+        })
+        .withResponse();
+      let text = '';
+      for await (const ev of stream) text += ev.choices[0]?.delta.content ?? '';
+      expect(text).toBe('This is a');
+      expect(response.headers.get('x-kuberelay-channel')).toBe('default/fo-openai');
+      expect(response.headers.get('x-kuberelay-attempts')).toBe('2');
+    } finally {
+      gemDown.setFaults({ status: 503 });
+    }
+  });
+
+  it('a Gemini stream that dies after its first token ends with an error event, never a fake [DONE]', async () => {
+    gemDown.setFaults({ streamDieAfter: 2 });
+    try {
+      const stream = await client.chat.completions.create({
+        model: 'to-openai',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 5,
+        stream: true,
+      });
+      let text = '';
+      const read = async () => {
+        for await (const ev of stream) text += ev.choices[0]?.delta.content ?? '';
+      };
+      await expect(read()).rejects.toThrow();
+      expect(text).toBe('This is'); // what Gemini sent before it died, and nothing from another channel
+    } finally {
+      gemDown.setFaults({ status: 503 });
+    }
   });
 });

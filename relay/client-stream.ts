@@ -76,8 +76,9 @@ export class TranslatedStream implements ClientStream {
   #emit(chunks: string[], ended = false): string {
     const out = [...chunks];
     if (this.#translator.complete() || ended) {
-      const complete = this.#translator.complete();
       out.push(...this.#translator.end());
+      // read after end(): a stream without an end marker (Gemini's) is complete once it ended
+      const complete = this.#translator.complete();
       this.#done = complete;
       let text = frame(out, this);
       if (complete) text += 'data: [DONE]\n\n';

@@ -3,7 +3,9 @@
 // - The role goes out with a candidate's first content, never alone, so nothing is sent before
 //   there is something to say (failover stays possible until then).
 // - Finish reasons are emitted at the end of the stream: older models set finishReason on every
-//   event (Google's documented stream shows STOP on each), newer ones only on the last.
+//   event (Google's documented stream shows STOP on each), newer ones only on the last. Gemini's
+//   stream has no end marker either, so it is complete only once it ended (end()) with a
+//   finishReason for every candidate.
 // - usageMetadata is cumulative; the last one counts.
 import type { TokenCounts } from '../../core/usage.ts';
 import { candidateIndex, candidatesOf, piecesOf } from './candidate.ts';
@@ -34,6 +36,7 @@ export class GeminiChatStream {
   #usage: TokenCounts | undefined;
   #blocked = false;
   #failed = false;
+  #ended = false;
 
   constructor(opts: ChatStreamOptions) {
     this.#opts = opts;
@@ -84,6 +87,7 @@ export class GeminiChatStream {
 
   /** The upstream stream ended: finish reasons, then usage when asked for. */
   end(): string[] {
+    this.#ended = true;
     if (!this.complete()) return [];
     this.#id ??= this.#opts.id;
     const out: string[] = [];
@@ -106,9 +110,9 @@ export class GeminiChatStream {
     return out;
   }
 
-  /** Did every candidate end with a finishReason (or the prompt get blocked)? */
+  /** Did the stream end with a finishReason for every candidate (or the prompt blocked)? */
   complete(): boolean {
-    if (this.#failed) return false;
+    if (this.#failed || !this.#ended) return false;
     if (this.#choices.size === 0) return this.#blocked;
     for (const state of this.#choices.values()) if (state.finishReason === undefined) return false;
     return true;

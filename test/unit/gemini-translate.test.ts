@@ -134,6 +134,64 @@ describe('gemini chat request', () => {
   });
 });
 
+describe('gemini answers', () => {
+  const answer = (finishReason: string, parts: unknown[] = [{ text: 'x' }]) =>
+    fromNativeChat(
+      { candidates: [{ content: { role: 'model', parts }, finishReason, index: 0 }] },
+      {
+        model: 'm',
+        id: 'i',
+        created: 1,
+      },
+    ) as { choices: { finish_reason: string }[] };
+
+  it.each([
+    ['STOP', 'stop'],
+    ['MAX_TOKENS', 'length'],
+    ['SAFETY', 'content_filter'],
+    ['RECITATION', 'content_filter'],
+    ['PROHIBITED_CONTENT', 'content_filter'],
+    ['OTHER', 'stop'],
+  ])('finishReason %s -> %s', (native, openai) => {
+    expect(answer(native).choices[0]!.finish_reason).toBe(openai);
+  });
+
+  it('a blocked prompt (no candidates) is a content_filter answer, whole and streamed', () => {
+    const blocked = { promptFeedback: { blockReason: 'SAFETY' }, usageMetadata: { promptTokenCount: 4 } };
+    const whole = fromNativeChat(blocked, { model: 'm', id: 'i', created: 1 }) as {
+      choices: { finish_reason: string; message: { content: unknown } }[];
+    };
+    expect(whole.choices).toEqual([
+      {
+        index: 0,
+        message: { role: 'assistant', content: null, refusal: null },
+        logprobs: null,
+        finish_reason: 'content_filter',
+      },
+    ]);
+    const s = new GeminiChatStream({ model: 'm', id: 'i', created: 1, includeUsage: false });
+    expect(s.push('', JSON.stringify(blocked))).toEqual([]);
+    const tail = s.end().map((c) => JSON.parse(c));
+    expect(s.complete()).toBe(true);
+    expect(tail.map((c) => c.choices[0].finish_reason)).toEqual(['content_filter']);
+  });
+
+  it('thought parts are not answer text', () => {
+    const r = fromNativeChat(
+      {
+        candidates: [
+          {
+            content: { role: 'model', parts: [{ text: 'thinking...', thought: true }, { text: 'Hi' }] },
+            finishReason: 'STOP',
+          },
+        ],
+      },
+      { model: 'm', id: 'i', created: 1 },
+    ) as { choices: { message: { content: string } }[] };
+    expect(r.choices[0]!.message.content).toBe('Hi');
+  });
+});
+
 describe('gemini stream', () => {
   const native = (parts: unknown[], finishReason?: string) =>
     JSON.stringify({

@@ -4,6 +4,7 @@
 // are estimated from the text (core/usage.ts estimateTokens, ~4 characters a token) unless the
 // answer carries usageMetadata.
 import { estimateTokens } from '../../core/usage.ts';
+import { modelResource } from './endpoint.ts';
 import { asArray, asObject, count, isObject, type Json } from './json.ts';
 import { refuse } from './refuse.ts';
 
@@ -41,7 +42,7 @@ export function toNativeEmbeddings(body: Json, opts: { upstreamModel: string }):
   if (!input.every((s) => typeof s === 'string')) {
     refuse('input', 'gemini channels embed text only, not token arrays.');
   }
-  const model = `models/${opts.upstreamModel}`;
+  const model = modelResource(opts.upstreamModel);
   return {
     body: { requests: input.map((text) => ({ model, content: { parts: [{ text }] }, ...extra })) },
     texts: input,

@@ -311,6 +311,15 @@ describe('gemini endpoint, embeddings, errors', () => {
       '/v1beta/models/g:streamGenerateContent?alt=sse',
     );
     expect(geminiPath('/proxy', 'g', 'batchEmbedContents')).toBe('/proxy/v1beta/models/g:batchEmbedContents');
+    expect(geminiPath('', 'models/gemini-2.5-pro', 'generateContent')).toBe(
+      '/v1beta/models/gemini-2.5-pro:generateContent',
+    );
+    expect(geminiPath('', 'tunedModels/mine', 'generateContent')).toBe(
+      '/v1beta/tunedModels/mine:generateContent',
+    );
+    expect(toNativeEmbeddings({ input: 'a' }, { upstreamModel: 'models/e' }).body).toEqual({
+      requests: [{ model: 'models/e', content: { parts: [{ text: 'a' }] } }],
+    });
   });
 
   it('dimensions -> outputDimensionality; token-array input is refused', () => {

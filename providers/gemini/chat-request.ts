@@ -1,8 +1,10 @@
 // Chat completions request -> Gemini `generateContent` request body. Lossless where Gemini can say the
 // same thing; anything else is refused naming the field (refuse.ts), never dropped.
+import { generationConfig } from './generation-config.ts';
 import { asArray, asObject, isObject, type Json } from './json.ts';
 import { refuse } from './refuse.ts';
 import { signatureOf } from './tool-call-ids.ts';
+import { translateToolChoice, translateTools } from './tools.ts';
 
 /** Fields read by the translation, plus those that do not reach any upstream (`user`). */
 const KNOWN = new Set([
@@ -26,9 +28,6 @@ const KNOWN = new Set([
   'reasoning_effort',
   'user',
 ]);
-
-/** OpenAI `reasoning_effort` -> Gemini thinking budget (tokens), as Google's OpenAI compatibility maps it. */
-const THINKING_BUDGET: Record<string, number> = { none: 0, low: 1024, medium: 8192, high: 24576 };
 
 export function toNativeChat(body: Json, _opts: { upstreamModel: string }): Json {
   for (const key of Object.keys(body)) {
@@ -235,117 +234,4 @@ function callName(messages: unknown[], i: number, id: string): string | undefine
     }
   }
   return undefined;
-}
-
-// ---- tools ----------------------------------------------------------------------------------------
-
-function translateTools(tools: unknown): Json[] | undefined {
-  if (tools === undefined || tools === null) return undefined;
-  if (!Array.isArray(tools)) refuse('tools', "'tools' must be an array.");
-  if (tools.length === 0) return undefined;
-  const declarations = tools.map((t, i) => {
-    const at = `tools[${i}]`;
-    if (!isObject(t) || t['type'] !== 'function') {
-      refuse(
-        `${at}.type`,
-        `Tool type '${String(asObject(t)?.['type'])}' is not supported by gemini channels.`,
-      );
-    }
-    const fn = asObject(t['function']);
-    if (typeof fn?.['name'] !== 'string') refuse(`${at}.function.name`, `'${at}.function.name' is required.`);
-    const d: Json = { name: fn['name'] };
-    if (typeof fn['description'] === 'string') d['description'] = fn['description'];
-    // JSON Schema as given (Gemini's parametersJsonSchema), so nothing of the schema is lost.
-    if (fn['parameters'] !== undefined) d['parametersJsonSchema'] = fn['parameters'];
-    return d;
-  });
-  return [{ functionDeclarations: declarations }];
-}
-
-function translateToolChoice(choice: unknown, parallel: unknown): Json | undefined {
-  if (parallel === false) {
-    refuse('parallel_tool_calls', 'Gemini cannot be limited to one tool call per turn.');
-  }
-  if (choice === undefined || choice === null) return undefined;
-  const mode = (m: string, names?: string[]) => ({
-    functionCallingConfig: names ? { mode: m, allowedFunctionNames: names } : { mode: m },
-  });
-  if (choice === 'auto') return mode('AUTO');
-  if (choice === 'none') return mode('NONE');
-  if (choice === 'required') return mode('ANY');
-  const c = asObject(choice);
-  const name = asObject(c?.['function'])?.['name'];
-  if (c?.['type'] === 'function' && typeof name === 'string') return mode('ANY', [name]);
-  if (c?.['type'] === 'allowed_tools') {
-    const allowed = asObject(c['allowed_tools']);
-    const names = asArray(allowed?.['tools']).map((t, i) => {
-      const n = asObject(asObject(t)?.['function'])?.['name'];
-      if (typeof n !== 'string') {
-        refuse(`tool_choice.allowed_tools.tools[${i}]`, 'Only function tools can be allowed.');
-      }
-      return n;
-    });
-    // Gemini restricts the callable functions only when a call is required (mode ANY).
-    if (allowed?.['mode'] !== 'required') {
-      refuse('tool_choice.allowed_tools.mode', "Gemini restricts functions only with mode 'required'.");
-    }
-    return mode('ANY', names);
-  }
-  return refuse('tool_choice', "'tool_choice' must be auto, none, required or a function.");
-}
-
-// ---- generation config ------------------------------------------------------------------------------
-
-function generationConfig(body: Json): Json {
-  const c: Json = {};
-  const num = (key: string, target: string) => {
-    const v = body[key];
-    if (v === undefined || v === null) return;
-    if (typeof v !== 'number' || !Number.isFinite(v)) refuse(key, `'${key}' must be a number.`);
-    c[target] = v;
-  };
-  num('max_completion_tokens', 'maxOutputTokens');
-  if (c['maxOutputTokens'] === undefined) num('max_tokens', 'maxOutputTokens');
-  num('temperature', 'temperature');
-  num('top_p', 'topP');
-  num('n', 'candidateCount');
-  num('seed', 'seed');
-  num('presence_penalty', 'presencePenalty');
-  num('frequency_penalty', 'frequencyPenalty');
-  const stop = body['stop'];
-  if (typeof stop === 'string') c['stopSequences'] = [stop];
-  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
-    if (stop.length > 0) c['stopSequences'] = stop;
-  } else if (stop !== undefined && stop !== null)
-    refuse('stop', "'stop' must be a string or an array of strings.");
-  responseFormat(body['response_format'], c);
-  const effort = body['reasoning_effort'];
-  if (effort !== undefined && effort !== null) {
-    const budget = typeof effort === 'string' ? THINKING_BUDGET[effort] : undefined;
-    if (budget === undefined) {
-      refuse('reasoning_effort', "'reasoning_effort' must be none, low, medium or high for gemini channels.");
-    }
-    c['thinkingConfig'] = { thinkingBudget: budget };
-  }
-  return c;
-}
-
-function responseFormat(format: unknown, c: Json) {
-  if (format === undefined || format === null) return;
-  const f = asObject(format);
-  const type = f?.['type'];
-  if (type === 'text') return;
-  if (type === 'json_object') {
-    c['responseMimeType'] = 'application/json';
-    return;
-  }
-  if (type === 'json_schema') {
-    const schema = asObject(f?.['json_schema'])?.['schema'];
-    if (!isObject(schema)) refuse('response_format.json_schema.schema', 'A JSON schema object is required.');
-    c['responseMimeType'] = 'application/json';
-    // JSON Schema as given (Gemini's responseJsonSchema): no lossy conversion to its OpenAPI subset.
-    c['responseJsonSchema'] = schema;
-    return;
-  }
-  refuse('response_format.type', "'response_format.type' must be text, json_object or json_schema.");
 }

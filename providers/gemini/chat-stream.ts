@@ -9,7 +9,7 @@
 // - usageMetadata is cumulative; the last one counts.
 import type { TokenCounts } from '../../core/usage.ts';
 import { candidateIndex, candidatesOf, piecesOf } from './candidate.ts';
-import { errorOf } from './errors.ts';
+import { errorOf, type OpenAIError } from './errors.ts';
 import { finishReasonOf } from './finish-reason.ts';
 import { asObject, type Json } from './json.ts';
 import { openAIUsage, usageOf } from './usage.ts';
@@ -36,6 +36,7 @@ export class GeminiChatStream {
   #usage: TokenCounts | undefined;
   #blocked = false;
   #failed = false;
+  #error: OpenAIError | undefined;
   #ended = false;
 
   constructor(opts: ChatStreamOptions) {
@@ -44,8 +45,8 @@ export class GeminiChatStream {
 
   /**
    * One SSE event -> the chunk JSON strings to send, in order. An error event inside the stream
-   * (after the status line said 200) becomes OpenAI's `{"error": {...}}` event and the stream is
-   * incomplete (no [DONE]).
+   * (after the status line said 200) ends it incomplete: nothing more is emitted, and the relay
+   * ends the client's stream with its one error event (or fails over if no token was sent yet).
    */
   push(_event: string | undefined, data: string): string[] {
     if (data.trim() === '' || this.#failed) return [];
@@ -53,9 +54,8 @@ export class GeminiChatStream {
     const error = asObject(native['error']);
     if (error) {
       this.#failed = true;
-      return [
-        JSON.stringify({ error: errorOf(typeof error['code'] === 'number' ? error['code'] : 500, native) }),
-      ];
+      this.#error = errorOf(typeof error['code'] === 'number' ? error['code'] : 500, native);
+      return [];
     }
     this.#id ??=
       typeof native['responseId'] === 'string' ? `chatcmpl-${native['responseId']}` : this.#opts.id;
@@ -116,6 +116,11 @@ export class GeminiChatStream {
     if (this.#choices.size === 0) return this.#blocked;
     for (const state of this.#choices.values()) if (state.finishReason === undefined) return false;
     return true;
+  }
+
+  /** The upstream's error event, in OpenAI's terms (for logs). */
+  get error(): OpenAIError | undefined {
+    return this.#error;
   }
 
   /** What the stream used so far (the last usageMetadata seen). */

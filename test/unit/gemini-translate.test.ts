@@ -281,17 +281,21 @@ describe('gemini stream', () => {
     }
   });
 
-  it('an error event in the stream becomes an OpenAI error event, and the stream is incomplete', () => {
+  it('an error event in the stream ends it incomplete, the error kept in OpenAI terms', () => {
     const s = new GeminiChatStream({ model: 'm', id: 'i', created: 1, includeUsage: false });
-    s.push('', native([{ text: 'partial' }]));
+    expect(s.push('', native([{ text: 'partial' }]))).toHaveLength(1);
     const e = JSON.stringify({
       error: { code: 503, message: 'The model is overloaded.', status: 'UNAVAILABLE' },
     });
-    expect(s.push(undefined, e).map((c) => JSON.parse(c))).toEqual([
-      { error: { message: 'The model is overloaded.', type: 'server_error', code: 'unavailable' } },
-    ]);
-    expect(s.complete()).toBe(false);
+    expect(s.push(undefined, e)).toEqual([]);
+    expect(s.push('', native([{ text: 'more' }], 'STOP'))).toEqual([]);
+    expect(s.error).toEqual({
+      message: 'The model is overloaded.',
+      type: 'server_error',
+      code: 'unavailable',
+    });
     expect(s.end()).toEqual([]);
+    expect(s.complete()).toBe(false);
   });
 
   it('a stream that ends without a finishReason is incomplete: no finish chunk', () => {

@@ -1,0 +1,101 @@
+// Golden files for the anthropic translation: documented examples on both sides, expected output
+// written by hand (test/fixtures/providers/anthropic/README.md).
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { errorOf } from '../../providers/anthropic/errors.ts';
+import { toNativeChat } from '../../providers/anthropic/request.ts';
+import { fromNativeChat } from '../../providers/anthropic/response.ts';
+import { AnthropicChatStream } from '../../providers/anthropic/stream.ts';
+import { usageOf } from '../../providers/anthropic/usage.ts';
+
+const dir = new URL('../fixtures/providers/anthropic/', import.meta.url);
+// biome-ignore lint/suspicious/noExplicitAny: fixtures are plain JSON
+const load = (name: string): any => JSON.parse(readFileSync(new URL(name, dir), 'utf8'));
+
+// biome-ignore lint/suspicious/noExplicitAny: chunks are plain JSON
+function run(fixture: any, includeUsage: boolean) {
+  const s = new AnthropicChatStream({ model: fixture.model, includeUsage, created: 1_700_000_000 });
+  const out: string[] = [];
+  for (const [event, data] of fixture.events) out.push(...s.push(event, data));
+  out.push(...s.end());
+  return { s, chunks: out.map((c) => JSON.parse(c)) };
+}
+
+describe('anthropic golden files: requests', () => {
+  for (const name of [
+    'request-default.json',
+    'request-image.json',
+    'request-functions.json',
+    'request-tool-result.json',
+  ]) {
+    it(name, () => {
+      const f = load(name);
+      expect(toNativeChat(f.openai, { upstreamModel: f.upstreamModel })).toEqual(f.expected);
+    });
+  }
+});
+
+describe('anthropic golden files: responses', () => {
+  for (const name of ['response-text.json', 'response-tool-use.json']) {
+    it(name, () => {
+      const f = load(name);
+      expect(fromNativeChat(f.native, { model: f.model, created: 1_700_000_000 })).toEqual(f.expected);
+    });
+  }
+  it('usage-cache.json: prompt = input + cache read + cache write', () => {
+    const f = load('usage-cache.json');
+    expect(usageOf(f.native)).toEqual(f.expected);
+  });
+  it('error-not-found.json', () => {
+    const f = load('error-not-found.json');
+    expect(errorOf(f.status, f.native)).toEqual(f.expected);
+  });
+});
+
+describe('anthropic golden files: streams', () => {
+  for (const name of ['stream-text.json', 'stream-tool-use.json']) {
+    it(`${name}: chunk by chunk, then the usage chunk`, () => {
+      const f = load(name);
+      const { s, chunks } = run(f, true);
+      const usage = chunks.pop();
+      expect(
+        chunks.map((c) => ({ delta: c.choices[0].delta, finish_reason: c.choices[0].finish_reason })),
+      ).toEqual(f.expected.chunks);
+      for (const c of chunks) {
+        expect(c).toMatchObject({ id: f.expected.id, object: 'chat.completion.chunk', model: f.model });
+      }
+      expect(usage).toMatchObject({ id: f.expected.id, choices: [], usage: f.expected.usage });
+      expect(s.done && !s.failed).toBe(true);
+    });
+    it(`${name}: no usage chunk unless asked`, () => {
+      const f = load(name);
+      const { chunks } = run(f, false);
+      expect(chunks).toHaveLength(f.expected.chunks.length);
+      expect(chunks.every((c) => c.usage === undefined)).toBe(true);
+    });
+  }
+
+  it('stream-tool-use.json: the chunks add up to the message', () => {
+    const f = load('stream-tool-use.json');
+    const { chunks } = run(f, false);
+    const content = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+    const args = chunks.map((c) => c.choices[0].delta.tool_calls?.[0].function.arguments ?? '').join('');
+    expect(content).toBe(f.expected.content);
+    expect(args).toBe(f.expected.tool_calls[0].arguments);
+    expect(JSON.parse(args)).toEqual({ location: 'San Francisco, CA', unit: 'fahrenheit' });
+  });
+
+  it('stream-error.json: an error event ends the stream with an OpenAI error', () => {
+    const f = load('stream-error.json');
+    const { s, chunks } = run(f, true);
+    expect(chunks.at(-1)).toEqual(f.expected.last);
+    expect(s.failed).toBe(true);
+  });
+
+  it('a stream cut before message_stop ends with an error, never a clean finish', () => {
+    const f = load('stream-text.json');
+    const { s, chunks } = run({ ...f, events: f.events.slice(0, 4) }, true);
+    expect(chunks.at(-1)).toMatchObject({ error: { code: 'upstream_stream_truncated' } });
+    expect(s.failed).toBe(true);
+  });
+});

@@ -22,6 +22,7 @@ COPY db ./db
 COPY kube ./kube
 COPY mock-upstream ./mock-upstream
 COPY operator ./operator
+COPY providers ./providers
 COPY redis ./redis
 COPY relay ./relay
 RUN npm run build

@@ -1,7 +1,7 @@
 // Chat completions request -> Anthropic Messages request (https://docs.anthropic.com/en/api/messages).
-// Lossless where Messages can say the same thing; a field it cannot say is refused (Untranslatable,
+// Lossless where Messages can say the same thing; a field it cannot say is refused (UntranslatableError,
 // naming the field), never dropped. The table of what is refused is in README.md ("Providers").
-import { Untranslatable } from './untranslatable.ts';
+import { UntranslatableError } from '../contract.ts';
 
 type Json = Record<string, unknown>;
 
@@ -56,13 +56,13 @@ const HANDLED = new Set([
 ]);
 
 function refuse(param: string, why?: string): never {
-  throw new Untranslatable(
+  throw new UntranslatableError(
     param,
     `${param} is not supported by the anthropic provider: ${why ?? WHY[param] ?? 'the Messages API has no such parameter'}`,
   );
 }
 
-/** The Messages request body for a chat completions body. Throws Untranslatable. */
+/** The Messages request body for a chat completions body. Throws UntranslatableError. */
 export function toNativeChat(body: Json, opts: { upstreamModel: string }): Json {
   for (const [k, v] of Object.entries(body)) {
     if (v === undefined || v === null || HANDLED.has(k)) continue;
@@ -95,25 +95,26 @@ function maxTokens(body: Json): number {
   if (v == null) return DEFAULT_MAX_TOKENS;
   const param = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
-    throw new Untranslatable(param, `${param} must be a positive integer`);
+    throw new UntranslatableError(param, `${param} must be a positive integer`);
   return v;
 }
 
 function stopSequences(stop: unknown): string[] {
   const list = typeof stop === 'string' ? [stop] : stop;
   if (!Array.isArray(list) || !list.every((s) => typeof s === 'string'))
-    throw new Untranslatable('stop', 'stop must be a string or an array of strings');
+    throw new UntranslatableError('stop', 'stop must be a string or an array of strings');
   return list;
 }
 
 function tools(list: unknown): Json[] {
-  if (!Array.isArray(list)) throw new Untranslatable('tools', 'tools must be an array');
+  if (!Array.isArray(list)) throw new UntranslatableError('tools', 'tools must be an array');
   return list.map((t, i) => {
     const at = `tools[${i}]`;
     if (!isObj(t) || t.type !== 'function' || !isObj(t.function))
       refuse(`${at}.type`, 'only function tools can be translated');
     const f = t.function;
-    if (typeof f.name !== 'string') throw new Untranslatable(`${at}.function.name`, 'a tool needs a name');
+    if (typeof f.name !== 'string')
+      throw new UntranslatableError(`${at}.function.name`, 'a tool needs a name');
     if (f.strict === true) refuse(`${at}.function.strict`, 'strict tool schemas are not translated');
     const tool: Json = { name: f.name };
     if (typeof f.description === 'string') tool.description = f.description;
@@ -148,7 +149,7 @@ interface Turn {
  */
 function translateMessages(list: unknown): { system: Json[]; messages: Turn[] } {
   if (!Array.isArray(list) || list.length === 0)
-    throw new Untranslatable('messages', 'messages must be a non-empty array');
+    throw new UntranslatableError('messages', 'messages must be a non-empty array');
   const system: Json[] = [];
   const turns: Turn[] = [];
   const add = (role: Turn['role'], blocks: Json[]) => {
@@ -159,7 +160,7 @@ function translateMessages(list: unknown): { system: Json[]; messages: Turn[] } 
   };
   list.forEach((m, i) => {
     const at = `messages[${i}]`;
-    if (!isObj(m)) throw new Untranslatable(at, 'a message must be an object');
+    if (!isObj(m)) throw new UntranslatableError(at, 'a message must be an object');
     if (m.name != null) refuse(`${at}.name`, 'Messages has no participant names');
     switch (m.role) {
       case 'system':
@@ -184,7 +185,8 @@ function translateMessages(list: unknown): { system: Json[]; messages: Turn[] } 
 
 function textBlocks(content: unknown, at: string): Json[] {
   if (typeof content === 'string') return content === '' ? [] : [{ type: 'text', text: content }];
-  if (!Array.isArray(content)) throw new Untranslatable(at, 'content must be a string or an array of parts');
+  if (!Array.isArray(content))
+    throw new UntranslatableError(at, 'content must be a string or an array of parts');
   return content.map((p, j) => {
     if (!isObj(p) || p.type !== 'text' || typeof p.text !== 'string')
       refuse(`${at}[${j}].type`, 'only text parts can be translated here');
@@ -194,7 +196,8 @@ function textBlocks(content: unknown, at: string): Json[] {
 
 function userBlocks(content: unknown, at: string): Json[] {
   if (typeof content === 'string') return [{ type: 'text', text: content }];
-  if (!Array.isArray(content)) throw new Untranslatable(at, 'content must be a string or an array of parts');
+  if (!Array.isArray(content))
+    throw new UntranslatableError(at, 'content must be a string or an array of parts');
   return content.map((p, j) => {
     const pat = `${at}[${j}]`;
     if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text };
@@ -213,7 +216,7 @@ function image(img: Json, at: string): Json {
   if (img.detail != null && img.detail !== 'auto')
     refuse(`${at}.detail`, 'Messages has no image detail level');
   const url = img.url;
-  if (typeof url !== 'string') throw new Untranslatable(`${at}.url`, 'an image needs a url');
+  if (typeof url !== 'string') throw new UntranslatableError(`${at}.url`, 'an image needs a url');
   const data = DATA_URL.exec(url);
   if (data) return { type: 'image', source: { type: 'base64', media_type: data[1], data: data[2] } };
   if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
@@ -225,7 +228,7 @@ function assistantBlocks(m: Json, at: string): Json[] {
   const blocks = m.content == null ? [] : textBlocks(m.content, `${at}.content`);
   if (m.tool_calls != null) {
     if (!Array.isArray(m.tool_calls))
-      throw new Untranslatable(`${at}.tool_calls`, 'tool_calls must be an array');
+      throw new UntranslatableError(`${at}.tool_calls`, 'tool_calls must be an array');
     m.tool_calls.forEach((c, j) => {
       const cat = `${at}.tool_calls[${j}]`;
       if (!isObj(c) || c.type !== 'function' || !isObj(c.function))
@@ -234,10 +237,13 @@ function assistantBlocks(m: Json, at: string): Json[] {
       try {
         input = JSON.parse(String(c.function.arguments ?? '{}') || '{}');
       } catch {
-        throw new Untranslatable(`${cat}.function.arguments`, 'tool call arguments must be JSON');
+        throw new UntranslatableError(`${cat}.function.arguments`, 'tool call arguments must be JSON');
       }
       if (!isObj(input))
-        throw new Untranslatable(`${cat}.function.arguments`, 'tool call arguments must be a JSON object');
+        throw new UntranslatableError(
+          `${cat}.function.arguments`,
+          'tool call arguments must be a JSON object',
+        );
       blocks.push({ type: 'tool_use', id: c.id, name: c.function.name, input });
     });
   }
@@ -246,7 +252,7 @@ function assistantBlocks(m: Json, at: string): Json[] {
 
 function toolResult(m: Json, at: string): Json {
   if (typeof m.tool_call_id !== 'string')
-    throw new Untranslatable(`${at}.tool_call_id`, 'a tool message needs a tool_call_id');
+    throw new UntranslatableError(`${at}.tool_call_id`, 'a tool message needs a tool_call_id');
   const content = typeof m.content === 'string' ? m.content : textBlocks(m.content, `${at}.content`);
   return { type: 'tool_result', tool_use_id: m.tool_call_id, content };
 }

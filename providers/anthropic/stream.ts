@@ -1,6 +1,7 @@
 // Anthropic Messages SSE events -> chat.completion.chunk events, one event at a time
 // (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
 import type { TokenCounts } from '../../core/usage.ts';
+import type { StreamTranslator } from '../contract.ts';
 import { errorOf } from './errors.ts';
 import { finishReason } from './response.ts';
 import { openAIUsage, usageOf } from './usage.ts';
@@ -20,9 +21,10 @@ export interface ChatStreamOptions {
  * order. `message_start` gives the role chunk, text and tool input deltas give content and
  * tool-call argument deltas (id, name on a call's first chunk), `message_delta` the finish
  * reason, `message_stop` the usage chunk. An `error` event gives an `{"error": {...}}` object in
- * OpenAI's shape and ends the stream. `done` tells whether the stream ended as it should.
+ * OpenAI's shape and ends the stream. The relay sends `[DONE]` only when `complete()`: a stream
+ * cut before `message_stop` ends with the relay's own error event.
  */
-export class AnthropicChatStream {
+export class AnthropicChatStream implements StreamTranslator {
   readonly #opts: ChatStreamOptions;
   readonly #created: number;
   #id = '';
@@ -30,17 +32,16 @@ export class AnthropicChatStream {
   #sawUsage = false;
   /** Content block index -> tool call index (tool calls are numbered from 0 among themselves). */
   readonly #tools = new Map<number, number>();
-  #finish: string | null = null;
-  done = false;
-  failed = false;
+  #done = false;
+  #failed = false;
 
   constructor(opts: ChatStreamOptions) {
     this.#opts = opts;
     this.#created = opts.created ?? Math.floor(Date.now() / 1000);
   }
 
-  push(event: string, data: string): string[] {
-    if (this.done) return [];
+  push(event: string | undefined, data: string): string[] {
+    if (this.#done) return [];
     let d: Json;
     try {
       d = JSON.parse(data) as Json;
@@ -62,13 +63,12 @@ export class AnthropicChatStream {
         this.#mergeUsage(d.usage);
         const delta = (d.delta ?? {}) as Json;
         if (delta.stop_reason === undefined) return [];
-        this.#finish = finishReason(delta.stop_reason);
-        return [this.#chunk({}, this.#finish)];
+        return [this.#chunk({}, finishReason(delta.stop_reason))];
       }
       case 'message_stop': {
-        this.done = true;
+        this.#done = true;
         if (!this.#opts.includeUsage) return [];
-        return [JSON.stringify({ ...this.#head(), choices: [], usage: openAIUsage(this.usage()) })];
+        return [JSON.stringify({ ...this.#head(), choices: [], usage: openAIUsage(usageOf(this.#usage)) })];
       }
       case 'error': {
         const e = errorOf(0, d);
@@ -79,20 +79,19 @@ export class AnthropicChatStream {
     }
   }
 
-  /** The upstream ended. A stream without message_stop ends with an error in OpenAI's shape. */
+  /** Nothing is held back: every event's chunks were returned by push. */
   end(): string[] {
-    if (this.done) return [];
-    return this.#fail('upstream_stream_truncated', 'the upstream stream ended before message_stop');
+    return [];
   }
 
-  /** What the upstream reported so far (cumulative, as Anthropic reports it). */
-  usage(): TokenCounts {
-    return usageOf(this.#usage);
+  /** Reached message_stop (not an error event, not a cut). */
+  complete(): boolean {
+    return this.#done && !this.#failed;
   }
 
-  /** Whether the upstream reported usage at all (else the relay estimates it). */
-  get hasUsage() {
-    return this.#sawUsage;
+  /** What the upstream reported so far (cumulative, as Anthropic reports it); undefined if nothing. */
+  usage(): TokenCounts | undefined {
+    return this.#sawUsage ? usageOf(this.#usage) : undefined;
   }
 
   #blockStart(index: number, block: Json): string[] {
@@ -137,8 +136,8 @@ export class AnthropicChatStream {
   }
 
   #fail(code: string, message: string, type = 'upstream_error'): string[] {
-    this.done = true;
-    this.failed = true;
+    this.#done = true;
+    this.#failed = true;
     return [JSON.stringify({ error: { message, type, param: null, code } })];
   }
 }

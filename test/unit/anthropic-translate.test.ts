@@ -6,7 +6,8 @@ import { isRetryable } from '../../providers/anthropic/errors.ts';
 import { toNativeChat } from '../../providers/anthropic/request.ts';
 import { finishReason } from '../../providers/anthropic/response.ts';
 import { AnthropicChatStream } from '../../providers/anthropic/stream.ts';
-import { Untranslatable } from '../../providers/anthropic/untranslatable.ts';
+import { UntranslatableError } from '../../providers/contract.ts';
+import { adapterFor } from '../../providers/index.ts';
 
 const base = { model: 'm', messages: [{ role: 'user', content: 'Hi' }] };
 const to = (extra: Record<string, unknown>) =>
@@ -16,7 +17,7 @@ function refusedParam(extra: Record<string, unknown>): string | undefined {
   try {
     to(extra);
   } catch (e) {
-    if (e instanceof Untranslatable) return e.param;
+    if (e instanceof UntranslatableError) return e.field;
     throw e;
   }
   return undefined;
@@ -244,5 +245,25 @@ describe('anthropic translation invariants', () => {
         },
       ),
     );
+  });
+});
+
+describe('anthropic adapter', () => {
+  const ch = (basePath: string) => ({
+    baseURL: `https://api.anthropic.com${basePath}`,
+    basePath,
+    apiKey: 'sk-ant-1',
+  });
+  const ctx = { operation: 'chat' as const, upstreamModel: 'claude', stream: false };
+  it('x-api-key and anthropic-version; /v1/messages whether baseURL ends in /v1 or not', () => {
+    const a = adapterFor('anthropic');
+    expect(a.auth(ch(''))).toEqual({ 'x-api-key': 'sk-ant-1', 'anthropic-version': '2023-06-01' });
+    expect(a.url(ch(''), ctx)).toBe('/v1/messages');
+    expect(a.url(ch('/v1'), ctx)).toBe('/v1/messages');
+    expect(a.url(ch('/proxy/anthropic'), ctx)).toBe('/proxy/anthropic/v1/messages');
+    expect(a.supports('chat')).toBe(true);
+    expect(a.supports('embeddings')).toBe(false);
+    expect(a.retryable?.(529)).toBe(true);
+    expect(a.retryable?.(400)).toBeUndefined();
   });
 });

@@ -20,6 +20,11 @@ export interface MockFaults {
    * then the stream stalls (an event bigger than any buffer, still arriving).
    */
   streamEventBytes?: number;
+  /**
+   * Streaming: send the preamble (the role-only first chunk, or a provider's message start) at once,
+   * then wait this long before the first content chunk (a slow first token).
+   */
+  preambleThenStallMs?: number;
   /** Streaming: delay between content chunks (overrides the instance `chunkDelayMs` option). */
   chunkDelayMs?: number;
   /** Answer 200 with an HTML page (a captive portal or CDN error page) instead of the API's answer. */
@@ -42,6 +47,7 @@ const NUMERIC_KEYS = [
   'streamDieAfter',
   'streamEventBytes',
   'chunkDelayMs',
+  'preambleThenStallMs',
   'count',
 ] as const;
 
@@ -94,6 +100,7 @@ const NUMERIC_HEADERS: ReadonlyArray<readonly [string, keyof MockFaults]> = [
   ['x-mock-stream-stall-after', 'streamStallAfter'],
   ['x-mock-stream-die-after', 'streamDieAfter'],
   ['x-mock-chunk-delay-ms', 'chunkDelayMs'],
+  ['x-mock-preamble-then-stall-ms', 'preambleThenStallMs'],
 ];
 
 /**
@@ -106,7 +113,8 @@ export function headerFaults(headers: IncomingHttpHeaders): MockFaults | undefin
     const raw = headers[header];
     if (raw === undefined) continue;
     const value = Number(Array.isArray(raw) ? raw[0] : raw);
-    const integer = key !== 'retryAfter' && key !== 'latencyMs' && key !== 'chunkDelayMs';
+    const integer =
+      key !== 'retryAfter' && key !== 'latencyMs' && key !== 'chunkDelayMs' && key !== 'preambleThenStallMs';
     if (
       !Number.isFinite(value) ||
       value < 0 ||

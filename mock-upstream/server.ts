@@ -1,34 +1,27 @@
-// The mock upstream: an OpenAI-compatible fake AI provider with fault injection, used by demos, tests and
-// benchmarks (it is the benchmarks' baseline, so it is plain node:http with no per-request heavy work).
+// The mock upstream: a fake AI provider speaking every provider's native API, with fault injection,
+// used by demos, tests and benchmarks (it is the benchmarks' baseline, so it is plain node:http with
+// no per-request heavy work).
 //
-// Endpoints (only under /v1): POST chat/completions, completions, embeddings, images/generations;
-// GET models, models/{id}. Errors use OpenAI's {"error":{"message","type","param","code"}} shape.
-// Responses carry the account headers OpenAI sends (openai-organization, set-cookie, x-ratelimit-*),
-// which a relay must not pass on to its clients.
-// Faults: per instance (options.faults, setFaults(), PUT /_mock/faults) and per request (x-mock-* headers,
-// which override the instance faults field by field). Control API under /_mock/ (never counted in stats):
-//   GET /_mock/health, GET|PUT|POST|DELETE /_mock/faults, GET /_mock/stats, POST /_mock/reset-stats,
-//   GET /_mock/image.png (target of image `url` responses).
+// One module per API (api.ts is their contract): openai/ (under /v1: chat/completions, completions,
+// embeddings, images/generations, models), azure-openai/ (/openai/v1/... and
+// /openai/deployments/{name}/...?api-version=), and beside them anthropic/ and gemini/. This file
+// reads bodies, applies the shared faults (faults.ts), keeps stats, serves the control API and
+// routes each request to the first API that owns its path; that API checks its own auth header and
+// answers errors (faults included) in its own shape.
+// Faults: per instance (options.faults, setFaults(), PUT /_mock/faults) and per request (x-mock-*
+// headers, which override the instance faults field by field). Control API under /_mock/ (never
+// counted in stats): GET /_mock/health, GET|PUT|POST|DELETE /_mock/faults, GET /_mock/stats,
+// POST /_mock/reset-stats, GET /_mock/image.png (target of image `url` responses).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  chatPromptTokens,
-  completionText,
-  completionTokens,
-  DEFAULT_EMBEDDING_DIMENSIONS,
-  DEFAULT_MODELS,
-  embeddingInputs,
-  embeddingVector,
-  inputTokens,
-  MAX_EMBEDDING_DIMENSIONS,
-  PNG_1X1,
-  PNG_1X1_BASE64,
-  pieceJson,
-  vectorBase64,
-} from './content.ts';
+import type { MockApi, MockRequest } from './api.ts';
+import { azureOpenAIApi } from './azure-openai/index.ts';
+import { DEFAULT_MODELS, PNG_1X1 } from './content.ts';
 import { headerFaults, type MockFaults, normalizeFaults } from './faults.ts';
+import { mockHttp } from './http.ts';
+import { openaiApi } from './openai/index.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -41,7 +34,7 @@ export interface MockUpstreamOptions {
   name?: string;
   /** Initial instance faults. */
   faults?: MockFaults;
-  /** If set, /v1 requests need `Authorization: Bearer <apiKey>` (else 401 invalid_api_key). */
+  /** If set, API requests need this key in their provider's auth header (else that provider's 401). */
   apiKey?: string;
   /** Delay between streamed content chunks; default 0 (the whole stream is written at once). */
   chunkDelayMs?: number;
@@ -74,79 +67,7 @@ export interface MockUpstream {
 }
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
-const MAX_IMAGES = 10;
-const MODEL_CREATED = 1_700_000_000;
 const noop = () => {};
-
-type Json = Record<string, unknown>;
-
-function errorBody(message: string, type: string, code: string | null): string {
-  return JSON.stringify({ error: { message, type, param: null, code } });
-}
-
-/** OpenAI-like error type/code/message for an injected status fault. */
-function faultError(status: number): [message: string, type: string, code: string] {
-  switch (status) {
-    case 400:
-      return ['Bad request (mock fault).', 'invalid_request_error', 'bad_request'];
-    case 401:
-      return ['Incorrect API key provided (mock fault).', 'invalid_request_error', 'invalid_api_key'];
-    case 403:
-      return ['Forbidden (mock fault).', 'invalid_request_error', 'permission_denied'];
-    case 404:
-      return ['Not found (mock fault).', 'invalid_request_error', 'not_found'];
-    case 408:
-      return ['Request timed out (mock fault).', 'timeout', 'timeout'];
-    case 429:
-      return ['Rate limit reached (mock fault).', 'requests', 'rate_limit_exceeded'];
-    case 500:
-      return [
-        'The server had an error while processing your request (mock fault).',
-        'server_error',
-        'server_error',
-      ];
-    case 502:
-      return ['Bad gateway (mock fault).', 'server_error', 'bad_gateway'];
-    case 503:
-      return ['The engine is currently overloaded (mock fault).', 'server_error', 'service_unavailable'];
-    case 504:
-      return ['Gateway timeout (mock fault).', 'server_error', 'timeout'];
-    default:
-      return [
-        `HTTP ${status} (mock fault).`,
-        status >= 500 ? 'server_error' : 'invalid_request_error',
-        `http_${status}`,
-      ];
-  }
-}
-
-/** What OpenAI adds to its answers about the account behind the key. */
-const ACCOUNT_HEADERS: Record<string, string> = {
-  'openai-organization': 'org-mock-account',
-  'openai-project': 'proj_mock',
-  'openai-processing-ms': '1',
-  'openai-version': '2020-10-01',
-  'x-ratelimit-limit-requests': '10000',
-  'x-ratelimit-remaining-requests': '9999',
-  'set-cookie': '__cf_bm=mock; path=/; HttpOnly; Secure',
-};
-
-/** SSE text as another server frames it: its line ending, its JSON spacing. */
-function reframe(text: string, faults: MockFaults | undefined): string {
-  let t = text;
-  if (faults?.spacedJson) t = t.replace(/":/g, '": ').replace(/,"/g, ', "');
-  const nl = faults?.sseLineEnding === 'crlf' ? '\r\n' : faults?.sseLineEnding === 'cr' ? '\r' : undefined;
-  return nl ? t.replace(/\n/g, nl) : t;
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function includeUsage(b: Json): boolean {
-  const so = b['stream_options'];
-  return isObject(so) && so['include_usage'] === true;
-}
 
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return '127.0.0.1';
@@ -157,13 +78,10 @@ function urlHost(host: string): string {
 export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockUpstream> {
   const name = opts.name ?? 'mock';
   const host = opts.host ?? '127.0.0.1';
-  const bearer = opts.apiKey !== undefined ? `Bearer ${opts.apiKey}` : undefined;
-  const defaultChunkDelayMs = opts.chunkDelayMs ?? 0;
-  const models = opts.models ?? DEFAULT_MODELS;
-  const modelsJson = JSON.stringify({
-    object: 'list',
-    data: models.map((id) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'kuberelay-mock' })),
-  });
+  const apiKey = opts.apiKey;
+  // The first API owning a path answers it; OpenAI's owns everything left.
+  const apis: MockApi[] = [azureOpenAIApi, openaiApi(opts.models ?? DEFAULT_MODELS)];
+  const fallback = apis.at(-1)!;
 
   let instanceFaults: MockFaults | null = null;
   let remaining = Number.POSITIVE_INFINITY; // requests left for count-limited instance faults
@@ -189,39 +107,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   };
 
   let baseUrl = '';
-  let seq = 0;
-  const nowSec = () => Math.floor(Date.now() / 1000);
-
-  // ---- response helpers -------------------------------------------------------------------------
-
-  const sendJson = (
-    res: ServerResponse,
-    status: number,
-    body: string,
-    extra?: Record<string, string>,
-  ): void => {
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'x-mock-name': name,
-      ...ACCOUNT_HEADERS,
-    };
-    if (extra) Object.assign(headers, extra);
-    res.writeHead(status, headers);
-    res.end(body);
-  };
-
-  const sendError = (
-    res: ServerResponse,
-    status: number,
-    message: string,
-    type: string,
-    code: string | null,
-    extra?: Record<string, string>,
-  ): void => sendJson(res, status, errorBody(message, type, code), extra);
-
-  const badRequest = (res: ServerResponse, message: string, code: string | null = null): void =>
-    sendError(res, 400, message, 'invalid_request_error', code);
+  const m = mockHttp(name, () => baseUrl, opts.chunkDelayMs ?? 0);
 
   /** Runs fn after ms unless the response closes first (client gone or server closing). */
   const delay = (res: ServerResponse, ms: number, fn: () => void): void => {
@@ -229,288 +115,19 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     res.once('close', () => clearTimeout(timer));
   };
 
-  /**
-   * Writes an SSE stream: `head` at once, then `count` content pieces (paced by the chunk delay), then
-   * `tail` together with the last piece. streamStallAfter / streamDieAfter cut it after N pieces.
-   */
-  const stream = (
-    res: ServerResponse,
-    head: string,
-    count: number,
-    piece: (i: number) => string,
-    tail: string,
-    faults: MockFaults | undefined,
-  ): void => {
-    const delayMs = faults?.chunkDelayMs ?? defaultChunkDelayMs;
-    let cut = count;
-    let mode: 'end' | 'stall' | 'die' = 'end';
-    const die = faults?.streamDieAfter;
-    const stall = faults?.streamStallAfter;
-    if (die !== undefined && (stall === undefined || die <= stall)) {
-      mode = 'die';
-      cut = Math.min(die, count);
-    } else if (stall !== undefined) {
-      mode = 'stall';
-      cut = Math.min(stall, count);
+  const route = (api: MockApi, res: ServerResponse, r: MockRequest) => {
+    if (apiKey !== undefined && !api.authorized(r, apiKey)) {
+      return api.sendError(m, res, 401, 'Incorrect API key provided.', { code: 'invalid_api_key' });
     }
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-mock-name': name,
-      ...ACCOUNT_HEADERS,
-    });
-    const out = (t: string) => reframe(t, faults);
-    const finish = (data: string): void => {
-      // holdAfterDone: the whole answer, [DONE] included, on a socket that never ends
-      if (mode === 'end' && faults?.holdAfterDone) res.write(out(data + tail));
-      else if (mode === 'end') res.end(out(data + tail));
-      // stall: never end, the socket stays open (until the client leaves or close() destroys it)
-      else if (mode === 'stall') res.write(out(data));
-      // die: flush what was promised, then drop the connection without the chunked terminator
-      else res.write(out(data), () => res.destroy());
-    };
-    if (delayMs <= 0 || cut === 0) {
-      let data = head;
-      for (let i = 0; i < cut; i++) data += piece(i);
-      finish(data);
-      return;
-    }
-    let i = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = (): void => {
-      const p = piece(i++);
-      if (i < cut) {
-        res.write(out(p));
-        timer = setTimeout(next, delayMs);
-      } else finish(p);
-    };
-    res.once('close', () => clearTimeout(timer));
-    res.write(out(head));
-    timer = setTimeout(next, delayMs);
+    const method = r.req.method ?? 'GET';
+    const handler = api.match(method, r.path);
+    if (handler) return handler(m, res, r);
+    api.sendError(m, res, 404, `Invalid URL (${method} ${r.path})`, { code: 'unknown_url' });
   };
 
-  /** streamEventBytes: one content event of `bytes` in 1 MiB writes, never finished. */
-  const bigEvent = (res: ServerResponse, head: string, start: string, bytes: number): void => {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'x-mock-name': name });
-    res.write(head + start);
-    const slice = 'x'.repeat(1024 * 1024);
-    let left = bytes;
-    const more = (): void => {
-      while (left > 0) {
-        const n = Math.min(left, slice.length);
-        left -= n;
-        if (!res.write(n === slice.length ? slice : slice.slice(0, n))) {
-          res.once('drain', more);
-          return;
-        }
-      }
-      res.write('"}}]}'); // the event's JSON ends; its blank line never comes
-    };
-    more();
-  };
-
-  // ---- /v1 handlers -----------------------------------------------------------------------------
-
-  const chatCompletions = (res: ServerResponse, b: Json, faults: MockFaults | undefined) => {
-    if (!Array.isArray(b['messages'])) return badRequest(res, "Missing required parameter: 'messages'.");
-    const model = b['model'] as string;
-    const promptTokens = chatPromptTokens(b['messages']);
-    const n = completionTokens(b);
-    const usage = { prompt_tokens: promptTokens, completion_tokens: n, total_tokens: promptTokens + n };
-    const id = `chatcmpl-mock${++seq}`;
-    const created = nowSec();
-    if (b['stream'] !== true) {
-      return sendJson(
-        res,
-        200,
-        JSON.stringify({
-          id,
-          object: 'chat.completion',
-          created,
-          model,
-          choices: [
-            {
-              index: 0,
-              message: { role: 'assistant', content: completionText(n), refusal: null },
-              logprobs: null,
-              finish_reason: 'stop',
-            },
-          ],
-          usage,
-          system_fingerprint: null,
-        }),
-      );
-    }
-    const withUsage = includeUsage(b);
-    const u = withUsage ? ',"usage":null' : ''; // as OpenAI: every chunk carries usage:null then
-    const pre = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":null,"choices":`;
-    const post = `,"logprobs":null,"finish_reason":null}]${u}}\n\n`;
-    const head = `${pre}[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}${post}`;
-    let tail = `${pre}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]${u}}\n\n`;
-    if (withUsage) tail += `${pre}[],"usage":${JSON.stringify(usage)}}\n\n`;
-    tail += 'data: [DONE]\n\n';
-    if (faults?.streamEventBytes !== undefined) {
-      return bigEvent(res, head, `${pre}[{"index":0,"delta":{"content":"`, faults.streamEventBytes);
-    }
-    stream(res, head, n, (i) => `${pre}[{"index":0,"delta":{"content":${pieceJson(i)}}${post}`, tail, faults);
-  };
-
-  const completions = (res: ServerResponse, b: Json, faults: MockFaults | undefined) => {
-    if (b['prompt'] === undefined) return badRequest(res, "Missing required parameter: 'prompt'.");
-    const model = b['model'] as string;
-    const promptTokens = inputTokens(b['prompt']);
-    const n = completionTokens(b);
-    const usage = { prompt_tokens: promptTokens, completion_tokens: n, total_tokens: promptTokens + n };
-    const id = `cmpl-mock${++seq}`;
-    const created = nowSec();
-    if (b['stream'] !== true) {
-      return sendJson(
-        res,
-        200,
-        JSON.stringify({
-          id,
-          object: 'text_completion',
-          created,
-          model,
-          choices: [{ text: completionText(n), index: 0, logprobs: null, finish_reason: 'stop' }],
-          usage,
-        }),
-      );
-    }
-    const withUsage = includeUsage(b);
-    const u = withUsage ? ',"usage":null' : '';
-    const pre = `data: {"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},"choices":`;
-    let tail = `${pre}[{"text":"","index":0,"logprobs":null,"finish_reason":"stop"}]${u}}\n\n`;
-    if (withUsage) tail += `${pre}[],"usage":${JSON.stringify(usage)}}\n\n`;
-    tail += 'data: [DONE]\n\n';
-    const piece = (i: number) =>
-      `${pre}[{"text":${pieceJson(i)},"index":0,"logprobs":null,"finish_reason":null}]${u}}\n\n`;
-    stream(res, '', n, piece, tail, faults);
-  };
-
-  const embeddings = (res: ServerResponse, b: Json) => {
-    const input = b['input'];
-    if (input === undefined || input === null) return badRequest(res, "Missing required parameter: 'input'.");
-    const dimsParam = b['dimensions'];
-    let dims = DEFAULT_EMBEDDING_DIMENSIONS;
-    if (dimsParam !== undefined) {
-      if (
-        typeof dimsParam !== 'number' ||
-        !Number.isInteger(dimsParam) ||
-        dimsParam < 1 ||
-        dimsParam > MAX_EMBEDDING_DIMENSIONS
-      ) {
-        return badRequest(res, `'dimensions' must be an integer between 1 and ${MAX_EMBEDDING_DIMENSIONS}.`);
-      }
-      dims = dimsParam;
-    }
-    const base64 = b['encoding_format'] === 'base64';
-    const data = embeddingInputs(input).map((item, index) => {
-      const v = embeddingVector(item, dims);
-      return { object: 'embedding', index, embedding: base64 ? vectorBase64(v) : Array.from(v) };
-    });
-    const tokens = inputTokens(input);
-    sendJson(
-      res,
-      200,
-      JSON.stringify({
-        object: 'list',
-        data,
-        model: b['model'],
-        usage: { prompt_tokens: tokens, total_tokens: tokens },
-      }),
-    );
-  };
-
-  const images = (res: ServerResponse, b: Json) => {
-    const prompt = b['prompt'];
-    if (typeof prompt !== 'string') return badRequest(res, "Missing required parameter: 'prompt'.");
-    const model = typeof b['model'] === 'string' ? b['model'] : 'dall-e-2';
-    const nParam = b['n'];
-    let n = 1;
-    if (nParam !== undefined && nParam !== null) {
-      if (typeof nParam !== 'number' || !Number.isInteger(nParam) || nParam < 1 || nParam > MAX_IMAGES) {
-        return badRequest(res, `'n' must be an integer between 1 and ${MAX_IMAGES}.`);
-      }
-      n = nParam;
-    }
-    // As OpenAI: dall-e-* default to `url`, gpt-image-* always return b64_json.
-    const format = b['response_format'] ?? (model.startsWith('dall-e') ? 'url' : 'b64_json');
-    const item = format === 'url' ? { url: `${baseUrl}/_mock/image.png` } : { b64_json: PNG_1X1_BASE64 };
-    const out: Json = { created: nowSec(), data: Array.from({ length: n }, () => item) };
-    if (model.startsWith('gpt-image')) {
-      const input = inputTokens(prompt);
-      const output = 272 * n;
-      out['usage'] = {
-        input_tokens: input,
-        output_tokens: output,
-        total_tokens: input + output,
-        input_tokens_details: { text_tokens: input, image_tokens: 0 },
-      };
-    }
-    sendJson(res, 200, JSON.stringify(out));
-  };
-
-  const route = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    path: string,
-    body: unknown,
-    badJson: boolean,
-    faults: MockFaults | undefined,
-  ) => {
-    if (bearer !== undefined && req.headers.authorization !== bearer) {
-      return sendError(res, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key');
-    }
-    const method = req.method;
-    if (method === 'POST') {
-      let handler: ((res: ServerResponse, b: Json, f: MockFaults | undefined) => void) | undefined;
-      if (path === '/v1/chat/completions') handler = chatCompletions;
-      else if (path === '/v1/completions') handler = completions;
-      else if (path === '/v1/embeddings') handler = embeddings;
-      else if (path === '/v1/images/generations') handler = images;
-      if (handler) {
-        if (badJson) {
-          return badRequest(
-            res,
-            'We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.',
-            'invalid_json',
-          );
-        }
-        if (!isObject(body)) {
-          return badRequest(res, 'The request body must be a JSON object.', 'invalid_json');
-        }
-        if (typeof body['model'] !== 'string' && handler !== images) {
-          return badRequest(res, 'You must provide a model parameter.', 'missing_model');
-        }
-        return handler(res, body, faults);
-      }
-    } else if (method === 'GET') {
-      if (path === '/v1/models') return sendJson(res, 200, modelsJson);
-      if (path.startsWith('/v1/models/') && path.length > 11) {
-        let id = path.slice(11);
-        try {
-          id = decodeURIComponent(id);
-        } catch {
-          // keep the raw id
-        }
-        const model = { id, object: 'model', created: MODEL_CREATED, owned_by: 'kuberelay-mock' };
-        return sendJson(res, 200, JSON.stringify(model));
-      }
-    }
-    sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', 'unknown_url');
-  };
-
-  const afterLatency = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    path: string,
-    body: unknown,
-    badJson: boolean,
-    faults: MockFaults,
-  ) => {
+  const afterLatency = (api: MockApi, res: ServerResponse, r: MockRequest, faults: MockFaults) => {
     if (faults.reset) {
-      req.socket.resetAndDestroy();
+      r.req.socket.resetAndDestroy();
       return;
     }
     if (faults.html) {
@@ -522,15 +139,14 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     }
     const status = faults.status;
     if (status !== undefined && status >= 300) {
-      const [message, type, code] = faultError(status);
-      const extra =
+      const headers =
         faults.retryAfter !== undefined ? { 'retry-after': String(faults.retryAfter) } : undefined;
-      return sendError(res, status, message, type, code, extra);
+      return api.sendError(m, res, status, undefined, headers ? { headers } : undefined);
     }
-    route(req, res, path, body, badJson, faults);
+    route(api, res, r);
   };
 
-  const serve = (req: IncomingMessage, res: ServerResponse, path: string, raw: string) => {
+  const serve = (req: IncomingMessage, res: ServerResponse, path: string, query: string, raw: string) => {
     let body: unknown;
     let badJson = false;
     if (raw.length > 0) {
@@ -544,6 +160,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     requests++;
     byPath.set(path, (byPath.get(path) ?? 0) + 1);
     last = { method: req.method ?? 'GET', path, headers: req.headers, body };
+    const api = apis.find((a) => a.owns(path)) ?? fallback;
 
     let faults: MockFaults | undefined;
     if (instanceFaults) {
@@ -554,13 +171,14 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     try {
       fromHeaders = headerFaults(req.headers);
     } catch (err) {
-      return badRequest(res, (err as Error).message, 'invalid_mock_header');
+      return api.sendError(m, res, 400, (err as Error).message, { code: 'invalid_mock_header' });
     }
     if (fromHeaders) faults = faults ? { ...faults, ...fromHeaders } : fromHeaders;
-    if (!faults) return route(req, res, path, body, badJson, undefined);
+    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, faults };
+    if (!faults) return route(api, res, r);
     const f = faults;
-    if (f.latencyMs) delay(res, f.latencyMs, () => afterLatency(req, res, path, body, badJson, f));
-    else afterLatency(req, res, path, body, badJson, f);
+    if (f.latencyMs) delay(res, f.latencyMs, () => afterLatency(api, res, r, f));
+    else afterLatency(api, res, r, f);
   };
 
   // ---- control API ------------------------------------------------------------------------------
@@ -570,31 +188,34 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     return Number.isFinite(remaining) ? { ...instanceFaults, count: remaining } : { ...instanceFaults };
   };
 
+  const controlError = (res: ServerResponse, status: number, message: string, code: string) =>
+    fallback.sendError(m, res, status, message, { code });
+
   const control = (req: IncomingMessage, res: ServerResponse, path: string, raw: string) => {
     const method = req.method;
     if (path === '/_mock/faults') {
-      if (method === 'GET') return sendJson(res, 200, JSON.stringify(currentFaults()));
+      if (method === 'GET') return m.sendJson(res, 200, JSON.stringify(currentFaults()));
       if (method === 'DELETE') {
         setFaults(null);
-        return sendJson(res, 200, '{}');
+        return m.sendJson(res, 200, '{}');
       }
       if (method === 'PUT' || method === 'POST') {
         try {
           setFaults(raw.trim() === '' ? null : JSON.parse(raw));
         } catch (err) {
-          return badRequest(res, `invalid faults: ${(err as Error).message}`, 'invalid_faults');
+          return controlError(res, 400, `invalid faults: ${(err as Error).message}`, 'invalid_faults');
         }
-        return sendJson(res, 200, JSON.stringify(currentFaults()));
+        return m.sendJson(res, 200, JSON.stringify(currentFaults()));
       }
     } else if (path === '/_mock/stats' && method === 'GET') {
-      return sendJson(res, 200, JSON.stringify(stats()));
+      return m.sendJson(res, 200, JSON.stringify(stats()));
     } else if (path === '/_mock/reset-stats' && method === 'POST') {
       resetStats();
       res.writeHead(204, { 'x-mock-name': name });
       res.end();
       return;
     } else if (path === '/_mock/health' && method === 'GET') {
-      return sendJson(res, 200, JSON.stringify({ status: 'ok', name }));
+      return m.sendJson(res, 200, JSON.stringify({ status: 'ok', name }));
     } else if (path === '/_mock/image.png' && method === 'GET') {
       res.writeHead(200, {
         'content-type': 'image/png',
@@ -604,7 +225,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       res.end(PNG_1X1);
       return;
     }
-    sendError(res, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', 'unknown_url');
+    controlError(res, 404, `Invalid URL (${method} ${path})`, 'unknown_url');
   };
 
   // ---- server -----------------------------------------------------------------------------------
@@ -613,6 +234,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
+    const query = q < 0 ? '' : url.slice(q + 1);
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('error', noop);
@@ -622,7 +244,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     });
     req.on('end', () => {
       if (size > MAX_BODY_BYTES) {
-        return sendError(res, 413, 'Request body too large.', 'invalid_request_error', 'request_too_large');
+        return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
       const raw =
         chunks.length === 0
@@ -631,7 +253,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
             ? chunks[0]!.toString('utf8')
             : Buffer.concat(chunks).toString('utf8');
       if (path.startsWith('/_mock/')) control(req, res, path, raw);
-      else serve(req, res, path, raw);
+      else serve(req, res, path, query, raw);
     });
   };
 

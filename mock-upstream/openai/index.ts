@@ -1,0 +1,70 @@
+// The OpenAI API under /v1: chat/completions, completions, embeddings, images/generations,
+// models; `Authorization: Bearer <key>`; OpenAI's error shape and account headers.
+import type { MockApi, MockHandler } from '../api.ts';
+import type { MockHttp } from '../http.ts';
+import { chatCompletions } from './chat.ts';
+import { completions } from './completions.ts';
+import { embeddings } from './embeddings.ts';
+import { ACCOUNT_HEADERS, checkJsonBody, sendOpenAIError, statusError } from './errors.ts';
+import { images } from './images.ts';
+
+const MODEL_CREATED = 1_700_000_000;
+
+type Post = typeof chatCompletions;
+
+/** Wraps an operation with the JSON and `model` checks OpenAI makes first. */
+function post(op: Post, needsModel = true): MockHandler {
+  return (m, res, r) => {
+    if (!checkJsonBody(m, res, r.body, r.badJson)) return;
+    if (needsModel && typeof (r.body as { model?: unknown }).model !== 'string') {
+      return sendOpenAIError(
+        m,
+        res,
+        400,
+        'You must provide a model parameter.',
+        'invalid_request_error',
+        'missing_model',
+      );
+    }
+    op(m, res, r);
+  };
+}
+
+const POSTS: Record<string, MockHandler> = {
+  '/v1/chat/completions': post(chatCompletions),
+  '/v1/completions': post(completions),
+  '/v1/embeddings': post(embeddings),
+  '/v1/images/generations': post(images, false),
+};
+
+const model = (id: string) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'kuberelay-mock' });
+
+export function openaiApi(models: string[]): MockApi {
+  const modelsJson = JSON.stringify({ object: 'list', data: models.map(model) });
+  const listModels: MockHandler = (m, res) => m.sendJson(res, 200, modelsJson, ACCOUNT_HEADERS);
+  const getModel: MockHandler = (m, res, r) => {
+    let id = r.path.slice(11);
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      // keep the raw id
+    }
+    m.sendJson(res, 200, JSON.stringify(model(id)), ACCOUNT_HEADERS);
+  };
+  return {
+    name: 'openai',
+    owns: () => true, // the fallback: every other path gets OpenAI's 404
+    match(method, path) {
+      if (method === 'POST') return POSTS[path];
+      if (method !== 'GET') return undefined;
+      if (path === '/v1/models') return listModels;
+      if (path.startsWith('/v1/models/') && path.length > 11) return getModel;
+      return undefined;
+    },
+    authorized: (r, apiKey) => r.req.headers.authorization === `Bearer ${apiKey}`,
+    sendError(m: MockHttp, res, status, message, opts) {
+      const [fallback, type, code] = statusError(status);
+      sendOpenAIError(m, res, status, message ?? fallback, type, opts?.code ?? code, opts?.headers);
+    },
+  };
+}

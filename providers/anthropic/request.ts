@@ -190,7 +190,7 @@ function textBlocks(content: unknown, at: string): Json[] {
   return content.map((p, j) => {
     if (!isObj(p) || p.type !== 'text' || typeof p.text !== 'string')
       refuse(`${at}[${j}].type`, 'only text parts can be translated here');
-    return { type: 'text', text: p.text };
+    return text(p);
   });
 }
 
@@ -200,7 +200,7 @@ function userBlocks(content: unknown, at: string): Json[] {
     throw new UntranslatableError(at, 'content must be a string or an array of parts');
   return content.map((p, j) => {
     const pat = `${at}[${j}]`;
-    if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return { type: 'text', text: p.text };
+    if (isObj(p) && p.type === 'text' && typeof p.text === 'string') return text(p);
     if (isObj(p) && p.type === 'image_url' && isObj(p.image_url))
       return image(p.image_url, `${pat}.image_url`);
     return refuse(
@@ -208,6 +208,16 @@ function userBlocks(content: unknown, at: string): Json[] {
       `the content part type ${JSON.stringify(isObj(p) ? p.type : p)} cannot be translated`,
     );
   });
+}
+
+/**
+ * A text part; its `cache_control` (an extension OpenAI-compatible gateways accept, as Anthropic
+ * spells it) passes on, so chat clients can mark a prompt-cache breakpoint.
+ */
+function text(p: Json): Json {
+  return isObj(p.cache_control)
+    ? { type: 'text', text: p.text, cache_control: p.cache_control }
+    : { type: 'text', text: p.text };
 }
 
 const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;

@@ -45,6 +45,7 @@ export const pricingSchema = z.strictObject({
   inputPer1M: decimal().optional(),
   outputPer1M: decimal().optional(),
   cachedInputPer1M: decimal().optional(),
+  cacheWritePer1M: decimal().optional(),
   perRequest: decimal().optional(),
   perSecond: decimal().optional(),
 });

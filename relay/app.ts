@@ -75,10 +75,10 @@ export interface RelayApp {
 }
 
 const ROUTES: RelayRoute[] = [
-  { path: '/v1/chat/completions', upstreamPath: '/chat/completions', streamable: true },
-  { path: '/v1/completions', upstreamPath: '/completions', streamable: true },
-  { path: '/v1/embeddings', upstreamPath: '/embeddings', streamable: false },
-  { path: '/v1/images/generations', upstreamPath: '/images/generations', streamable: false },
+  { path: '/v1/chat/completions', operation: 'chat', streamable: true },
+  { path: '/v1/completions', operation: 'completions', streamable: true },
+  { path: '/v1/embeddings', operation: 'embeddings', streamable: false },
+  { path: '/v1/images/generations', operation: 'images', streamable: false },
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -33,19 +33,26 @@ export const TO_CLIENT: ReadonlySet<string> = new Set([
 
 const USER_AGENT = 'kuberelay';
 
-/** Headers for the upstream request: the allowed client headers plus the channel credential. */
-export function upstreamHeaders(incoming: IncomingHttpHeaders, authorization: string, bodyLength: number) {
+/**
+ * Headers for the upstream request: the allowed client headers, then the channel's own (its static
+ * `headers` and the credential its provider adapter places, lower-case names), then body framing.
+ */
+export function upstreamHeaders(
+  incoming: IncomingHttpHeaders,
+  channel: Readonly<Record<string, string>>,
+  bodyLength: number,
+) {
   const out: Record<string, string | string[]> = {};
   for (const name of TO_UPSTREAM) {
     const v = incoming[name];
     if (v !== undefined) out[name] = v;
   }
-  out['authorization'] = authorization;
+  out['user-agent'] = USER_AGENT;
+  Object.assign(out, channel);
   out['content-type'] = 'application/json';
   // The relay reads usage out of bodies, so it asks for them uncompressed.
   out['accept-encoding'] = 'identity';
   out['content-length'] = String(bodyLength);
-  out['user-agent'] = USER_AGENT;
   return out;
 }
 

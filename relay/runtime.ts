@@ -2,6 +2,8 @@ import { Agent } from 'undici';
 import type { ChannelConfig, RelayConfig } from '../core/config/relay-config.ts';
 import { buildModelIndex, type ModelIndex } from '../core/selection.ts';
 import { statusMatcher } from '../core/status-match.ts';
+import type { ChannelTarget, ProviderAdapter } from '../providers/contract.ts';
+import { adapterFor } from '../providers/index.ts';
 import { upstreamConnector } from './upstream-connect.ts';
 
 /** A channel ready to forward to: its config plus a connection pool. */
@@ -11,8 +13,14 @@ export interface ChannelRuntime {
   /** `http://host:port` and the path prefix of baseURL (e.g. `/v1`). */
   origin: string;
   basePath: string;
-  authorization: string;
-  /** Does this upstream status count as a failure (cooldown.onStatus)? */
+  /** The provider adapter: auth, URLs, translation. */
+  adapter: ProviderAdapter;
+  target: ChannelTarget;
+  /** Static headers and the credential, lower-case names, set on every upstream request. */
+  headers: Record<string, string>;
+  /** Streams: how long the preamble may be held waiting for the first token. */
+  firstTokenMs: number;
+  /** Does this upstream status count as a failure (cooldown.onStatus, or the provider's own)? */
   isFailure: (status: number) => boolean;
 }
 
@@ -46,13 +54,25 @@ export function compileRuntime(
       prev.config.allowLinkLocal === c.allowLinkLocal;
     const dispatcher = same ? prev.dispatcher : newAgent(c);
     if (same) reused.add(dispatcher);
+    const basePath = url.pathname.replace(/\/+$/, '');
+    const adapter = adapterFor(c.provider);
+    const target: ChannelTarget = { baseURL: c.baseURL, basePath, apiKey: c.apiKey };
+    if (c.azure) target.azureApiVersion = c.azure.apiVersion;
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(c.headers ?? {})) headers[k.toLowerCase()] = v;
+    Object.assign(headers, adapter.auth(target));
+    const onStatus = statusMatcher(c.cooldown.onStatus);
+    const own = adapter.retryable;
     channels.set(c.id, {
       config: c,
       dispatcher,
       origin,
-      basePath: url.pathname.replace(/\/+$/, ''),
-      authorization: `Bearer ${c.apiKey}`,
-      isFailure: statusMatcher(c.cooldown.onStatus),
+      basePath,
+      adapter,
+      target,
+      headers,
+      firstTokenMs: c.timeouts.firstTokenMs ?? c.timeouts.firstByteMs,
+      isFailure: own ? (s) => own(s) ?? onStatus(s) : onStatus,
     });
   }
   const retired = previous

@@ -12,6 +12,7 @@ export type FailureReason =
   | 'network'
   | 'stream'
   | 'content_type'
+  | 'first_token'
   | `status_${string}`;
 
 /**

@@ -49,12 +49,56 @@ export interface LoadedConfig {
   results: ObjectResult[];
 }
 
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * Standalone configs may write a Secret's `stringData` value (or part of it) as `${ENV_NAME}`,
+ * read from the relay's environment, so provider keys need not sit in the file. A variable that
+ * is not set is a problem naming it (never a value). The operator never calls this.
+ */
+export function expandSecretEnv(
+  objects: SourcedObject[],
+  env: Readonly<Record<string, string | undefined>>,
+): SourcedObject[] {
+  const problems: string[] = [];
+  const out = objects.map((o) => {
+    const obj = o.object as { kind?: unknown; metadata?: { name?: unknown }; stringData?: unknown };
+    const data = obj.stringData;
+    if (obj.kind !== 'Secret' || data === null || typeof data !== 'object') return o;
+    const expanded: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(data)) {
+      expanded[key] =
+        typeof value !== 'string'
+          ? value
+          : value.replace(ENV_REF, (_, name: string) => {
+              const v = env[name];
+              if (v === undefined) {
+                const where = `${o.source ? `${o.source}: ` : ''}Secret ${String(obj.metadata?.name)}`;
+                problems.push(`${where}: stringData.${key}: environment variable ${name} is not set`);
+                return '';
+              }
+              return v;
+            });
+    }
+    return { ...o, object: { ...obj, stringData: expanded } };
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}
+
 /**
  * Standalone mode is strict: a file with any invalid object is refused as a whole, so an edit
  * with a typo never silently drops a channel (the caller keeps serving the last good config).
+ * `${ENV_NAME}` in Secret values is read from `env` (the relay's environment).
  */
-export function renderFile(text: string, file: string, opts: RenderOptions): LoadedConfig {
-  const { config, results } = renderRelayConfig(parseObjects(text, file), opts);
+export function renderFile(
+  text: string,
+  file: string,
+  opts: RenderOptions,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): LoadedConfig {
+  const objects = expandSecretEnv(parseObjects(text, file), env);
+  const { config, results } = renderRelayConfig(objects, opts);
   const problems = results.flatMap((r) => r.errors);
   if (problems.length > 0) throw new ConfigError(problems);
   return { config, results };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { labelSelectorSchema } from './schema.ts';
+import { labelSelectorSchema, PROVIDERS } from './schema.ts';
 
 /**
  * The rendered snapshot the relay serves: what the operator writes into the config Secret and what
@@ -14,9 +14,13 @@ export const channelConfigSchema = z.strictObject({
   namespace: z.string(),
   name: z.string(),
   generation: z.number().int(),
-  provider: z.enum(['openai', 'openai-compatible']),
+  provider: z.enum(PROVIDERS),
   baseURL: z.string(),
   apiKey: z.string(),
+  // Optional fields are written only when set: relays that predate them keep accepting snapshots.
+  /** Extra static request headers (never a credential). */
+  headers: z.record(z.string(), z.string()).optional(),
+  azure: z.strictObject({ apiVersion: z.string() }).optional(),
   models: z.array(
     z.strictObject({
       name: z.string(),
@@ -51,6 +55,8 @@ export const channelConfigSchema = z.strictObject({
   timeouts: z.strictObject({
     connectMs: z.number().min(1),
     firstByteMs: z.number().min(1),
+    /** Preamble hold on streams; absent: firstByteMs. */
+    firstTokenMs: z.number().min(1).optional(),
     totalMs: z.number().min(1),
   }),
 });

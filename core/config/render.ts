@@ -228,6 +228,8 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
     provider: s.provider as ChannelConfig['provider'],
     baseURL: s.baseURL.replace(/\/+$/, ''),
     apiKey,
+    ...(s.headers && Object.keys(s.headers).length > 0 ? { headers: s.headers } : {}),
+    ...(s.azure ? { azure: { apiVersion: s.azure.apiVersion } } : {}),
     models: s.models.map((m) => ({
       name: m.name,
       upstreamName: m.upstreamName ?? m.name,
@@ -260,6 +262,7 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
     timeouts: {
       connectMs: parseDuration(s.timeouts.connect),
       firstByteMs: parseDuration(s.timeouts.firstByte),
+      ...(s.timeouts.firstToken ? { firstTokenMs: parseDuration(s.timeouts.firstToken) } : {}),
       totalMs: parseDuration(s.timeouts.total),
     },
   };

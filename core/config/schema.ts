@@ -10,9 +10,32 @@ import { duration, tryParseDuration } from './duration.ts';
 export const API_GROUP = 'kuberelay.io';
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
-export const PROVIDERS = ['openai', 'openai-compatible', 'azure-openai', 'anthropic'] as const;
-/** Providers the relay can forward to today; the others are valid API values, refused at render. */
-export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set(['openai', 'openai-compatible']);
+export const PROVIDERS = ['openai', 'openai-compatible', 'azure-openai', 'anthropic', 'gemini'] as const;
+/**
+ * Providers with an adapter in providers/ (a test keeps this equal to the registry); the others are
+ * valid API values, refused at render.
+ */
+export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set([
+  'openai',
+  'openai-compatible',
+  'azure-openai',
+]);
+
+/**
+ * Headers that carry a credential: a Channel's static `headers` may not set them (the credential
+ * comes from the Secret, and only the provider adapter places it). Lower case; compared ignoring case.
+ */
+export const CREDENTIAL_HEADERS = [
+  'authorization',
+  'api-key',
+  'x-api-key',
+  'x-goog-api-key',
+  'proxy-authorization',
+  'cookie',
+] as const;
+export const HEADER_NAME_PATTERN = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$";
+/** `v1` or a dated Azure OpenAI API version such as 2024-10-21 or 2025-04-01-preview. */
+export const AZURE_API_VERSION_PATTERN = '^(v1|[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?)$';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -72,6 +95,35 @@ export const channelSpecSchema = z
       .max(2048)
       .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'must be an http(s) URL without query or fragment')
       .refine((v) => URL.canParse(v), 'must be an http(s) URL'),
+    headers: z
+      .record(
+        z.string().regex(new RegExp(HEADER_NAME_PATTERN), 'must be an HTTP header name'),
+        z
+          .string()
+          .max(4096)
+          .regex(/^[^\r\n]*$/, 'must be one line'),
+      )
+      .refine((h) => Object.keys(h).length <= 32, 'at most 32 headers')
+      .superRefine((h, ctx) => {
+        for (const name of Object.keys(h)) {
+          if ((CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase())) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [name],
+              message: `must not set the credential header ${name}: the credential comes from apiKeySecretRef`,
+            });
+          }
+        }
+      })
+      .optional(),
+    azure: z
+      .strictObject({
+        apiVersion: z
+          .string()
+          .regex(new RegExp(AZURE_API_VERSION_PATTERN), 'must be v1 or a dated version such as 2024-10-21')
+          .default('v1'),
+      })
+      .optional(),
     apiKeySecretRef: z.strictObject({
       name: z.string().regex(DNS_SUBDOMAIN, 'must be a Secret name'),
       key: z
@@ -112,6 +164,11 @@ export const channelSpecSchema = z
       .strictObject({
         connect: duration('1ms', '5m').default('10s'),
         firstByte: duration('1ms', '1h').default('5m'),
+        /**
+         * Streams: how long role-only preamble chunks are held waiting for the first content or
+         * tool call, so a slow first token still fails over. Unset: firstByte.
+         */
+        firstToken: duration('1ms', '1h').optional(),
         total: duration('1ms', '24h').default('10m'),
       })
       .prefault({}),
@@ -122,6 +179,10 @@ export const channelSpecSchema = z
   .refine((s) => s.weight > 0 || s.suspend, {
     message: 'weight must be greater than 0 unless the channel is suspended',
     path: ['weight'],
+  })
+  .refine((s) => s.azure === undefined || s.provider === 'azure-openai', {
+    message: 'azure is only for provider azure-openai',
+    path: ['azure'],
   });
 
 export const channelSchema = z.strictObject({

@@ -62,6 +62,22 @@ const accepted: [string, object][] = [
     channel({ baseURL: 'http://169.254.169.254/v1', allowLinkLocal: true }),
   ],
   ['a suspended channel with weight 0', channel({ weight: 0, suspend: true })],
+  [
+    'an azure-openai channel with a dated API version, static headers and a first-token timeout',
+    channel({
+      provider: 'azure-openai',
+      baseURL: 'https://res.openai.azure.com',
+      azure: { apiVersion: '2024-10-21' },
+      headers: { 'OpenAI-Organization': 'org-1', 'x-ms-useragent': "kuberelay/1 (team's)" },
+      timeouts: { firstToken: '15s' },
+    }),
+  ],
+  [
+    'an azure-openai channel with azure: {} (apiVersion v1)',
+    channel({ provider: 'azure-openai', azure: {} }),
+  ],
+  ['a gemini channel', channel({ provider: 'gemini', baseURL: 'https://generativelanguage.googleapis.com' })],
+  ['an anthropic channel', channel({ provider: 'anthropic', baseURL: 'https://api.anthropic.com' })],
   ['a minimal policy', policy({})],
   [
     'a policy with every field',
@@ -112,6 +128,17 @@ const refused: [string, object][] = [
   ['a bad secret key', channel({ apiKeySecretRef: { name: 'creds', key: 'a/b' } })],
   ['an uppercase name', channel({}, 'Bad-Name')],
   ['allowLinkLocal as a number', channel({ allowLinkLocal: 1 })],
+  ['a static Authorization header', channel({ headers: { Authorization: 'Bearer x' } })],
+  ['a static api-key header in any case', channel({ headers: { 'API-Key': 'x' } })],
+  ['a static x-goog-api-key header', channel({ headers: { 'X-Goog-Api-Key': 'x' } })],
+  ['a static cookie header', channel({ headers: { cookie: 'a=b' } })],
+  ['a static proxy-authorization header', channel({ headers: { 'proxy-authorization': 'x' } })],
+  ['a static x-api-key header', channel({ headers: { 'x-api-key': 'x' } })],
+  ['a header name with a space', channel({ headers: { 'x bad': 'x' } })],
+  ['a header value with a line break', channel({ headers: { 'x-a': 'a\r\nx-b: c' } })],
+  ['azure on a non-azure channel', channel({ azure: { apiVersion: 'v1' } })],
+  ['a bad azure apiVersion', channel({ provider: 'azure-openai', azure: { apiVersion: 'latest' } })],
+  ['a firstToken over 1h', channel({ timeouts: { firstToken: '2h' } })],
   ['a policy limit with two kinds', policy({ limits: [{ requests: 1, tokens: 2, per: '1m' }] })],
   ['a policy limit without per', policy({ limits: [{ tokens: 5 }] })],
   ['a concurrent limit with per', policy({ limits: [{ concurrent: 5, per: '1s' }] })],
@@ -166,15 +193,18 @@ describe('CRDs and zod schemas agree', () => {
     });
   }
 
-  it('every object of the examples is accepted by both', async () => {
-    const file = fileURLToPath(new URL('../../examples/quickstart.yaml', import.meta.url));
-    for (const { object } of parseObjects(readFileSync(file, 'utf8'), file)) {
-      const obj = object as { kind: string };
-      if (obj.kind !== 'Secret') expect(zodAccepts(obj), JSON.stringify(obj)).toBe(true);
-      const server = await serverAccepts(obj);
-      expect(server.ok, server.message).toBe(true);
-    }
-  });
+  it.each(['quickstart.yaml', 'providers.yaml'])(
+    'every object of examples/%s is accepted by both',
+    async (name) => {
+      const file = fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+      for (const { object } of parseObjects(readFileSync(file, 'utf8'), file)) {
+        const obj = object as { kind: string };
+        if (obj.kind !== 'Secret') expect(zodAccepts(obj), JSON.stringify(obj)).toBe(true);
+        const server = await serverAccepts(obj);
+        expect(server.ok, server.message).toBe(true);
+      }
+    },
+  );
 
   it('the API server fills in the same defaults as zod', async () => {
     const obj = channel({}, 'defaults');

@@ -1,0 +1,109 @@
+import type { Usage } from '../core/usage.ts';
+import type { StreamTranslator } from '../providers/contract.ts';
+import { SseParser } from '../providers/sse.ts';
+import { SseTap } from './sse.ts';
+
+/**
+ * An upstream event stream on its way to the client, as client-ready SSE text. The pass-through
+ * kind forwards the upstream's own bytes (relay/sse.ts); the translated kind parses the native
+ * events and emits OpenAI chunks from the provider's StreamTranslator.
+ */
+export interface ClientStream {
+  /** Upstream bytes in; SSE text for the client out ('' when none). */
+  push(chunk: Buffer): string;
+  /** The upstream ended: the rest for the client. */
+  finish(): string;
+  /** The answer reached its end ([DONE], or the native stream's documented end). */
+  readonly done: boolean;
+  /** Events that carried generated content (what a client that left is billed for). */
+  readonly contentEvents: number;
+  usage(): Usage | undefined;
+}
+
+export class PassThroughStream implements ClientStream {
+  readonly #tap: SseTap;
+  constructor(hideUsageChunk: boolean) {
+    this.#tap = new SseTap(hideUsageChunk);
+  }
+  push(chunk: Buffer) {
+    return this.#tap.push(chunk);
+  }
+  finish() {
+    return this.#tap.sawDone ? '' : this.#tap.flush();
+  }
+  get done() {
+    return this.#tap.sawDone;
+  }
+  get contentEvents() {
+    return this.#tap.contentEvents;
+  }
+  usage() {
+    return this.#tap.usage;
+  }
+}
+
+export class TranslatedStream implements ClientStream {
+  readonly #parser = new SseParser();
+  readonly #translator: StreamTranslator;
+  #done = false;
+  contentEvents = 0;
+
+  constructor(translator: StreamTranslator) {
+    this.#translator = translator;
+  }
+
+  push(chunk: Buffer) {
+    if (this.#done) return '';
+    return this.#emit(this.#parser.push(chunk).flatMap((e) => this.#translator.push(e.event, e.data)));
+  }
+
+  finish() {
+    if (this.#done) return '';
+    const last = this.#parser.end().flatMap((e) => this.#translator.push(e.event, e.data));
+    return this.#emit(last, true);
+  }
+
+  get done() {
+    return this.#done;
+  }
+
+  usage(): Usage | undefined {
+    const u = this.#translator.usage();
+    return u && { ...u, estimated: false };
+  }
+
+  // Chunks out; once the native stream completed, the translator's last chunks and [DONE].
+  #emit(chunks: string[], ended = false): string {
+    const out = [...chunks];
+    if (this.#translator.complete() || ended) {
+      const complete = this.#translator.complete();
+      out.push(...this.#translator.end());
+      this.#done = complete;
+      let text = frame(out, this);
+      if (complete) text += 'data: [DONE]\n\n';
+      return text;
+    }
+    return frame(out, this);
+  }
+}
+
+function frame(chunks: string[], s: { contentEvents: number }): string {
+  let text = '';
+  for (const c of chunks) {
+    if (carriesToken(c)) s.contentEvents++;
+    text += `data: ${c}\n\n`;
+  }
+  return text;
+}
+
+const TOKEN =
+  /"(?:content|text|reasoning_content|reasoning|refusal|arguments)"\s*:\s*"[^"]|"tool_calls"\s*:\s*\[\s*\{/;
+
+/**
+ * Does this SSE text carry the first token: non-empty content, reasoning, refusal or a tool call?
+ * A role-only or empty chunk (what many providers send at once, long before the first token) does
+ * not, and is held (the preamble hold) so that a slow first token can still fail over.
+ */
+export function carriesToken(text: string): boolean {
+  return TOKEN.test(text);
+}

@@ -1,0 +1,323 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import type { Candidate } from '../core/selection.ts';
+import type { SpendRecord } from '../core/spend.ts';
+import { BodyTail, costOf, estimatedUsage, type Usage, usageFromJsonBody } from '../core/usage.ts';
+import { genericError } from '../providers/contract.ts';
+import type { ClientStream } from './client-stream.ts';
+import { failed } from './failures.ts';
+import { clientHeaders } from './headers.ts';
+import type { RequestLimits } from './limits.ts';
+import type { ProxyDeps, RelayRoute } from './proxy.ts';
+import type { ChannelRuntime } from './runtime.ts';
+import { sseErrorEvent } from './sse.ts';
+import { errCode, isJson } from './upstream-fault.ts';
+import type { UpstreamRequest } from './upstream-request.ts';
+
+/**
+ * Sends one upstream answer to the client (the attempt is committed: no failover from here) and
+ * accounts for it. Pass-through bodies and streams go out as they arrive; translated ones go
+ * through the provider's translator.
+ */
+
+// How the attempt's answer ended, for the channel's health: only a completed answer is a success.
+export type Outcome = 'completed' | 'failed' | 'client_gone';
+
+/** The most of a translated JSON answer the relay reads (it has to parse it whole). */
+const MAX_TRANSLATED_BYTES = 32 * 1024 * 1024;
+
+export interface RespondCtx {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  rl: RequestLimits | undefined;
+  route: RelayRoute;
+  model: string;
+  cand: Candidate;
+  ch: ChannelRuntime;
+  res: Dispatcher.ResponseData;
+  up: UpstreamRequest;
+  /** The client asked for a stream. */
+  stream: boolean;
+  /** The answer's event stream, already past its preamble hold (undefined: not an event stream). */
+  events?: { stream: ClientStream; body: AsyncIterator<Buffer>; held: string; ended: boolean };
+  started: number;
+  upstreamMs: number;
+  attempts: number;
+  ac: AbortController;
+  isClientGone: () => boolean;
+  isTimedOut: () => boolean;
+}
+
+/** What the body writers report back for accounting. */
+interface Written {
+  usage?: Usage;
+  streamError?: string;
+}
+
+export async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
+  const { res, ch } = c;
+  const translated = c.up.translator !== undefined;
+  const headers = clientHeaders(res.headers, !c.events && !translated);
+  headers['x-request-id'] = String(c.req.id);
+  headers['x-kuberelay-channel'] = ch.config.id;
+  headers['x-kuberelay-attempts'] = String(c.attempts);
+  const overheadMs = Math.max(0, performance.now() - c.started - c.upstreamMs);
+  headers['x-kuberelay-overhead-ms'] = overheadMs.toFixed(3);
+  if (c.rl) Object.assign(headers, c.rl.headers);
+  deps.metrics.overhead.observe({ route: c.route.path }, overheadMs / 1000);
+  c.reply.hijack();
+
+  const w = new ClientWriter(c);
+  const written = c.events
+    ? await sendEvents(deps, c, w, headers)
+    : translated
+      ? await sendTranslated(deps, c, w, headers)
+      : await sendPassThrough(deps, c, w, headers);
+  return account(deps, c, written);
+}
+
+/** Writes to the client, waiting for a slow one to read; remembers whether it was waiting. */
+class ClientWriter {
+  readonly raw: ServerResponse;
+  readonly #c: RespondCtx;
+  waitingForClient = false;
+  constructor(c: RespondCtx) {
+    this.raw = c.reply.raw;
+    this.#c = c;
+  }
+  async write(out: string | Buffer) {
+    if (out.length === 0) return;
+    if (!this.raw.write(out)) {
+      this.waitingForClient = true;
+      await once(this.raw, 'drain', { signal: this.#c.ac.signal });
+      this.waitingForClient = false;
+    }
+  }
+  /** A timeout while the relay waited for a slow client to read is not the upstream's fault. */
+  upstreamsFault() {
+    return !(this.waitingForClient && this.#c.isTimedOut());
+  }
+}
+
+async function sendEvents(
+  deps: ProxyDeps,
+  c: RespondCtx,
+  w: ClientWriter,
+  headers: Record<string, string | string[]>,
+): Promise<Written> {
+  const { stream, body, held } = c.events!;
+  const id = c.ch.config.id;
+  const answered = c.res.statusCode >= 200 && c.res.statusCode < 300;
+  w.raw.writeHead(c.res.statusCode, headers);
+  let streamError: string | undefined;
+  let first = true;
+  const write = async (out: string) => {
+    if (out === '') return;
+    if (first) {
+      first = false;
+      deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+    }
+    await w.write(out);
+  };
+  try {
+    await write(held);
+    if (!c.events!.ended && !stream.done) {
+      for (;;) {
+        const r = await body.next();
+        if (r.done) {
+          await write(stream.finish());
+          break;
+        }
+        await write(stream.push(r.value));
+        // The answer's end ends it, whether or not the upstream closes its side (leaving the loop
+        // destroys the body, and with it a connection the upstream kept open).
+        if (stream.done) {
+          c.res.body.on('error', () => {}); // the abort that leaving causes is expected
+          c.res.body.destroy();
+          break;
+        }
+      }
+    }
+    if (!stream.done && answered) {
+      streamError = c.up.translator
+        ? 'the upstream stream ended before its last event'
+        : 'the upstream stream ended without [DONE]';
+    }
+  } catch (err) {
+    if (!c.isClientGone()) {
+      streamError = !c.isTimedOut()
+        ? `the upstream stream failed: ${errCode(err)}`
+        : w.waitingForClient
+          ? 'the total timeout passed while the client was reading slowly'
+          : 'the upstream timed out mid-stream';
+    }
+  }
+  let usage = stream.usage();
+  if (!usage && (answered || c.isClientGone() || streamError)) {
+    // Bill what was streamed: the prompt plus the content events the client received.
+    usage = estimatedUsage(Buffer.byteLength(c.up.body), stream.contentEvents);
+  }
+  if (streamError) {
+    if (w.upstreamsFault())
+      failed(deps, c.ch, { reason: 'stream', channel: id, message: streamError }, false);
+    if (!c.isClientGone()) w.raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
+  }
+  if (!c.isClientGone()) w.raw.end();
+  return { usage, streamError };
+}
+
+async function sendPassThrough(
+  deps: ProxyDeps,
+  c: RespondCtx,
+  w: ClientWriter,
+  headers: Record<string, string | string[]>,
+): Promise<Written> {
+  w.raw.writeHead(c.res.statusCode, headers);
+  // Usage comes last in OpenAI-style bodies: keep only the tail, whatever the body's size.
+  const tail = new BodyTail();
+  let streamError: string | undefined;
+  try {
+    for await (const chunk of c.res.body) {
+      tail.push(chunk as Buffer);
+      await w.write(chunk as Buffer);
+    }
+    w.raw.end();
+  } catch (err) {
+    // Headers (with a Content-Length) are out: the only honest signal left is a cut connection.
+    if (!c.isClientGone()) {
+      streamError = errCode(err);
+      if (w.upstreamsFault()) failed(deps, c.ch, { reason: 'stream', channel: c.ch.config.id }, false);
+      w.raw.destroy();
+    }
+  }
+  let usage: Usage | undefined;
+  const contentType = String(c.res.headers['content-type'] ?? '');
+  if (!streamError && tail.size > 0 && isJson(contentType)) {
+    const { tail: bytes, whole } = tail.bytes();
+    usage = usageFromJsonBody(bytes, whole);
+  }
+  // A success without reported usage (e.g. images) is still charged: the prompt estimate,
+  // perRequest and perSecond.
+  const answered = c.res.statusCode >= 200 && c.res.statusCode < 300;
+  if (!usage && answered && !streamError) usage = estimatedUsage(Buffer.byteLength(c.up.body), 0);
+  return { usage, streamError };
+}
+
+/** A translated JSON answer (or error) is read whole, translated and sent with its length. */
+async function sendTranslated(
+  deps: ProxyDeps,
+  c: RespondCtx,
+  w: ClientWriter,
+  headers: Record<string, string | string[]>,
+): Promise<Written> {
+  const status = c.res.statusCode;
+  const answered = status >= 200 && status < 300;
+  let native: unknown;
+  try {
+    const text = await readBounded(c.res.body, MAX_TRANSLATED_BYTES);
+    native = text === '' ? undefined : JSON.parse(text);
+  } catch (err) {
+    if (c.isClientGone()) return {};
+    const message = `the upstream answer could not be read: ${err instanceof SyntaxError ? 'invalid JSON' : errCode(err)}`;
+    if (answered) failed(deps, c.ch, { reason: 'stream', channel: c.ch.config.id, message }, false);
+    return sendJson(w, answered ? 502 : status, headers, { error: genericError(502, message) }, message);
+  }
+  const t = c.up.translator!;
+  if (!answered) {
+    const error =
+      c.ch.adapter.errorOf?.(status, native) ?? genericError(status, `the upstream answered ${status}`);
+    return sendJson(w, status, headers, { error: { param: null, ...error } });
+  }
+  const body = t.response(native, { model: c.model, includeUsage: false });
+  const u = t.usage(native);
+  const usage = u ? { ...u, estimated: false } : estimatedUsage(Buffer.byteLength(c.up.body), 0);
+  return { ...sendJson(w, status, headers, body), usage };
+}
+
+function sendJson(
+  w: ClientWriter,
+  status: number,
+  headers: Record<string, string | string[]>,
+  body: unknown,
+  streamError?: string,
+): Written {
+  const text = JSON.stringify(body);
+  headers['content-type'] = 'application/json';
+  headers['content-length'] = String(Buffer.byteLength(text));
+  w.raw.writeHead(status, headers);
+  w.raw.end(text);
+  return { streamError };
+}
+
+async function readBounded(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw Object.assign(new Error('answer too large'), { code: 'answer_too_large' });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Metrics, spend counters and the request log for one answered attempt. */
+function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError }: Written): Outcome {
+  const id = c.ch.config.id;
+  const durationMs = performance.now() - c.started;
+  const code = c.isClientGone() ? '499' : String(c.res.statusCode);
+  deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
+  deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
+  const cost = usage ? charge(deps, c, usage, durationMs) : 0;
+  deps.recorder?.record({
+    requestId: String(c.req.id),
+    at: Date.now(),
+    keyId: c.req.client.keyId,
+    route: c.route.path,
+    model: c.model,
+    channel: id,
+    status: Number(code),
+    durationMs,
+    attempts: c.attempts,
+    stream: c.stream,
+    promptTokens: usage?.promptTokens ?? 0,
+    completionTokens: usage?.completionTokens ?? 0,
+    cachedTokens: usage?.cachedTokens ?? 0,
+    cacheWriteTokens: usage?.cacheWriteTokens ?? 0,
+    reasoningTokens: usage?.reasoningTokens ?? 0,
+    usageSource: usage === undefined ? undefined : usage.estimated ? 'estimated' : 'reported',
+    cost,
+    errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
+  });
+  if (c.isClientGone()) return 'client_gone';
+  return streamError === undefined ? 'completed' : 'failed';
+}
+
+/** Token metrics and spend counters; returns the request's cost. */
+function charge(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: number): number {
+  const id = c.ch.config.id;
+  const labels = { channel: id, model: c.model };
+  const m = deps.metrics.tokens;
+  if (usage.promptTokens > 0) m.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
+  if (usage.completionTokens > 0) m.inc({ ...labels, type: 'completion' }, usage.completionTokens);
+  if (usage.cachedTokens > 0) m.inc({ ...labels, type: 'cached' }, usage.cachedTokens);
+  if (usage.cacheWriteTokens > 0) m.inc({ ...labels, type: 'cache_write' }, usage.cacheWriteTokens);
+  if (usage.reasoningTokens > 0) m.inc({ ...labels, type: 'reasoning' }, usage.reasoningTokens);
+  const cost = costOf(usage, c.cand.model.pricing, durationMs);
+  if (cost > 0) deps.metrics.cost.inc(labels, cost);
+  const spend: SpendRecord = {
+    channelId: id,
+    keyId: c.req.client.keyId,
+    model: c.model,
+    cost,
+    promptTokens: usage.promptTokens,
+    completionTokens: usage.completionTokens,
+    at: Date.now(),
+  };
+  c.rl?.charge(spend);
+  void deps.store
+    .recordSpend(spend)
+    .catch((err) => deps.log.warn({ err }, 'state store: recordSpend failed'));
+  return cost;
+}

@@ -19,6 +19,7 @@ export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set([
   'openai',
   'openai-compatible',
   'azure-openai',
+  'anthropic',
 ]);
 
 /**

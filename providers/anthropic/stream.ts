@@ -1,7 +1,7 @@
 // Anthropic Messages SSE events -> chat.completion.chunk events, one event at a time
 // (https://docs.anthropic.com/en/docs/build-with-claude/streaming).
 import type { TokenCounts } from '../../core/usage.ts';
-import type { StreamTranslator } from '../contract.ts';
+import type { CanonicalError, StreamTranslator } from '../contract.ts';
 import { errorOf } from './errors.ts';
 import { finishReason } from './response.ts';
 import { openAIUsage, usageOf } from './usage.ts';
@@ -20,9 +20,8 @@ export interface ChatStreamOptions {
  * Feed it each upstream event (`push(event, data)`); it returns the chunks' JSON to send, in
  * order. `message_start` gives the role chunk, text and tool input deltas give content and
  * tool-call argument deltas (id, name on a call's first chunk), `message_delta` the finish
- * reason, `message_stop` the usage chunk. An `error` event gives an `{"error": {...}}` object in
- * OpenAI's shape and ends the stream. The relay sends `[DONE]` only when `complete()`: a stream
- * cut before `message_stop` ends with the relay's own error event.
+ * reason, `message_stop` the usage chunk. An `error` event or a stream cut before `message_stop`
+ * leaves it incomplete: the relay sends no `[DONE]` but its own error event.
  */
 export class AnthropicChatStream implements StreamTranslator {
   readonly #opts: ChatStreamOptions;
@@ -34,6 +33,7 @@ export class AnthropicChatStream implements StreamTranslator {
   readonly #tools = new Map<number, number>();
   #done = false;
   #failed = false;
+  #error: CanonicalError | undefined;
 
   constructor(opts: ChatStreamOptions) {
     this.#opts = opts;
@@ -46,7 +46,14 @@ export class AnthropicChatStream implements StreamTranslator {
     try {
       d = JSON.parse(data) as Json;
     } catch {
-      return this.#fail('upstream_invalid_event', `the upstream sent an event that is not JSON (${event})`);
+      this.#error = {
+        message: `the upstream sent an event that is not JSON (${event})`,
+        type: 'upstream_error',
+        code: 'upstream_invalid_event',
+      };
+      this.#done = true;
+      this.#failed = true;
+      return [];
     }
     switch (event || d.type) {
       case 'message_start': {
@@ -70,13 +77,21 @@ export class AnthropicChatStream implements StreamTranslator {
         if (!this.#opts.includeUsage) return [];
         return [JSON.stringify({ ...this.#head(), choices: [], usage: openAIUsage(usageOf(this.#usage)) })];
       }
-      case 'error': {
-        const e = errorOf(0, d);
-        return this.#fail(e.code, e.message, e.type);
-      }
+      case 'error':
+        // The stream failed (Anthropic closes it after this): nothing more to emit; the relay ends
+        // the client's stream with its own error event (and fails over if no token was sent yet).
+        this.#error = errorOf(529, d);
+        this.#done = true;
+        this.#failed = true;
+        return [];
       default:
         return []; // ping, content_block_stop, and event types added later (the docs say: ignore)
     }
+  }
+
+  /** The upstream's `error` event, in OpenAI's terms (for logs). */
+  get error(): CanonicalError | undefined {
+    return this.#error;
   }
 
   /** Nothing is held back: every event's chunks were returned by push. */
@@ -133,11 +148,5 @@ export class AnthropicChatStream implements StreamTranslator {
       ...this.#head(),
       choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
     });
-  }
-
-  #fail(code: string, message: string, type = 'upstream_error'): string[] {
-    this.#done = true;
-    this.#failed = true;
-    return [JSON.stringify({ error: { message, type, param: null, code } })];
   }
 }

@@ -18,6 +18,8 @@ export interface ChannelSpec {
   priority?: number;
   weight?: number;
   models?: string;
+  /** Default openai-compatible. */
+  provider?: string;
   /** Extra YAML lines under spec (two-space indented). */
   extra?: string;
 }
@@ -33,7 +35,7 @@ export function configYaml(channels: ChannelSpec[], extraDocs = ''): string {
 kind: Channel
 metadata: { name: ${c.name} }
 spec:
-  provider: openai-compatible
+  provider: ${c.provider ?? 'openai-compatible'}
   baseURL: ${c.baseURL ?? `${c.mock!.url}/v1`}
   apiKeySecretRef: { name: creds }
   priority: ${c.priority ?? 0}

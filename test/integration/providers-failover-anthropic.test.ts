@@ -1,0 +1,114 @@
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { MockUpstream } from '../../mock-upstream/server.ts';
+import { configYaml, type Harness, startHarness, startMocks } from '../helpers/harness.ts';
+
+// Failover between an anthropic and an openai channel for one model name, both ways, stream
+// included: the client (the official openai SDK) sees one answer in OpenAI's shape, whichever
+// provider served it.
+
+const client = (h: Harness) => new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+const messages = [{ role: 'user' as const, content: 'Say hello to the relay' }];
+const MODELS = '[{ name: gpt-4o-mini, upstreamName: claude-sonnet-4-20250514 }]';
+
+describe('failover across providers (anthropic <-> openai for one model name)', () => {
+  let anthropicMock: MockUpstream;
+  let openaiMock: MockUpstream;
+  let h: Harness;
+  const channels = (anthropicFirst: boolean) =>
+    configYaml([
+      {
+        name: 'claude',
+        baseURL: anthropicMock.url,
+        provider: 'anthropic',
+        priority: anthropicFirst ? 0 : 1,
+        models: MODELS,
+        extra: '  timeouts: { firstToken: 300ms }\n',
+      },
+      { name: 'gpt', mock: openaiMock, provider: 'openai', priority: anthropicFirst ? 1 : 0 },
+    ]);
+  beforeAll(async () => {
+    const mocks = await startMocks(['anthropic', 'openai']);
+    anthropicMock = mocks[0]!;
+    openaiMock = mocks[1]!;
+    h = await startHarness(channels(true));
+  });
+  afterEach(async () => {
+    anthropicMock.setFaults(null);
+    openaiMock.setFaults(null);
+    await h.writeConfig(channels(true));
+  });
+  afterAll(async () => {
+    await h.close();
+    await anthropicMock.close();
+    await openaiMock.close();
+  });
+
+  const stream = async () => {
+    const { data: s, response } = await client(h)
+      .chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+      .withResponse();
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const c of s) chunks.push(c);
+    return { chunks, channel: response.headers.get('x-kuberelay-channel') };
+  };
+
+  it('a 529 overloaded from anthropic is served by the openai channel, invisibly', async () => {
+    anthropicMock.setFaults({ status: 529, count: 1 });
+    const { data, response } = await client(h)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages })
+      .withResponse();
+    expect(data.object).toBe('chat.completion');
+    expect(data.choices[0]!.message.content).toBeTruthy();
+    expect(response.headers.get('x-kuberelay-channel')).toBe('default/gpt');
+    expect(response.headers.get('x-kuberelay-attempts')).toBe('2');
+    expect(anthropicMock.stats().last!.path).toBe('/v1/messages');
+  });
+
+  it('an anthropic stream stalled after message_start fails over before the first byte', async () => {
+    anthropicMock.setFaults({ preambleThenStallMs: 60_000 });
+    const { chunks, channel } = await stream();
+    expect(channel).toBe('default/gpt');
+    expect(chunks.filter((c) => c.choices[0]?.delta.role === 'assistant')).toHaveLength(1);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBeTruthy();
+    expect(anthropicMock.stats().byPath['/v1/messages']).toBeGreaterThan(0);
+  });
+
+  it('an anthropic stream that ends before its first token fails over too', async () => {
+    anthropicMock.setFaults({ streamDieAfter: 0 });
+    const { chunks, channel } = await stream();
+    expect(channel).toBe('default/gpt');
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBeTruthy();
+  });
+
+  it('openai failing first: the anthropic channel serves the stream, translated, with usage', async () => {
+    await h.writeConfig(channels(false));
+    openaiMock.setFaults({ status: 503, count: 1 });
+    const before = openaiMock.stats().requests;
+    const { chunks, channel } = await stream();
+    expect(channel).toBe('default/claude');
+    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(
+      'This is a mock response from the kuberelay',
+    );
+    expect(chunks.at(-2)!.choices[0]!.finish_reason).toBe('stop');
+    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { completion_tokens: 8 } });
+    expect(chunks.every((c) => c.model === 'gpt-4o-mini')).toBe(true);
+    expect(openaiMock.stats().requests).toBe(before + 1);
+  });
+
+  it('what anthropic cannot say (n: 2) is served by the openai channel of the same model', async () => {
+    const before = anthropicMock.stats().requests;
+    const { data, response } = await client(h)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages, n: 2 })
+      .withResponse();
+    expect(data.choices[0]!.message.content).toBeTruthy();
+    expect(response.headers.get('x-kuberelay-channel')).toBe('default/gpt');
+    expect(anthropicMock.stats().requests).toBe(before);
+  });
+});

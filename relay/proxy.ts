@@ -106,231 +106,301 @@ async function forward(
   route: RelayRoute,
   req: FastifyRequest,
   reply: FastifyReply,
-  { started, body, model, runtime, tiers, rl }: ForwardCtx,
+  ctx: ForwardCtx,
 ) {
   const now = Date.now();
   const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
-  const candidates = orderCandidates(tiers, available, deps.maxAttempts);
-  if (candidates.length === 0) throw noChannel(deps, model, tiers.flat(), now);
+  const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
+  if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
 
-  const stream = route.streamable && body.stream === true;
-  const builder = new RequestBuilder(body, route.operation, stream, req.headers);
-  const includeUsage = stream && !builder.injectUsage;
-
-  let clientGone = false;
-  const raw = reply.raw;
-  const inflightAbort = new Set<AbortController>();
-  const gone = new AbortController(); // takes the request out of permit queues
-  raw.on('close', () => {
-    if (raw.writableFinished) return;
-    clientGone = true;
-    gone.abort();
-    for (const ac of inflightAbort) ac.abort();
-  });
-
-  let upstreamMs = 0;
-  let attempts = 0;
-  let lastFailure: Failure | undefined;
-  let relayFault: string | undefined;
-  let refusal: RelayError | undefined;
-  let busy = 0;
-
+  const f = new Forwarding(deps, route, req, reply, ctx, available);
   for (let i = 0; i < candidates.length; i++) {
-    let cand = candidates[i]!;
-    let id = cand.channel.id;
-    // The config may have been swapped since the request began: use the channel's live pool
-    // (a retired one is closing), and skip a channel the new config removed.
-    const live = () => (deps.state.runtime ?? runtime).channels.get(id);
-    let ch = live();
-    if (!ch) continue;
-    if (i > 0 && deps.store.cooldownUntil(id) > Date.now()) continue; // cooled down meanwhile
-    // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
-    if (rl && !(await rl.admitChannel(id))) continue;
+    const slot = await takeSlot(f, candidates, i);
+    if (slot === 'client_gone') return;
+    if (slot && (await attempt(f, slot, i < candidates.length - 1))) return;
+  }
+  if (f.clientGone) return;
+  throw f.finalError(now);
+}
 
-    let lease: Awaited<ReturnType<StateStore['tryAcquire']>> = null;
-    const limits = ch.config.limits;
-    if (limits.maxConcurrent !== null) {
-      const r = await channelPermit(deps.gate, candidates, i, {
-        signal: gone.signal,
-        available,
-        leaseMarginMs: LEASE_MARGIN_MS,
-      });
-      if (!r.ok) {
-        rl?.endAttempt(false);
-        if (r.reason === 'aborted') return; // the client left the queue
-        busy++;
-        // busy: not queued, an unlimited peer of the tier comes next.
-        if (r.reason !== 'busy') deps.metrics.queueRejections.inc({ channel: id, reason: r.reason });
-        continue;
-      }
-      lease = r.lease;
-      if (candidates[i] !== cand) {
-        // A peer of this tier had room first: it serves this attempt.
-        rl?.endAttempt(false);
-        cand = candidates[i]!;
-        id = cand.channel.id;
-        if (rl && !(await rl.admitChannel(id))) {
-          void deps.gate.release(lease);
-          continue;
-        }
-      }
+/** One client request on its way through the candidates: what the attempts share. */
+class Forwarding {
+  readonly deps: ProxyDeps;
+  readonly route: RelayRoute;
+  readonly req: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly ctx: ForwardCtx;
+  readonly available: (c: Candidate) => boolean;
+  readonly stream: boolean;
+  readonly builder: RequestBuilder;
+  clientGone = false;
+  /** Aborts every in-flight attempt when the client leaves. */
+  readonly inflight = new Set<AbortController>();
+  /** Takes the request out of permit queues when the client leaves. */
+  readonly gone = new AbortController();
+  upstreamMs = 0;
+  attempts = 0;
+  busy = 0;
+  lastFailure: Failure | undefined;
+  relayFault: string | undefined;
+  refusal: RelayError | undefined;
+
+  constructor(
+    deps: ProxyDeps,
+    route: RelayRoute,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    ctx: ForwardCtx,
+    available: (c: Candidate) => boolean,
+  ) {
+    this.deps = deps;
+    this.route = route;
+    this.req = req;
+    this.reply = reply;
+    this.ctx = ctx;
+    this.available = available;
+    this.stream = route.streamable && ctx.body.stream === true;
+    this.builder = new RequestBuilder(ctx.body, route.operation, this.stream, req.headers);
+    const raw = reply.raw;
+    raw.on('close', () => {
+      if (raw.writableFinished) return;
+      this.clientGone = true;
+      this.gone.abort();
+      for (const ac of this.inflight) ac.abort();
+    });
+  }
+
+  /** The channel as the live config has it (a retired pool is closing; a removed channel is gone). */
+  live(id: string): ChannelRuntime | undefined {
+    return (this.deps.state.runtime ?? this.ctx.runtime).channels.get(id);
+  }
+
+  /** The client's error when no attempt answered. */
+  finalError(now: number): RelayError {
+    const { rl } = this.ctx;
+    if (!this.lastFailure && this.busy === 0 && rl?.rejection) return rl.rejection; // channel policies refused all
+    if (!this.lastFailure && this.attempts === 0 && this.refusal) return this.refusal; // no candidate could say it
+    if (!this.lastFailure && this.relayFault !== undefined) {
+      return new RelayError(
+        500,
+        'server_error',
+        'relay_error',
+        `the relay could not send the request upstream (${this.relayFault}); this is not the channel's fault`,
+        { headers: { 'x-kuberelay-attempts': String(this.attempts) } },
+      );
     }
-    const skip = () => {
-      if (lease) void deps.gate.release(lease);
+    const all = this.ctx.tiers.flat();
+    return exhausted(this.deps, this.ctx.model, this.lastFailure, this.busy, this.attempts, all, now);
+  }
+}
+
+/** A candidate admitted for one attempt: its channel, and the permits it holds. */
+interface Slot {
+  cand: Candidate;
+  ch: ChannelRuntime;
+  lease: Awaited<ReturnType<StateStore['tryAcquire']>>;
+}
+
+/**
+ * Admits candidate i: not cooled down meanwhile, allowed by channel policies, and a concurrency
+ * permit (a peer of its tier with room first may take its place). undefined: skip it.
+ */
+async function takeSlot(
+  f: Forwarding,
+  candidates: Candidate[],
+  i: number,
+): Promise<Slot | 'client_gone' | undefined> {
+  const { deps } = f;
+  const { rl } = f.ctx;
+  let cand = candidates[i]!;
+  const first = f.live(cand.channel.id);
+  if (!first) return undefined;
+  if (i > 0 && deps.store.cooldownUntil(cand.channel.id) > Date.now()) return undefined; // cooled down meanwhile
+  // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
+  if (rl && !(await rl.admitChannel(cand.channel.id))) return undefined;
+
+  let lease: Slot['lease'] = null;
+  if (first.config.limits.maxConcurrent !== null) {
+    const r = await channelPermit(deps.gate, candidates, i, {
+      signal: f.gone.signal,
+      available: f.available,
+      leaseMarginMs: LEASE_MARGIN_MS,
+    });
+    if (!r.ok) {
       rl?.endAttempt(false);
-    };
-    if (clientGone) return skip();
-    ch = live(); // again: waiting for a permit may have spanned a config change
-    if (!ch) {
-      skip();
-      continue;
+      if (r.reason === 'aborted') return 'client_gone'; // the client left the queue
+      f.busy++;
+      // busy: not queued, an unlimited peer of the tier comes next.
+      if (r.reason !== 'busy')
+        deps.metrics.queueRejections.inc({ channel: cand.channel.id, reason: r.reason });
+      return undefined;
     }
-    let up: UpstreamRequest;
-    try {
-      up = builder.for(ch, cand.model.upstreamName);
-    } catch (err) {
-      // This provider cannot say what the client asked; another candidate may.
-      if (!(err instanceof UntranslatableError)) throw err;
-      skip();
-      refusal ??= badRequest('unsupported_parameter', `${err.message} (channel ${id})`, err.field);
-      continue;
-    }
-
-    attempts++;
-    const ac = new AbortController();
-    inflightAbort.add(ac);
-    let timedOut = false;
-    const totalTimer = setTimeout(() => {
-      timedOut = true;
-      ac.abort();
-    }, ch.config.timeouts.totalMs);
-    const done = () => {
-      clearTimeout(totalTimer);
-      inflightAbort.delete(ac);
-      deps.metrics.inflight.dec({ channel: id });
-      if (lease) void deps.gate.release(lease).catch(() => {});
-      rl?.endAttempt();
-    };
-    deps.metrics.inflight.inc({ channel: id });
-    const willFailover = i < candidates.length - 1;
-    const fail = (f: Failure) => {
-      lastFailure = f;
-      failed(deps, ch!, f, willFailover);
-    };
-
-    const sentAt = Date.now();
-    const t1 = performance.now();
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await ch.dispatcher.request({
-        origin: ch.origin,
-        path: up.path,
-        method: 'POST',
-        headers: up.headers,
-        body: up.body,
-        signal: ac.signal,
-        headersTimeout: ch.config.timeouts.firstByteMs,
-        bodyTimeout: ch.config.timeouts.firstByteMs,
-      });
-    } catch (err) {
-      upstreamMs += performance.now() - t1;
-      done();
-      if (clientGone) return;
-      const reason = timedOut ? 'timeout' : upstreamFault(err);
-      if (reason === undefined) {
-        // Raised on the relay's side before the upstream saw anything: not the channel's failure.
-        relayFault = errCode(err);
-        deps.log.error({ err, channel: id }, 'relay could not send the request upstream');
-        continue;
+    lease = r.lease;
+    if (candidates[i] !== cand) {
+      // A peer of this tier had room first: it serves this attempt.
+      rl?.endAttempt(false);
+      cand = candidates[i]!;
+      if (rl && !(await rl.admitChannel(cand.channel.id))) {
+        void deps.gate.release(lease);
+        return undefined;
       }
-      fail({ reason, channel: id });
-      continue;
     }
-    const dt = performance.now() - t1;
-    upstreamMs += dt;
-    deps.metrics.upstreamDuration.observe({ channel: id, model }, dt / 1000);
+  }
+  const release = () => {
+    if (lease) void deps.gate.release(lease);
+    rl?.endAttempt(false);
+  };
+  if (f.clientGone) {
+    release();
+    return 'client_gone';
+  }
+  const ch = f.live(cand.channel.id); // again: waiting for a permit may have spanned a config change
+  if (!ch) {
+    release();
+    return undefined;
+  }
+  return { cand, ch, lease };
+}
 
-    const refused = await refuseAnswer(ch, res, stream, id);
-    if (refused) {
-      done();
-      if (clientGone) return;
-      fail(refused);
-      continue;
-    }
-
-    // A stream is held until its first token, so a stall before it still fails over.
-    let events: RespondCtx['events'];
-    if (stream && isEventStream(String(res.headers['content-type'] ?? ''))) {
-      const translator = up.translator?.stream?.({ model, includeUsage });
-      const cs = translator ? new TranslatedStream(translator) : new PassThroughStream(builder.injectUsage);
-      const it = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      const held = await holdPreamble(it, cs, ch.firstTokenMs, () => ac.abort());
-      if (!held.ok) {
-        res.body.on('error', () => {});
-        res.body.destroy();
-        done();
-        if (clientGone) return;
-        if (held.reason === 'error') {
-          const reason = timedOut ? 'timeout' : (upstreamFault(held.err) ?? 'stream');
-          fail({
-            reason,
-            channel: id,
-            message: `the upstream stream failed before its first token: ${errCode(held.err)}`,
-          });
-        } else fail({ reason: held.reason, channel: id, message: held.message });
-        continue;
-      }
-      events = { stream: cs, body: it, held: held.text, ended: held.ended };
-    }
-
-    let outcome: Outcome;
-    try {
-      outcome = await respond(deps, {
-        req,
-        reply,
-        rl,
-        route,
-        model,
-        cand,
-        ch,
-        res,
-        up,
-        stream,
-        events,
-        started,
-        upstreamMs,
-        attempts,
-        ac,
-        isClientGone: () => clientGone,
-        isTimedOut: () => timedOut,
-      });
-    } finally {
-      done();
-    }
-    // The channel answered in full: a success for its health, even when the answer is a client
-    // error. A stream counts only once it completed.
-    if (outcome === 'completed') {
-      void deps.store
-        .recordSuccess(id, sentAt)
-        .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
-      deps.stats?.success(id, dt);
-    }
-    return;
+/**
+ * One attempt on an admitted channel. Returns true when the request is over (answered, or the
+ * client left); false to try the next candidate.
+ */
+async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promise<boolean> {
+  const { deps, ctx } = f;
+  const { cand, ch, lease } = slot;
+  const id = ch.config.id;
+  let up: UpstreamRequest;
+  try {
+    up = f.builder.for(ch, cand.model.upstreamName);
+  } catch (err) {
+    // This provider cannot say what the client asked; another candidate may.
+    if (!(err instanceof UntranslatableError)) throw err;
+    if (lease) void deps.gate.release(lease);
+    ctx.rl?.endAttempt(false);
+    f.refusal ??= badRequest('unsupported_parameter', `${err.message} (channel ${id})`, err.field);
+    return false;
   }
 
-  if (clientGone) return;
-  if (!lastFailure && busy === 0 && rl?.rejection) throw rl.rejection; // channel policies refused all
-  if (!lastFailure && attempts === 0 && refusal) throw refusal; // no candidate could say it
-  if (!lastFailure && relayFault !== undefined) {
-    throw new RelayError(
-      500,
-      'server_error',
-      'relay_error',
-      `the relay could not send the request upstream (${relayFault}); this is not the channel's fault`,
-      { headers: { 'x-kuberelay-attempts': String(attempts) } },
-    );
+  f.attempts++;
+  const ac = new AbortController();
+  f.inflight.add(ac);
+  let timedOut = false;
+  const totalTimer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, ch.config.timeouts.totalMs);
+  const done = () => {
+    clearTimeout(totalTimer);
+    f.inflight.delete(ac);
+    deps.metrics.inflight.dec({ channel: id });
+    if (lease) void deps.gate.release(lease).catch(() => {});
+    ctx.rl?.endAttempt();
+  };
+  deps.metrics.inflight.inc({ channel: id });
+  const fail = (failure: Failure) => {
+    done();
+    if (f.clientGone) return true;
+    f.lastFailure = failure;
+    failed(deps, ch, failure, willFailover);
+    return false;
+  };
+
+  const sentAt = Date.now();
+  const t1 = performance.now();
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await ch.dispatcher.request({
+      origin: ch.origin,
+      path: up.path,
+      method: 'POST',
+      headers: up.headers,
+      body: up.body,
+      signal: ac.signal,
+      headersTimeout: ch.config.timeouts.firstByteMs,
+      bodyTimeout: ch.config.timeouts.firstByteMs,
+    });
+  } catch (err) {
+    f.upstreamMs += performance.now() - t1;
+    const reason = timedOut ? 'timeout' : upstreamFault(err);
+    if (reason !== undefined) return fail({ reason, channel: id });
+    done();
+    if (f.clientGone) return true;
+    // Raised on the relay's side before the upstream saw anything: not the channel's failure.
+    f.relayFault = errCode(err);
+    deps.log.error({ err, channel: id }, 'relay could not send the request upstream');
+    return false;
   }
-  throw exhausted(deps, model, lastFailure, busy, attempts, tiers.flat(), now);
+  const dt = performance.now() - t1;
+  f.upstreamMs += dt;
+  deps.metrics.upstreamDuration.observe({ channel: id, model: ctx.model }, dt / 1000);
+
+  const refused = await refuseAnswer(ch, res, f.stream, id);
+  if (refused) return fail(refused);
+
+  // A stream is held until its first token, so a stall before it still fails over.
+  let events: RespondCtx['events'];
+  if (f.stream && isEventStream(String(res.headers['content-type'] ?? ''))) {
+    const held = await holdEvents(f, ch, up, res, () => ac.abort());
+    if ('reason' in held) return fail({ ...held, reason: timedOut ? 'timeout' : held.reason });
+    events = held;
+  }
+
+  let outcome: Outcome;
+  try {
+    outcome = await respond(deps, {
+      req: f.req,
+      reply: f.reply,
+      rl: ctx.rl,
+      route: f.route,
+      model: ctx.model,
+      cand,
+      ch,
+      res,
+      up,
+      stream: f.stream,
+      events,
+      started: ctx.started,
+      upstreamMs: f.upstreamMs,
+      attempts: f.attempts,
+      ac,
+      isClientGone: () => f.clientGone,
+      isTimedOut: () => timedOut,
+    });
+  } finally {
+    done();
+  }
+  // The channel answered in full: a success for its health, even when the answer is a client
+  // error. A stream counts only once it completed.
+  if (outcome === 'completed') {
+    void deps.store
+      .recordSuccess(id, sentAt)
+      .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
+    deps.stats?.success(id, dt);
+  }
+  return true;
+}
+
+/** Reads a stream's preamble (relay/preamble.ts): the events to respond with, or why it failed. */
+async function holdEvents(
+  f: Forwarding,
+  ch: ChannelRuntime,
+  up: UpstreamRequest,
+  res: Dispatcher.ResponseData,
+  abort: () => void,
+): Promise<NonNullable<RespondCtx['events']> | Failure> {
+  const includeUsage = !f.builder.injectUsage;
+  const translator = up.translator?.stream?.({ model: f.ctx.model, includeUsage });
+  const stream = translator ? new TranslatedStream(translator) : new PassThroughStream(f.builder.injectUsage);
+  const body = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
+  if (held.ok) return { stream, body, held: held.text, ended: held.ended };
+  res.body.on('error', () => {}); // the abort is expected
+  res.body.destroy();
+  const channel = ch.config.id;
+  if (held.reason !== 'error') return { reason: held.reason, channel, message: held.message };
+  const message = `the upstream stream failed before its first token: ${errCode(held.err)}`;
+  return { reason: upstreamFault(held.err) ?? 'stream', channel, message };
 }
 
 /**

@@ -56,7 +56,7 @@ for (const k of KINDS) {
     let mock: MockUpstream;
     let h: Harness;
     beforeAll(async () => {
-      [mock] = await startMocks(['up']);
+      mock = (await startMocks(['up']))[0]!;
       h = await startHarness(
         configYaml([
           { ...k.channel(mock!), extra: `${k.channel(mock!).extra ?? ''}  headers: { X-Team: blue }\n` },
@@ -130,7 +130,9 @@ describe('failover across providers (openai <-> azure-openai in one tier list)',
       { name: 'second', baseURL: azureMock.url, provider: 'azure-openai', priority: 1 },
     ]);
   beforeAll(async () => {
-    [openaiMock, azureMock] = await startMocks(['openai', 'azure']);
+    const mocks = await startMocks(['openai', 'azure']);
+    openaiMock = mocks[0]!;
+    azureMock = mocks[1]!;
     h = await startHarness(channels('300ms'));
   });
   afterEach(() => {

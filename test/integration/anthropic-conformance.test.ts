@@ -160,6 +160,49 @@ describe('anthropic provider through the relay (openai SDK client)', () => {
     expect(upstreamBody().stream).toBe(true);
   });
 
+  it('stream framing as other servers send it (CRLF, CR, spaced JSON) translates the same', async () => {
+    for (const faults of [
+      { sseLineEnding: 'crlf' as const, spacedJson: true },
+      { sseLineEnding: 'cr' as const },
+    ]) {
+      mock.setFaults(faults);
+      try {
+        const s = await client.chat.completions.create({
+          model: 'claude-sonnet',
+          messages: [{ role: 'user', content: 'Hello there' }],
+          stream: true,
+        });
+        let text = '';
+        for await (const c of s) text += c.choices[0]?.delta.content ?? '';
+        expect(text).toBe('This is a mock response from the kuberelay');
+      } finally {
+        mock.setFaults(null);
+      }
+    }
+  });
+
+  it('a stream cut after its first token ends with an error event, never a [DONE]', async () => {
+    mock.setFaults({ streamDieAfter: 3 });
+    try {
+      const res = await fetch(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${client.apiKey}` },
+        body: JSON.stringify({
+          model: 'claude-sonnet',
+          messages: [{ role: 'user', content: 'Hi' }],
+          stream: true,
+        }),
+      });
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(text).toContain('"content":"This"');
+      expect(text).not.toContain('[DONE]');
+      expect(text).toMatch(/data: \{"error":\{[^\n]*"code":"upstream_stream_interrupted"/);
+    } finally {
+      mock.setFaults(null);
+    }
+  });
+
   it('max_tokens / max_completion_tokens -> max_tokens, finish_reason length; stop -> stop_sequences', async () => {
     const short = await client.chat.completions.create({
       model: 'claude-sonnet',

@@ -1,12 +1,14 @@
 // Golden files for the anthropic translation: documented examples on both sides, expected output
 // written by hand (test/fixtures/providers/anthropic/README.md).
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { errorOf } from '../../providers/anthropic/errors.ts';
 import { toNativeChat } from '../../providers/anthropic/request.ts';
 import { fromNativeChat } from '../../providers/anthropic/response.ts';
 import { AnthropicChatStream } from '../../providers/anthropic/stream.ts';
 import { usageOf } from '../../providers/anthropic/usage.ts';
+import { SseParser } from '../../providers/sse.ts';
 
 const dir = new URL('../fixtures/providers/anthropic/', import.meta.url);
 // biome-ignore lint/suspicious/noExplicitAny: fixtures are plain JSON
@@ -102,4 +104,36 @@ describe('anthropic golden files: streams', () => {
     expect(s.complete()).toBe(false);
     expect(s.usage()).toMatchObject({ promptTokens: 25, completionTokens: 1 });
   });
+});
+
+describe('anthropic golden streams as bytes: any chunk boundaries, LF or CRLF framing', () => {
+  for (const name of ['stream-text.json', 'stream-tool-use.json']) {
+    it(`${name}: the same chunks however the bytes arrive`, () => {
+      const f = load(name);
+      const expected = run(f, true).chunks;
+      fc.assert(
+        fc.property(
+          fc.constantFrom('\n', '\r\n', '\r'),
+          fc.array(fc.nat(), { maxLength: 20 }),
+          (nl, cuts) => {
+            const wire = Buffer.from(
+              f.events.map(([e, d]: [string, string]) => `event: ${e}${nl}data: ${d}${nl}${nl}`).join(''),
+            );
+            const at = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b);
+            const parser = new SseParser();
+            const s = new AnthropicChatStream({ model: f.model, includeUsage: true, created: 1_700_000_000 });
+            const out: string[] = [];
+            let from = 0;
+            for (const to of [...at, wire.length]) {
+              for (const e of parser.push(wire.subarray(from, to))) out.push(...s.push(e.event, e.data));
+              from = to;
+            }
+            for (const e of parser.end()) out.push(...s.push(e.event, e.data));
+            expect(out.map((c) => JSON.parse(c))).toEqual(expected);
+            expect(s.complete()).toBe(true);
+          },
+        ),
+      );
+    });
+  }
 });

@@ -96,6 +96,17 @@ describe('anthropic request: refused with the field named', () => {
     }
   });
 
+  it('cache_control on a text part is kept on its block (a prompt-cache breakpoint)', () => {
+    const out = to({
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'S', cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: [{ type: 'text', text: 'U' }] },
+      ],
+    });
+    expect(out.system).toEqual([{ type: 'text', text: 'S', cache_control: { type: 'ephemeral' } }]);
+    expect(out.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'U' }] }]);
+  });
+
   it('max_tokens: max_completion_tokens wins, else max_tokens, else the documented default', () => {
     expect(to({ max_completion_tokens: 7, max_tokens: 9 }).max_tokens).toBe(7);
     expect(to({ max_tokens: 9 }).max_tokens).toBe(9);

@@ -46,14 +46,8 @@ export class AnthropicChatStream implements StreamTranslator {
     try {
       d = JSON.parse(data) as Json;
     } catch {
-      this.#error = {
-        message: `the upstream sent an event that is not JSON (${event})`,
-        type: 'upstream_error',
-        code: 'upstream_invalid_event',
-      };
-      this.#done = true;
-      this.#failed = true;
-      return [];
+      const message = `the upstream sent an event that is not JSON (${event})`;
+      return this.#fail({ message, type: 'upstream_error', code: 'upstream_invalid_event' });
     }
     switch (event || d.type) {
       case 'message_start': {
@@ -78,12 +72,8 @@ export class AnthropicChatStream implements StreamTranslator {
         return [JSON.stringify({ ...this.#head(), choices: [], usage: openAIUsage(usageOf(this.#usage)) })];
       }
       case 'error':
-        // The stream failed (Anthropic closes it after this): nothing more to emit; the relay ends
-        // the client's stream with its own error event (and fails over if no token was sent yet).
-        this.#error = errorOf(529, d);
-        this.#done = true;
-        this.#failed = true;
-        return [];
+        // The event names its own error type; the status only matters when it does not.
+        return this.#fail(errorOf(500, d));
       default:
         return []; // ping, content_block_stop, and event types added later (the docs say: ignore)
     }
@@ -131,6 +121,17 @@ export class AnthropicChatStream implements StreamTranslator {
       return [this.#chunk({ tool_calls: [{ index: n, function: { arguments: delta.partial_json } }] })];
     }
     return []; // thinking and signature deltas: extended thinking is never requested
+  }
+
+  /**
+   * The stream failed (Anthropic closes it after an error event): nothing more to emit; the relay
+   * ends the client's stream with its own error event (and fails over if no token was sent yet).
+   */
+  #fail(error: CanonicalError): string[] {
+    this.#error = error;
+    this.#done = true;
+    this.#failed = true;
+    return [];
   }
 
   #mergeUsage(u: unknown) {

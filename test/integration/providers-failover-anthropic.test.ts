@@ -112,3 +112,64 @@ describe('failover across providers (anthropic <-> openai for one model name)', 
     expect(anthropicMock.stats().requests).toBe(before);
   });
 });
+
+describe('an anthropic channel alone under upstream faults: OpenAI-shaped errors, nothing hangs', () => {
+  let mock: MockUpstream;
+  let h: Harness;
+  beforeAll(async () => {
+    mock = (await startMocks(['anthropic']))[0]!;
+    h = await startHarness(
+      configYaml([
+        {
+          name: 'claude',
+          baseURL: mock.url,
+          provider: 'anthropic',
+          models: MODELS,
+          extra: '  timeouts: { firstByte: 500ms }\n  cooldown: { failureThreshold: 100 }\n',
+        },
+      ]),
+    );
+  });
+  afterEach(() => mock.setFaults(null));
+  afterAll(async () => {
+    await h.close();
+    await mock.close();
+  });
+
+  const refused = async (p: Promise<unknown>) => {
+    try {
+      await p;
+    } catch (err) {
+      if (err instanceof OpenAI.APIError) return err;
+      throw err;
+    }
+    throw new Error('the request was expected to fail');
+  };
+  const ask = () => client(h).chat.completions.create({ model: 'gpt-4o-mini', messages });
+
+  it('a 429, an HTML page, a reset: errors in OpenAI shape, never the upstream body', async () => {
+    for (const faults of [{ status: 429 }, { html: true }, { reset: true }]) {
+      mock.setFaults({ ...faults, count: 1 });
+      const err = await refused(ask());
+      expect(err.status).toBeGreaterThanOrEqual(429);
+      expect(err.error).toMatchObject({ type: expect.any(String), code: expect.any(String) });
+      expect(JSON.stringify(err.error)).not.toContain('<html>');
+    }
+    expect((await ask()).choices[0]!.message.content).toBeTruthy();
+  });
+
+  it('a stream stalled after its first token ends within the gap timeout with an error event', async () => {
+    mock.setFaults({ streamStallAfter: 2 });
+    const t0 = performance.now();
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages, stream: true }),
+    });
+    const text = await res.text();
+    expect(performance.now() - t0).toBeLessThan(20_000); // bounded (the gap timeout is 500 ms)
+    expect(text).toContain('"content":"This"');
+    expect(text).not.toContain('[DONE]');
+    expect(text).toContain('"error"');
+  });
+});

@@ -32,8 +32,3 @@ export function errorOf(status: number, body: unknown): NormalisedError {
     (status >= 500 ? 'server_error' : status === 429 ? 'rate_limit_error' : 'invalid_request_error');
   return { message, type, code: native ?? `http_${status}` };
 }
-
-/** Worth another channel: rate limited (429), overloaded (529) and every other 5xx. */
-export function isRetryable(status: number): boolean {
-  return status === 429 || status >= 500;
-}

@@ -1,6 +1,6 @@
 import type { ChannelTarget, OperationTranslator, ProviderAdapter } from '../contract.ts';
 import { authHeaders, MESSAGES_PATH } from './auth.ts';
-import { errorOf, isRetryable } from './errors.ts';
+import { errorOf } from './errors.ts';
 import { toNativeChat } from './request.ts';
 import { fromNativeChat } from './response.ts';
 import { AnthropicChatStream } from './stream.ts';
@@ -29,6 +29,7 @@ export const anthropic: ProviderAdapter = {
   url: (ch) => messagesURL(ch),
   translator: (op) => (op === 'chat' ? chat : undefined),
   errorOf,
-  // 529 (overloaded) is not a standard status a channel's cooldown.onStatus would list.
-  retryable: (status) => (isRetryable(status) ? true : undefined),
+  // 529 overloaded always fails over (even where cooldown.onStatus was narrowed below 5xx); 429
+  // and the other 5xx follow the channel's cooldown.onStatus (by default they fail over too).
+  retryable: (status) => (status === 529 ? true : undefined),
 };

@@ -15,7 +15,7 @@ describe('failover across providers (anthropic <-> openai for one model name)', 
   let anthropicMock: MockUpstream;
   let openaiMock: MockUpstream;
   let h: Harness;
-  const channels = (anthropicFirst: boolean) =>
+  const channels = (anthropicFirst: boolean, cooldown = '') =>
     configYaml([
       {
         name: 'claude',
@@ -23,7 +23,7 @@ describe('failover across providers (anthropic <-> openai for one model name)', 
         provider: 'anthropic',
         priority: anthropicFirst ? 0 : 1,
         models: MODELS,
-        extra: '  timeouts: { firstToken: 300ms }\n',
+        extra: `  timeouts: { firstToken: 300ms }\n${cooldown}`,
       },
       { name: 'gpt', mock: openaiMock, provider: 'openai', priority: anthropicFirst ? 1 : 0 },
     ]);
@@ -68,6 +68,21 @@ describe('failover across providers (anthropic <-> openai for one model name)', 
     expect(response.headers.get('x-kuberelay-channel')).toBe('default/gpt');
     expect(response.headers.get('x-kuberelay-attempts')).toBe('2');
     expect(anthropicMock.stats().last!.path).toBe('/v1/messages');
+  });
+
+  it('529 fails over even where cooldown.onStatus leaves out 5xx; other statuses follow onStatus', async () => {
+    await h.writeConfig(channels(true, '  cooldown: { onStatus: [401] }\n'));
+    anthropicMock.setFaults({ status: 529, count: 1 });
+    const { response } = await client(h)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages })
+      .withResponse();
+    expect(response.headers.get('x-kuberelay-channel')).toBe('default/gpt');
+    anthropicMock.setFaults({ status: 503, count: 1 });
+    const err = await client(h)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(503); // answered, not failed over
   });
 
   it('an anthropic stream stalled after message_start fails over before the first byte', async () => {

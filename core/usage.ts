@@ -75,12 +75,17 @@ export function estimatedUsage(requestBytes: number, completionTokens: number): 
   };
 }
 
-/** USD for one request: cached prompt tokens at their own price, plus per-request and per-second. */
+/**
+ * USD for one request: prompt tokens read from and written to the provider's cache (both counted
+ * in promptTokens) at their own prices, plus per-request and per-second.
+ */
 export function costOf(usage: Usage, p: ModelPricing, durationMs: number): number {
   const cached = Math.min(usage.cachedTokens, usage.promptTokens);
+  const written = Math.min(usage.cacheWriteTokens, usage.promptTokens - cached);
   return (
-    ((usage.promptTokens - cached) * p.inputPer1M +
+    ((usage.promptTokens - cached - written) * p.inputPer1M +
       cached * p.cachedInputPer1M +
+      written * (p.cacheWritePer1M ?? p.inputPer1M) +
       usage.completionTokens * p.outputPer1M) /
       1e6 +
     p.perRequest +

@@ -16,6 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { anthropicApi } from './anthropic/index.ts';
 import type { MockApi, MockRequest } from './api.ts';
 import { azureOpenAIApi } from './azure-openai/index.ts';
 import { DEFAULT_MODELS, PNG_1X1 } from './content.ts';
@@ -81,7 +82,12 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey;
   // The first API owning a path answers it; OpenAI's owns everything left.
-  const apis: MockApi[] = [azureOpenAIApi, geminiApi(), openaiApi(opts.models ?? DEFAULT_MODELS)];
+  const apis: MockApi[] = [
+    azureOpenAIApi,
+    anthropicApi(),
+    geminiApi(),
+    openaiApi(opts.models ?? DEFAULT_MODELS),
+  ];
   const fallback = apis.at(-1)!;
 
   let instanceFaults: MockFaults | null = null;

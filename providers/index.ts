@@ -1,3 +1,4 @@
+import { anthropic } from './anthropic/index.ts';
 import { azureOpenAI } from './azure-openai/index.ts';
 import type { ProviderAdapter } from './contract.ts';
 import { gemini } from './gemini/index.ts';
@@ -8,7 +9,7 @@ import { openai, openaiCompatible } from './openai/index.ts';
  * serves yet is refused at render (core/config/render.ts asks `hasAdapter`).
  */
 const ADAPTERS: ReadonlyMap<string, ProviderAdapter> = new Map(
-  [openai, openaiCompatible, azureOpenAI, gemini].map((a) => [a.name, a]),
+  [openai, openaiCompatible, azureOpenAI, anthropic, gemini].map((a) => [a.name, a]),
 );
 
 export function adapterFor(provider: string): ProviderAdapter {

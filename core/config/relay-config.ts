@@ -29,6 +29,8 @@ export const channelConfigSchema = z.strictObject({
         inputPer1M: z.number(),
         outputPer1M: z.number(),
         cachedInputPer1M: z.number(),
+        /** Prompt tokens written to the provider's cache; absent (older snapshots): inputPer1M. */
+        cacheWritePer1M: z.number().optional(),
         perRequest: z.number(),
         perSecond: z.number(),
       }),

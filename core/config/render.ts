@@ -237,6 +237,8 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
         inputPer1M: num(m.pricing?.inputPer1M),
         outputPer1M: num(m.pricing?.outputPer1M),
         cachedInputPer1M: num(m.pricing?.cachedInputPer1M ?? m.pricing?.inputPer1M),
+        // written only when set (snapshots stay readable by relays that predate it)
+        ...(m.pricing?.cacheWritePer1M !== undefined && { cacheWritePer1M: num(m.pricing.cacheWritePer1M) }),
         perRequest: num(m.pricing?.perRequest),
         perSecond: num(m.pricing?.perSecond),
       },

@@ -19,6 +19,7 @@ export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set([
   'openai',
   'openai-compatible',
   'azure-openai',
+  'anthropic',
   'gemini',
 ]);
 
@@ -69,6 +70,7 @@ export const pricingSchema = z.strictObject({
   inputPer1M: decimal().optional(),
   outputPer1M: decimal().optional(),
   cachedInputPer1M: decimal().optional(),
+  cacheWritePer1M: decimal().optional(),
   perRequest: decimal().optional(),
   perSecond: decimal().optional(),
 });

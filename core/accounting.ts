@@ -27,6 +27,10 @@ export interface RequestRecord extends TokenCounts {
   cost: number;
   /** Stable error code (the OpenAI-shaped error's `code`), when the request failed. */
   errorCode?: string;
+  /** First streamed token, ms after the request arrived (streams only). */
+  ttftMs?: number | undefined;
+  /** W3C trace id: the request's span, or the caller's `traceparent` when tracing is off. */
+  traceId?: string | undefined;
 }
 
 /** Receives every finished request; must never block or throw (it runs on the request path). */

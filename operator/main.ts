@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { describeError, type Kube, loadKube } from '../kube/client.ts';
+import { logDestination, logFormatFromEnv } from '../relay/logger.ts';
 import { EventRecorder } from './events.ts';
 import { LeaderElector } from './leader.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
@@ -41,7 +42,9 @@ export interface RunningOperator {
 }
 
 export async function startOperator(o: OperatorOptions): Promise<RunningOperator> {
-  const log = pino({ level: o.logLevel ?? process.env.LOG_LEVEL ?? 'info', base: { component: 'operator' } });
+  const options = { level: o.logLevel ?? process.env.LOG_LEVEL ?? 'info', base: { component: 'operator' } };
+  const destination = logDestination(logFormatFromEnv());
+  const log = destination ? pino(options, destination) : pino(options);
   const kube = loadKube(o.kubeconfig);
   const metrics = createOperatorMetrics();
   const identity = o.identity ?? `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;

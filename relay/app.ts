@@ -22,6 +22,7 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
+import type { RequestTracer } from './tracing.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -63,6 +64,8 @@ export interface RelayAppOptions {
   timeouts?: Partial<HttpTimeouts>;
   /** Serve GET /metrics on this app (false when it is served on the admin port instead). */
   publicMetrics?: boolean;
+  /** OpenTelemetry spans per request and attempt (tracing.ts); none when absent. */
+  tracer?: RequestTracer | undefined;
 }
 
 export interface RelayApp {
@@ -129,6 +132,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   app.decorateRequest('receivedAt', 0);
   // Fastify refuses shared objects as decorator defaults; onRequest sets the real value.
   app.decorateRequest('client', null as unknown as ClientIdentity);
+  app.decorateRequest('trace', undefined);
   app.addHook('onRequest', async (req, reply) => {
     req.receivedAt = performance.now();
     req.client = ANONYMOUS;
@@ -144,7 +148,9 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
         ? modelLabel(deps, req)
         : 'other';
     metrics.requests.inc({ route, model, channel: 'none', code: String(e.statusCode) });
-    opts.recorder?.record(failedRecord(req, route, model, e));
+    const record = failedRecord(req, route, model, e);
+    req.trace?.finish(record);
+    opts.recorder?.record(record);
     return sendError(reply, e);
   });
   app.setNotFoundHandler((req, reply) =>
@@ -193,10 +199,12 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     );
   };
 
+  const tracer = opts.tracer;
   for (const route of ROUTES) {
-    app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) =>
-      relay(deps, route, req, reply),
-    );
+    app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) => {
+      if (tracer) req.trace = tracer.start(req, route.path);
+      return relay(deps, route, req, reply);
+    });
   }
 
   app.get('/v1/models', { onRequest: requireKey }, async (req) => {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
-import type { RequestRecorder } from '../core/accounting.ts';
+import type { RequestRecord, RequestRecorder } from '../core/accounting.ts';
 import type { ConcurrencyGate } from '../core/concurrency.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
@@ -19,6 +19,7 @@ import { channelPermit } from './permits.ts';
 import type { RelayState } from './relay-state.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import { SseTap, sseErrorEvent } from './sse.ts';
+import { traceIdOf } from './tracing.ts';
 import {
   errCode,
   type FailureReason,
@@ -215,6 +216,13 @@ async function forward(
     }
 
     attempts++;
+    // tracing: one span per attempt (undefined when tracing is off)
+    const span = req.trace?.attempt({
+      channel: id,
+      provider: ch.config.provider,
+      attempt: attempts,
+      upstreamModel: cand.model.upstreamName,
+    });
     const ac = new AbortController();
     inflightAbort.add(ac);
     let timedOut = false;
@@ -228,19 +236,22 @@ async function forward(
       deps.metrics.inflight.dec({ channel: id });
       if (lease) void deps.gate.release(lease).catch(() => {});
       rl?.endAttempt();
+      span?.end(res?.statusCode); // tracing
     };
     deps.metrics.inflight.inc({ channel: id });
 
     const payload = bodyFor(cand.model.upstreamName);
     const sentAt = Date.now();
     const t1 = performance.now();
-    let res: Dispatcher.ResponseData;
+    let res: Dispatcher.ResponseData | undefined;
+    const headers = upstreamHeaders(req.headers, ch.authorization, Buffer.byteLength(payload));
+    span?.inject(headers); // tracing: traceparent of this attempt
     try {
       res = await ch.dispatcher.request({
         origin: ch.origin,
         path: ch.basePath + route.upstreamPath,
         method: 'POST',
-        headers: upstreamHeaders(req.headers, ch.authorization, Buffer.byteLength(payload)),
+        headers,
         body: payload,
         signal: ac.signal,
         headersTimeout: ch.config.timeouts.firstByteMs,
@@ -248,6 +259,7 @@ async function forward(
       });
     } catch (err) {
       upstreamMs += performance.now() - t1;
+      span?.fail({ reason: timedOut ? 'timeout' : (upstreamFault(err) ?? 'relay_error') }); // tracing
       done();
       if (clientGone) return;
       const reason = timedOut ? 'timeout' : upstreamFault(err);
@@ -268,6 +280,7 @@ async function forward(
     if (ch.isFailure(res.statusCode)) {
       const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
       await res.body.dump({ limit: 256 * 1024 }).catch(() => {});
+      span?.fail({ reason: `status_${res.statusCode}`, status: res.statusCode }); // tracing
       done();
       if (clientGone) return;
       lastFailure = { reason: `status_${res.statusCode}`, channel: id, status: res.statusCode, retryAfterMs };
@@ -279,6 +292,7 @@ async function forward(
     if (res.statusCode >= 200 && res.statusCode < 300 && !fitsEndpoint(contentType, stream)) {
       // A 200 that is not the API's answer (an HTML error page, JSON to a stream request).
       await res.body.dump({ limit: 256 * 1024 }).catch(() => {});
+      span?.fail({ reason: 'content_type', status: res.statusCode }); // tracing
       done();
       if (clientGone) return;
       lastFailure = {
@@ -381,6 +395,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
   const answered = res.statusCode >= 200 && res.statusCode < 300;
   let usage: Usage | undefined;
   let streamError: string | undefined;
+  let ttftMs: number | undefined;
   // Set while the relay waits for a slow client to read: a timeout then is not the upstream's.
   let waitingForClient = false;
   const clientDrained = async () => {
@@ -396,7 +411,9 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
       if (out === '') return;
       if (first) {
         first = false;
-        deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+        ttftMs = performance.now() - c.started;
+        deps.metrics.ttft.observe({ channel: id, model: c.model }, ttftMs / 1000);
+        c.req.trace?.firstToken();
       }
       if (!raw.write(out)) await clientDrained();
     };
@@ -463,7 +480,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
   deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
   deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
   const cost = usage ? account(deps, c, usage, durationMs) : 0;
-  deps.recorder?.record({
+  const record: RequestRecord = {
     requestId: String(c.req.id),
     at: Date.now(),
     keyId: c.req.client.keyId,
@@ -482,7 +499,11 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
     usageSource: usage === undefined ? undefined : usage.estimated ? 'estimated' : 'reported',
     cost,
     errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
-  });
+    ttftMs,
+    traceId: c.req.trace?.traceId ?? traceIdOf(c.req.headers.traceparent),
+  };
+  c.req.trace?.finish(record);
+  deps.recorder?.record(record);
   if (c.isClientGone()) return 'client_gone';
   return streamError === undefined ? 'completed' : 'failed';
 }

@@ -38,6 +38,17 @@ export interface RequestRecorder {
   record(r: RequestRecord): void;
 }
 
+/** Every finished request to each recorder (access log, database writer). */
+export function fanOut(...recorders: (RequestRecorder | undefined)[]): RequestRecorder | undefined {
+  const all = recorders.filter((r) => r !== undefined);
+  if (all.length <= 1) return all[0];
+  return {
+    record(r) {
+      for (const x of all) x.record(r);
+    },
+  };
+}
+
 /** Usage of one key on one channel and model during one UTC day, summed. */
 export interface UsageIncrement extends TokenCounts, SpendTotals {
   /** `YYYY-MM-DD` (UTC). */

@@ -74,14 +74,3 @@ export function accessLine(r: RequestRecord) {
 }
 
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
-
-/** Every finished request to each recorder (access log, database writer). */
-export function fanOut(...recorders: (RequestRecorder | undefined)[]): RequestRecorder | undefined {
-  const all = recorders.filter((r) => r !== undefined);
-  if (all.length <= 1) return all[0];
-  return {
-    record(r) {
-      for (const x of all) x.record(r);
-    },
-  };
-}

@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import type { RequestRecorder } from '../core/accounting.ts';
+import { fanOut, type RequestRecorder } from '../core/accounting.ts';
 import { ConcurrencyGate } from '../core/concurrency.ts';
 import { modelAllowed } from '../core/keys/api-key.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
@@ -108,6 +108,13 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   const state = new RelayState(app.log, metrics);
   const gate = new ConcurrencyGate(opts.store);
   const auth = opts.auth ?? 'keys';
+  // Every finished request: attempts per request (a failover is a second one), then the recorders.
+  const attempts: RequestRecorder = {
+    record: (r) => {
+      if (r.attempts > 0) metrics.attempts.observe({ route: r.route }, r.attempts);
+    },
+  };
+  const recorder = fanOut(attempts, opts.recorder);
   const deps: ProxyDeps = {
     state,
     store: opts.store,
@@ -115,7 +122,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     metrics,
     log: app.log,
     maxAttempts: opts.maxAttempts ?? 3,
-    recorder: opts.recorder,
+    recorder,
     limiter: opts.limiter ?? new MemoryLimiter(),
     stats: opts.stats,
   };
@@ -150,7 +157,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     metrics.requests.inc({ route, model, channel: 'none', code: String(e.statusCode) });
     const record = failedRecord(req, route, model, e);
     req.trace?.finish(record);
-    opts.recorder?.record(record);
+    recorder?.record(record);
     return sendError(reply, e);
   });
   app.setNotFoundHandler((req, reply) =>

@@ -1,8 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
+import { fanOut } from '../core/accounting.ts';
 import type { StateStore } from '../core/state/store.ts';
-import { AccessLog, type AccessLogOptions, fanOut } from './access-log.ts';
+import { AccessLog, type AccessLogOptions } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { FileConfigSource } from './file-source.ts';

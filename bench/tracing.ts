@@ -1,6 +1,6 @@
 // What tracing costs: the same chat request sent to the mock upstream directly, through a relay with
-// tracing off and through a relay with tracing on (OTLP/HTTP to a local sink that accepts and counts
-// the exports), in one run, interleaved request by request so that drift hits all three alike.
+// tracing off (also with the access log off, to show what it costs) and through a relay with tracing
+// on (OTLP/HTTP to a local sink that accepts and counts the exports), in one run, interleaved request by request so that drift hits all three alike.
 // Both relays run as the chart runs them by default (LOG_LEVEL=info, access log on, written to a
 // file); concurrency 1, undici keep-alive.
 //
@@ -116,14 +116,20 @@ spec:
   );
   const relays: { name: string; port: number; proc: ChildProcess }[] = [];
   for (const [name, env] of [
+    ['access log off, tracing off', { KUBERELAY_ACCESS_LOG: 'off' }],
     ['tracing off', {}],
     ['tracing on', { OTEL_EXPORTER_OTLP_ENDPOINT: sinkURL }],
   ] as const) {
     const port = await freePort();
     const proc = start(
       ['relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'],
-      { KUBERELAY_AUTH: 'none', LOG_LEVEL: 'info', KUBERELAY_DATA_DIR: path.join(dir, name), ...env },
-      path.join(dir, `${name.replace(' ', '-')}.log`),
+      {
+        KUBERELAY_AUTH: 'none',
+        LOG_LEVEL: 'info',
+        KUBERELAY_DATA_DIR: path.join(dir, name.replaceAll(/\W+/g, '-')),
+        ...env,
+      },
+      path.join(dir, `${name.replaceAll(/\W+/g, '-')}.log`),
     );
     relays.push({ name, port, proc });
     await ready(`http://127.0.0.1:${port}/readyz`);

@@ -32,6 +32,7 @@ import { type AttemptInfo, operationOf, type RequestTrace, type RequestTracer } 
  */
 
 const propagator = new W3CTraceContextPropagator();
+const RESPONSE_MODEL = /"model"\s*:\s*"([^"\\]{1,200})"/;
 
 export function createOtelTracer(o: { recordContent: boolean }): RequestTracer {
   const resource = defaultResource()
@@ -61,10 +62,32 @@ export function createOtelTracer(o: { recordContent: boolean }): RequestTracer {
       const ctx = trace.setSpan(parent, span);
       const started = performance.now();
       let firstTokenAt: number | undefined;
+      let current: Span | undefined;
+      let peeked = 0;
       return {
         traceId: span.spanContext().traceId,
-        attempt: (a) =>
-          attemptSpan(tracer, ctx, operation, model, a, o.recordContent ? body?.messages : undefined),
+        attempt: (a) => {
+          const at = attemptSpan(
+            tracer,
+            ctx,
+            operation,
+            model,
+            a,
+            o.recordContent ? body?.messages : undefined,
+          );
+          current = at.span;
+          peeked = 0;
+          return at;
+        },
+        peek(chunk: Buffer) {
+          // The first chunks only: OpenAI-style answers name the model near the start.
+          if (peeked++ >= 2) return;
+          const m = RESPONSE_MODEL.exec(chunk.toString('latin1', 0, Math.min(chunk.length, 8192)))?.[1];
+          if (m === undefined) return;
+          peeked = 2;
+          span.setAttribute('gen_ai.response.model', m);
+          current?.setAttribute('gen_ai.response.model', m);
+        },
         firstToken() {
           if (firstTokenAt !== undefined) return;
           firstTokenAt = performance.now();
@@ -114,6 +137,7 @@ function attemptSpan(
   );
   let failed = false;
   return {
+    span,
     inject(headers: Record<string, string | string[]>) {
       propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
     },

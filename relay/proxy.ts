@@ -419,6 +419,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
     };
     try {
       for await (const chunk of res.body) {
+        c.req.trace?.peek(chunk as Buffer); // tracing: gen_ai.response.model
         await write(tap.push(chunk as Buffer));
         // [DONE] ends the answer, whether or not the upstream closes its side (leaving the loop
         // destroys the body, and with it a connection the upstream kept open).
@@ -454,6 +455,7 @@ async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
     try {
       for await (const chunk of res.body) {
         const b = chunk as Buffer;
+        c.req.trace?.peek(b); // tracing: gen_ai.response.model
         tail.push(b);
         if (!raw.write(b)) await clientDrained();
       }

@@ -33,6 +33,8 @@ export interface RequestTrace {
   readonly traceId: string;
   attempt(a: AttemptInfo): AttemptTrace;
   firstToken(): void;
+  /** Sees the first chunks of the answer (JSON or SSE), for the model the upstream names. */
+  peek(chunk: Buffer): void;
   /** Ends the request span with what the request log records. */
   finish(r: RequestRecord): void;
 }

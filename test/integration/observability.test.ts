@@ -85,6 +85,7 @@ describe('observability: OpenTelemetry traces and access logs', () => {
       'kuberelay.attempts': 2,
       'kuberelay.channel': 'default/fallback',
       'http.response.status_code': 200,
+      'gen_ai.response.model': data.model,
     });
     expect(request.attributes['gen_ai.usage.input_tokens']).toBeGreaterThan(0);
     expect(request.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
@@ -115,7 +116,9 @@ describe('observability: OpenTelemetry traces and access logs', () => {
       'kuberelay.attempt': 2,
       'kuberelay.failover': true,
       'http.response.status_code': 200,
+      'gen_ai.response.model': data.model,
     });
+    expect(attempts[0]!.attributes['gen_ai.response.model']).toBeUndefined();
     expect(attempts[1]!.status).not.toContain('Error');
     // Each upstream saw the traceparent of its own attempt span, not the client's.
     expect(mocks[0]!.stats().last?.headers.traceparent).toBe(`00-${CLIENT_TRACE}-${attempts[0]!.id}-01`);
@@ -170,5 +173,6 @@ describe('observability: OpenTelemetry traces and access logs', () => {
     }
     expect(request?.attributes['gen_ai.server.time_to_first_token']).toBeGreaterThan(0);
     expect(request?.events).toContain('gen_ai.first_token');
+    expect(request?.attributes['gen_ai.response.model']).toBe('gpt-4o-mini');
   });
 });

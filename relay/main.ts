@@ -13,6 +13,7 @@ import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
 import { PersistenceConfigError, type PersistenceOptions } from './persistence-config.ts';
 import { type PodReporter, startPodReporter } from './pod-reporter.ts';
+import { DEFAULT_REQUEST_LOG_OPTIONS } from './request-log.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
 import { sseErrorEvent } from './sse.ts';
@@ -89,7 +90,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   const accessLog =
     opts.accessLog === false
       ? undefined
-      : new AccessLog(() => log!, opts.accessLog ?? { sampleRate: 1, slowMs: 1000 });
+      : new AccessLog(() => log!, opts.accessLog ?? DEFAULT_REQUEST_LOG_OPTIONS);
   const relay = await buildRelayApp({
     store,
     metrics,

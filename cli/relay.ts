@@ -1,5 +1,7 @@
+import { accessLogFromEnv } from '../relay/access-log.ts';
 import type { AuthMode } from '../relay/app.ts';
 import { httpTimeoutsFromEnv } from '../relay/http-timeouts.ts';
+import { logFormatFromEnv } from '../relay/logger.ts';
 import { handleSignals, type MetricsListener, type RunningRelay, startRelay } from '../relay/main.ts';
 import { persistenceFromEnv } from '../relay/persistence-config.ts';
 import { sharedStateFromEnv } from '../relay/shared-state.ts';
@@ -56,6 +58,8 @@ export async function runRelayCommand(o: {
     timeouts: httpTimeoutsFromEnv(),
     metricsListener: metricsListenerFromEnv(),
     logLevel: process.env.LOG_LEVEL ?? 'info',
+    logFormat: logFormatFromEnv(),
+    accessLog: accessLogFromEnv(),
     shutdownTimeoutMs: Number(process.env.KUBERELAY_SHUTDOWN_TIMEOUT_MS ?? 25_000),
   });
   relay.app.log.info({ url: relay.url }, 'relay listening');

@@ -27,11 +27,26 @@ export interface RequestRecord extends TokenCounts {
   cost: number;
   /** Stable error code (the OpenAI-shaped error's `code`), when the request failed. */
   errorCode?: string;
+  /** First streamed token, ms after the request arrived (streams only). */
+  ttftMs?: number | undefined;
+  /** W3C trace id: the request's span, or the caller's `traceparent` when tracing is off. */
+  traceId?: string | undefined;
 }
 
 /** Receives every finished request; must never block or throw (it runs on the request path). */
 export interface RequestRecorder {
   record(r: RequestRecord): void;
+}
+
+/** Every finished request to each recorder (access log, database writer). */
+export function fanOut(...recorders: (RequestRecorder | undefined)[]): RequestRecorder | undefined {
+  const all = recorders.filter((r) => r !== undefined);
+  if (all.length <= 1) return all[0];
+  return {
+    record(r) {
+      for (const x of all) x.record(r);
+    },
+  };
 }
 
 /** Usage of one key on one channel and model during one UTC day, summed. */

@@ -3,6 +3,8 @@ import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { describeError, type Kube, loadKube } from '../kube/client.ts';
+import { logDestination, logFormatFromEnv } from '../relay/logger.ts';
+import { EventRecorder } from './events.ts';
 import { LeaderElector } from './leader.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { type FleetView, Reconciler } from './reconciler.ts';
@@ -40,7 +42,9 @@ export interface RunningOperator {
 }
 
 export async function startOperator(o: OperatorOptions): Promise<RunningOperator> {
-  const log = pino({ level: o.logLevel ?? process.env.LOG_LEVEL ?? 'info', base: { component: 'operator' } });
+  const options = { level: o.logLevel ?? process.env.LOG_LEVEL ?? 'info', base: { component: 'operator' } };
+  const destination = logDestination(logFormatFromEnv());
+  const log = destination ? pino(options, destination) : pino(options);
   const kube = loadKube(o.kubeconfig);
   const metrics = createOperatorMetrics();
   const identity = o.identity ?? `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
@@ -49,8 +53,16 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
     !o.fleet && o.redisUrl
       ? await (await import('./fleet.ts')).openRedisFleet(o.redisUrl, o.redisPrefix)
       : undefined;
+  const events = new EventRecorder({
+    core: kube.core,
+    log,
+    component: 'kuberelay-operator',
+    host: process.env.POD_NAME ?? hostname(),
+    onResult: (result) => metrics.events.inc({ result }),
+  });
   const reconciler = new Reconciler({
     kube,
+    events,
     namespaces: o.namespaces,
     configSecret: o.configSecret,
     fleet: o.fleet ?? redis?.fleet,
@@ -118,6 +130,7 @@ export async function startOperator(o: OperatorOptions): Promise<RunningOperator
       // Writes stop (and an in-flight reconcile is cancelled) before the Lease is handed over.
       await reconciler.stop();
       await elector.stop();
+      await events.close();
       await redis?.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     })();

@@ -20,6 +20,12 @@ export function createOperatorMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
+    events: new Counter({
+      name: 'kuberelay_operator_events_total',
+      help: 'Kubernetes Events by what became of them (created, patched, dropped_spam, dropped_queue, error)',
+      labelNames: ['result'],
+      registers,
+    }),
     configWrites: new Counter({
       name: 'kuberelay_operator_config_writes_total',
       help: 'Writes of the relay config Secret by result',

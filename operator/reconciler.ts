@@ -23,6 +23,7 @@ import {
 import { ResilientWatch } from '../kube/watch.ts';
 import type { PodReport } from '../redis/pod-reports.ts';
 import { retryDelayMs } from './backoff.ts';
+import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { SecretRefs } from './secret-refs.ts';
 import {
@@ -34,6 +35,7 @@ import {
   policyStatus,
   sameStatus,
 } from './status.ts';
+import { statusEvents } from './status-events.ts';
 
 /**
  * Level-triggered reconcile, the prometheus-operator way: any change to a Channel, a
@@ -62,6 +64,8 @@ export interface ReconcilerOptions {
   fleet?: FleetView | undefined;
   metrics: OperatorMetrics;
   log: Logger;
+  /** Kubernetes Events on status transitions (refused, cooldown, Programmed). */
+  events?: EventRecorder | undefined;
   /** How often the leader folds pod reports into status (default 2 s). */
   statusIntervalMs?: number;
   /** Usage-only status changes are written at most this often per object (default 15 s). */
@@ -502,6 +506,8 @@ export class Reconciler {
     }
     const memo = this.#statusMemo.get(key);
     if (memo && sameStatus(memo.status, desired)) return; // written; the watch has not caught up yet
+    // What was last written, even if the watch has not delivered it yet: each transition once.
+    const before = (memo?.status ?? obj.status) as ChannelStatus | PolicyStatus | undefined;
     // Usage counters move with every request: write them at a slower pace than real changes.
     const usageOnly = sameStatus(
       { ...(obj.status ?? {}), usage: undefined, relays: undefined },
@@ -530,6 +536,8 @@ export class Reconciler {
         usageOnlyAt: usageOnly ? now : (memo?.usageOnlyAt ?? 0),
       });
       this.#o.metrics.statusWrites.inc({ kind, result: 'success' });
+      const involved = { apiVersion: `${GROUP}/${VERSION}`, kind, namespace, name, uid: obj.metadata?.uid };
+      for (const e of statusEvents(before, desired)) this.#o.events?.emit({ object: involved, ...e });
     } catch (err) {
       if (signal.aborted) return;
       this.#o.metrics.statusWrites.inc({ kind, result: statusCode(err) === 404 ? 'gone' : 'error' });

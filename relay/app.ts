@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
-import type { RequestRecorder } from '../core/accounting.ts';
+import { fanOut, type RequestRecorder } from '../core/accounting.ts';
 import { ConcurrencyGate } from '../core/concurrency.ts';
 import { modelAllowed } from '../core/keys/api-key.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
@@ -22,6 +22,7 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
+import type { RequestTracer } from './tracing.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -63,6 +64,8 @@ export interface RelayAppOptions {
   timeouts?: Partial<HttpTimeouts>;
   /** Serve GET /metrics on this app (false when it is served on the admin port instead). */
   publicMetrics?: boolean;
+  /** OpenTelemetry spans per request and attempt (tracing.ts); none when absent. */
+  tracer?: RequestTracer | undefined;
 }
 
 export interface RelayApp {
@@ -115,6 +118,13 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   });
   const gate = new ConcurrencyGate(opts.store);
   const auth = opts.auth ?? 'keys';
+  // Every finished request: attempts per request (a failover is a second one), then the recorders.
+  const attempts: RequestRecorder = {
+    record: (r) => {
+      if (r.attempts > 0) metrics.attempts.observe({ route: r.route }, r.attempts);
+    },
+  };
+  const recorder = fanOut(attempts, opts.recorder);
   const deps: ProxyDeps = {
     state,
     store: opts.store,
@@ -122,7 +132,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     metrics,
     log: app.log,
     maxAttempts: opts.maxAttempts ?? 3,
-    recorder: opts.recorder,
+    recorder,
     limiter: opts.limiter ?? new MemoryLimiter(),
     stats: opts.stats,
   };
@@ -139,6 +149,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   app.decorateRequest('receivedAt', 0);
   // Fastify refuses shared objects as decorator defaults; onRequest sets the real value.
   app.decorateRequest('client', null as unknown as ClientIdentity);
+  app.decorateRequest('trace', undefined);
   app.addHook('onRequest', async (req, reply) => {
     req.receivedAt = performance.now();
     req.client = ANONYMOUS;
@@ -154,7 +165,9 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
         ? modelLabel(deps, req)
         : 'other';
     metrics.requests.inc({ route, model, channel: 'none', code: String(e.statusCode) });
-    opts.recorder?.record(failedRecord(req, route, model, e));
+    const record = failedRecord(req, route, model, e);
+    req.trace?.finish(record);
+    recorder?.record(record);
     return sendError(reply, e);
   });
   app.setNotFoundHandler((req, reply) =>
@@ -203,10 +216,12 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     );
   };
 
+  const tracer = opts.tracer;
   for (const route of ROUTES) {
-    app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) =>
-      relay(deps, route, req, reply),
-    );
+    app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) => {
+      if (tracer) req.trace = tracer.start(req, route.path);
+      return relay(deps, route, req, reply);
+    });
   }
 
   app.get('/v1/models', { onRequest: requireKey }, async (req) => {

@@ -16,6 +16,9 @@ export const TO_UPSTREAM: ReadonlySet<string> = new Set([
   'idempotency-key',
   'anthropic-version',
   'anthropic-beta',
+  // W3C trace context: the caller's trace goes on upstream (with tracing on, as the attempt's span).
+  'traceparent',
+  'tracestate',
 ]);
 
 /** Upstream response headers a client may see: how to read the body, and when to retry. */

@@ -1,17 +1,23 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
+import { fanOut } from '../core/accounting.ts';
 import type { StateStore } from '../core/state/store.ts';
+import { AccessLog, type AccessLogOptions } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { FileConfigSource } from './file-source.ts';
 import type { HttpTimeouts } from './http-timeouts.ts';
+import { type LogFormat, logDestination } from './logger.ts';
 import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
 import { PersistenceConfigError, type PersistenceOptions } from './persistence-config.ts';
 import { type PodReporter, startPodReporter } from './pod-reporter.ts';
+import { DEFAULT_REQUEST_LOG_OPTIONS } from './request-log.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
 import { sseErrorEvent } from './sse.ts';
+import { loadTracer } from './tracing.ts';
 
 export type MetricsListener = 'public' | 'admin';
 
@@ -38,6 +44,10 @@ export interface RelayProcessOptions {
   persistence?: PersistenceOptions | false;
   /** Redis (REDIS_URL) or in-process state (shared-state.ts); in-process when absent. */
   shared?: SharedStateOptions;
+  /** One line per request (access-log.ts), sampled like the request log; on by default. */
+  accessLog?: AccessLogOptions | false;
+  /** LOG_FORMAT: `json` (default) or `pretty`. */
+  logFormat?: LogFormat;
 }
 
 export interface RunningRelay extends RelayApp {
@@ -74,11 +84,19 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         logLevel: opts.logLevel,
       })
     : undefined;
+  // Loaded only with OTEL_EXPORTER_OTLP_ENDPOINT set: tracing off costs nothing (tracing.ts).
+  const tracer = await loadTracer();
+  let log: Logger | undefined;
+  const accessLog =
+    opts.accessLog === false
+      ? undefined
+      : new AccessLog(() => log!, opts.accessLog ?? DEFAULT_REQUEST_LOG_OPTIONS);
   const relay = await buildRelayApp({
     store,
     metrics,
     authenticator: persistence?.authenticator,
-    recorder: persistence?.recorder,
+    recorder: fanOut(accessLog, persistence?.recorder),
+    tracer,
     databaseUp: persistence && (() => persistence.health.up),
     limiter: shared.limiter,
     stats,
@@ -92,9 +110,11 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
       level: opts.logLevel,
       // Secrets never reach the logs, whatever a future log line includes.
       redact: ['req.headers.authorization', 'req.headers["x-api-key"]', '*.apiKey', 'apiKey'],
+      ...(opts.logFormat === 'pretty' ? { stream: logDestination('pretty') } : {}),
     },
   });
   const { app } = relay;
+  log = app.log as unknown as Logger;
   if (shared.connection) shared.connection.log = app.log;
   if (opts.auth === 'none') {
     app.log.warn(
@@ -160,6 +180,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         await persistence?.close();
         await reporter?.stop();
         await store.close();
+        await tracer?.shutdown().catch((err) => app.log.warn({ err }, 'trace export at shutdown failed'));
       }
     })();
     return closing;

@@ -45,6 +45,13 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    attempts: new Histogram({
+      name: 'kuberelay_attempts_per_request',
+      help: 'Upstream attempts of each request that reached a channel (failovers included)',
+      labelNames: ['route'],
+      buckets: [1, 2, 3, 4, 5, 8],
+      registers,
+    }),
     overhead: new Histogram({
       name: 'kuberelay_overhead_seconds',
       help: 'Time the relay itself added before the response started (total minus upstream)',

@@ -18,6 +18,7 @@ import { holdPreamble } from './preamble.ts';
 import type { RelayState } from './relay-state.ts';
 import { type Outcome, type RespondCtx, respond } from './respond.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
+import type { RequestTrace } from './tracing.ts';
 import { errCode, fitsEndpoint, isEventStream, upstreamFault } from './upstream-fault.ts';
 import { RequestBuilder, type UpstreamRequest } from './upstream-request.ts';
 
@@ -282,7 +283,15 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
     return false;
   }
 
+  let res: Dispatcher.ResponseData | undefined;
   f.attempts++;
+  // tracing: one span per attempt (undefined when tracing is off)
+  const span = f.req.trace?.attempt({
+    channel: id,
+    provider: ch.config.provider,
+    attempt: f.attempts,
+    upstreamModel: cand.model.upstreamName,
+  });
   const ac = new AbortController();
   f.inflight.add(ac);
   let timedOut = false;
@@ -296,9 +305,11 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
     deps.metrics.inflight.dec({ channel: id });
     if (lease) void deps.gate.release(lease).catch(() => {});
     ctx.rl?.endAttempt();
+    span?.end(res?.statusCode); // tracing
   };
   deps.metrics.inflight.inc({ channel: id });
   const fail = (failure: Failure) => {
+    span?.fail({ reason: failure.reason, status: failure.status, message: failure.message }); // tracing
     done();
     if (f.clientGone) return true;
     f.lastFailure = failure;
@@ -308,7 +319,7 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
 
   const sentAt = Date.now();
   const t1 = performance.now();
-  let res: Dispatcher.ResponseData;
+  span?.inject(up.headers); // tracing: traceparent of this attempt
   try {
     res = await ch.dispatcher.request({
       origin: ch.origin,
@@ -392,7 +403,7 @@ async function holdEvents(
   const includeUsage = !f.builder.injectUsage;
   const translator = up.translator?.stream?.({ model: f.ctx.model, includeUsage, request: f.ctx.body });
   const stream = translator ? new TranslatedStream(translator) : new PassThroughStream(f.builder.injectUsage);
-  const body = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const body = peeked(res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>, f.req.trace);
   const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
   if (held.ok) return { stream, body, held: held.text, ended: held.ended };
   res.body.on('error', () => {}); // the abort is expected
@@ -401,6 +412,18 @@ async function holdEvents(
   if (held.reason !== 'error') return { reason: held.reason, channel, message: held.message };
   const message = `the upstream stream failed before its first token: ${errCode(held.err)}`;
   return { reason: upstreamFault(held.err) ?? 'stream', channel, message };
+}
+
+/** tracing: the span sees the stream's chunks (for gen_ai.response.model), the held ones too. */
+function peeked(body: AsyncIterator<Buffer>, trace: RequestTrace | undefined): AsyncIterator<Buffer> {
+  if (!trace) return body;
+  return {
+    next: async () => {
+      const r = await body.next();
+      if (!r.done) trace.peek(r.value);
+      return r;
+    },
+  };
 }
 
 /**

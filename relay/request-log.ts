@@ -11,6 +11,7 @@ import { addTokens, NO_TOKENS } from '../core/usage.ts';
 import type { DatabaseHealth } from './db-health.ts';
 import type { RelayError } from './errors.ts';
 import type { RelayMetrics } from './metrics.ts';
+import { traceIdOf } from './tracing.ts';
 
 /**
  * Takes every finished request off the request path and writes it to the database in batches:
@@ -77,8 +78,7 @@ export class RequestLogWriter implements RequestRecorder {
   record(r: RequestRecord): void {
     this.#recorded++;
     this.#addUsage(r);
-    const always = r.status >= 400 || r.errorCode !== undefined || r.durationMs > this.#o.slowMs;
-    if (!always && this.#o.sampleRate < 1 && this.#random() >= this.#o.sampleRate) {
+    if (!sampledIn(r, this.#o, this.#random)) {
       this.#metrics.requestLogsSampledOut.inc();
       return;
     }
@@ -207,6 +207,16 @@ export class RequestLogWriter implements RequestRecorder {
 }
 
 /** The record of a request that ended in an error response of the relay's own. */
+/** Errors and slow requests always; the rest at `sampleRate` (the request log and the access log). */
+export function sampledIn(
+  r: RequestRecord,
+  o: Pick<RequestLogOptions, 'sampleRate' | 'slowMs'>,
+  random: () => number,
+): boolean {
+  const always = r.status >= 400 || r.errorCode !== undefined || r.durationMs > o.slowMs;
+  return always || o.sampleRate >= 1 || random() < o.sampleRate;
+}
+
 export function failedRecord(
   req: FastifyRequest,
   route: string,
@@ -226,5 +236,6 @@ export function failedRecord(
     ...NO_TOKENS,
     cost: 0,
     errorCode: e.code,
+    traceId: req.trace?.traceId ?? traceIdOf(req.headers.traceparent),
   };
 }

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
+import type { RequestRecord } from '../core/accounting.ts';
 import type { Candidate } from '../core/selection.ts';
 import type { SpendRecord } from '../core/spend.ts';
 import { BodyTail, costOf, estimatedUsage, type Usage, usageFromJsonBody } from '../core/usage.ts';
@@ -13,6 +14,7 @@ import type { RequestLimits } from './limits.ts';
 import type { ProxyDeps, RelayRoute } from './proxy.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
+import { traceIdOf } from './tracing.ts';
 import { errCode, isJson } from './upstream-fault.ts';
 import type { UpstreamRequest } from './upstream-request.ts';
 
@@ -54,6 +56,7 @@ export interface RespondCtx {
 interface Written {
   usage?: Usage;
   streamError?: string;
+  ttftMs?: number;
 }
 
 export async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> {
@@ -112,12 +115,13 @@ async function sendEvents(
   const answered = c.res.statusCode >= 200 && c.res.statusCode < 300;
   w.raw.writeHead(c.res.statusCode, headers);
   let streamError: string | undefined;
-  let first = true;
+  let ttftMs: number | undefined;
   const write = async (out: string) => {
     if (out === '') return;
-    if (first) {
-      first = false;
-      deps.metrics.ttft.observe({ channel: id, model: c.model }, (performance.now() - c.started) / 1000);
+    if (ttftMs === undefined) {
+      ttftMs = performance.now() - c.started;
+      deps.metrics.ttft.observe({ channel: id, model: c.model }, ttftMs / 1000);
+      c.req.trace?.firstToken();
     }
     await w.write(out);
   };
@@ -165,7 +169,7 @@ async function sendEvents(
     if (!c.isClientGone()) w.raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
   }
   if (!c.isClientGone()) w.raw.end();
-  return { usage, streamError };
+  return { usage, streamError, ttftMs };
 }
 
 async function sendPassThrough(
@@ -180,6 +184,7 @@ async function sendPassThrough(
   let streamError: string | undefined;
   try {
     for await (const chunk of c.res.body) {
+      c.req.trace?.peek(chunk as Buffer); // tracing: gen_ai.response.model
       tail.push(chunk as Buffer);
       await w.write(chunk as Buffer);
     }
@@ -264,14 +269,14 @@ async function readBounded(body: Dispatcher.ResponseData['body'], limit: number)
 }
 
 /** Metrics, spend counters and the request log for one answered attempt. */
-function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError }: Written): Outcome {
+function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }: Written): Outcome {
   const id = c.ch.config.id;
   const durationMs = performance.now() - c.started;
   const code = c.isClientGone() ? '499' : String(c.res.statusCode);
   deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
   deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
   const cost = usage ? charge(deps, c, usage, durationMs) : 0;
-  deps.recorder?.record({
+  const record: RequestRecord = {
     requestId: String(c.req.id),
     at: Date.now(),
     keyId: c.req.client.keyId,
@@ -290,7 +295,11 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError }: Written
     usageSource: usage === undefined ? undefined : usage.estimated ? 'estimated' : 'reported',
     cost,
     errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
-  });
+    ttftMs,
+    traceId: c.req.trace?.traceId ?? traceIdOf(c.req.headers.traceparent),
+  };
+  c.req.trace?.finish(record);
+  deps.recorder?.record(record);
   if (c.isClientGone()) return 'client_gone';
   return streamError === undefined ? 'completed' : 'failed';
 }

@@ -187,5 +187,15 @@ describe('operator converges, as installed by default', () => {
     expect((await condition(TEAM_A, 'channel/team-a-gpt', 'Accepted'))?.status).toBe('True');
     // The relay sends shared-model to team-a's channel only, and does not serve team-b's at all.
     await expect(chat('b-only')).rejects.toMatchObject({ status: 404 });
+    // ... and `kubectl describe` says why, as an Event on team-b's Channel.
+    const described = await until('the ModelConflict Event in kubectl describe', async () => {
+      const out = await must(TEAM_B, ['describe', 'channel', 'team-b-gpt']);
+      return /Warning\s+ModelConflict\s/.test(out) ? out : undefined;
+    });
+    expect(described).toMatch(
+      new RegExp(
+        `Warning\\s+ModelConflict\\s+.*kuberelay-operator\\s+refused: .*Channel ${TEAM_A}/team-a-gpt`,
+      ),
+    );
   });
 });

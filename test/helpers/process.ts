@@ -29,11 +29,24 @@ export function kuberelay(
 ): Proc {
   const ownDir =
     env.KUBERELAY_DATA_DIR === undefined ? mkdtempSync(join(tmpdir(), 'kuberelay-proc-')) : undefined;
-  const child = spawn(process.execPath, [opts.cli ?? CLI, ...args], {
-    cwd: REPO,
-    env: { ...process.env, LOG_LEVEL: 'info', ...(ownDir ? { KUBERELAY_DATA_DIR: ownDir } : {}), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return spawnProc(
+    process.execPath,
+    [opts.cli ?? CLI, ...args],
+    { ...process.env, LOG_LEVEL: 'info', ...(ownDir ? { KUBERELAY_DATA_DIR: ownDir } : {}), ...env },
+    () => {
+      if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    },
+  );
+}
+
+/** Any program as a Proc (output captured, waitFor, exited); `cleanup` runs when it exits. */
+export function spawnProc(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  cleanup: () => void = () => {},
+): Proc {
+  const child = spawn(command, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const listeners = new Set<() => void>();
   const onData = (d: Buffer) => {
@@ -43,7 +56,7 @@ export function kuberelay(
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exit = once(child, 'exit').then(([code]) => {
-    if (ownDir) rmSync(ownDir, { recursive: true, force: true });
+    cleanup();
     return code as number | null;
   });
   return {

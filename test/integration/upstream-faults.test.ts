@@ -141,6 +141,7 @@ describe("only the upstream's failures count against a channel", () => {
         'content-encoding': 'identity',
         'openai-organization': 'org-client',
         'openai-beta': 'assistants=v2',
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
       },
       body: JSON.stringify(chat()),
     });
@@ -163,6 +164,8 @@ describe("only the upstream's failures count against a channel", () => {
     expect(sent.authorization).not.toContain('client-secret');
     expect(sent['user-agent']).not.toContain('alice');
     expect(sent['openai-beta']).toBe('assistants=v2');
+    // Tracing off: the caller's trace context passes through unchanged.
+    expect(sent.traceparent).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
     for (const name of [
       'openai-organization',
       'openai-project',

@@ -1,0 +1,82 @@
+import type { FastifyRequest } from 'fastify';
+import type { RequestRecord } from '../core/accounting.ts';
+
+/**
+ * Tracing as the request path sees it: a RequestTrace per request, an AttemptTrace per upstream
+ * attempt. Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set; then the
+ * OpenTelemetry SDK is loaded (otel.ts) — when off, nothing of it is loaded and the request path
+ * pays one `undefined` check per hook.
+ */
+
+export interface AttemptInfo {
+  channel: string;
+  provider: string;
+  attempt: number;
+  upstreamModel: string;
+}
+
+export interface AttemptFailure {
+  reason: string;
+  status?: number | undefined;
+  message?: string | undefined;
+}
+
+export interface AttemptTrace {
+  /** Sets `traceparent` (and `tracestate`) of this attempt's span on the upstream request. */
+  inject(headers: Record<string, string | string[]>): void;
+  fail(f: AttemptFailure): void;
+  /** Ends the span; `status` is the upstream's HTTP status when it answered. */
+  end(status?: number): void;
+}
+
+export interface RequestTrace {
+  readonly traceId: string;
+  attempt(a: AttemptInfo): AttemptTrace;
+  firstToken(): void;
+  /** Sees the first chunks of the answer (JSON or SSE), for the model the upstream names. */
+  peek(chunk: Buffer): void;
+  /** Ends the request span with what the request log records. */
+  finish(r: RequestRecord): void;
+}
+
+export interface RequestTracer {
+  start(req: FastifyRequest, route: string): RequestTrace;
+  /** Exports what is buffered, then stops. */
+  shutdown(): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set on the relay routes when tracing is on. */
+    trace: RequestTrace | undefined;
+  }
+}
+
+export function tracingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return false;
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+export async function loadTracer(env: NodeJS.ProcessEnv = process.env): Promise<RequestTracer | undefined> {
+  if (!tracingEnabled(env)) return undefined;
+  const { createOtelTracer } = await import('./otel.ts');
+  return createOtelTracer({ recordContent: env.KUBERELAY_TRACE_CONTENT === 'true' });
+}
+
+const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}/;
+
+/** The trace id of a W3C `traceparent`, if it is a valid one. */
+export function traceIdOf(header: string | string[] | undefined): string | undefined {
+  if (typeof header !== 'string') return undefined;
+  const id = TRACEPARENT.exec(header)?.[1];
+  return id && !/^0+$/.test(id) ? id : undefined;
+}
+
+/** GenAI semantic conventions: the operation each relay route performs. */
+export function operationOf(route: string): string {
+  if (route.endsWith('/chat/completions')) return 'chat';
+  if (route.endsWith('/completions')) return 'text_completion';
+  if (route.endsWith('/embeddings')) return 'embeddings';
+  if (route.includes('/images/')) return 'image_generation';
+  return route;
+}

@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, startChild, stopChild, waitReady } from './lib/children.ts';
+import { compileKuberelay } from './lib/compile.ts';
 import { drive, interleave, newAcc } from './lib/load.ts';
 import { gitCommit, log } from './lib/meta.ts';
 import { machineBusyMs, readProcTree } from './lib/proc.ts';
@@ -67,6 +68,8 @@ export interface PeerParams {
   install: boolean;
   peers: string[];
   relayNodeArgs: string[];
+  /** kuberelay from a tsc build (as the image runs it), or from the .ts sources. */
+  compiled: boolean;
   /** kuberelay's database: PostgreSQL (production) or embedded PGlite (the chart's try-out default). */
   database: 'postgres' | 'embedded';
 }
@@ -85,6 +88,7 @@ const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- 
   --duration S            load seconds measured per target (default 6; quick 0.4)
   --load-warmup S         load warm-up seconds per target (default 1; quick 0.1)
   --database postgres|embedded  kuberelay's key store: a local PostgreSQL (default) or embedded PGlite
+  --sources               run kuberelay from the .ts sources (default: a tsc build, as the image runs it)
   --relay-node-args "A"   extra node flags for kuberelay (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
 `;
 
@@ -106,6 +110,7 @@ function parseParams(argv: string[]) {
       'load-warmup': { type: 'string' },
       'relay-node-args': { type: 'string' },
       database: { type: 'string' },
+      sources: { type: 'boolean' },
     },
     strict: true,
   });
@@ -130,6 +135,7 @@ function parseParams(argv: string[]) {
     throw new Error('--database must be postgres or embedded');
   const params: PeerParams = {
     database,
+    compiled: values.sources !== true,
     quick,
     rounds: num('rounds', values.rounds, quick ? 20 : 3000, 1),
     warmup: quick ? 5 : 300,
@@ -235,8 +241,16 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
       pg = await startPostgres();
       databaseUrl = await pg.createDatabase('kuberelay');
     }
-    const gateways = await startGateways(up, tmp, params, children, databaseUrl);
-    const poolOpts = { connections: params.concurrency, pipelining: 1, keepAliveTimeout: 60_000 };
+    const cli = params.compiled ? compileKuberelay(path.join(tmp, 'build')) : CLI;
+    const gateways = await startGateways(up, tmp, params, children, { cli, databaseUrl });
+    // Bounded: a gateway that stops answering fails its requests, it does not stall the run.
+    const poolOpts = {
+      connections: params.concurrency,
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    };
     for (const g of gateways) {
       if (!g.running) continue;
       const pool = new Pool(g.running.url, poolOpts);
@@ -291,7 +305,7 @@ async function startGateways(
   tmp: string,
   params: PeerParams,
   children: Child[],
-  databaseUrl: string | undefined,
+  kr: { cli: string; databaseUrl: string | undefined },
 ) {
   const gateway = (name: string, label: string): Gateway => ({
     result: { name, label, status: 'measured', errors: 0, errorSamples: [] },
@@ -319,9 +333,7 @@ async function startGateways(
     }
   };
   const kuberelay = gateway('kuberelay', 'kuberelay');
-  await start(kuberelay, () =>
-    startKuberelay(up, tmp, { cli: CLI, nodeArgs: params.relayNodeArgs, databaseUrl }),
-  );
+  await start(kuberelay, () => startKuberelay(up, tmp, { ...kr, nodeArgs: params.relayNodeArgs }));
   if (!kuberelay.running) throw new Error(`kuberelay did not start: ${kuberelay.result.reason}`);
   const peers = {
     portkey: { label: `Portkey gateway ${PORTKEY_VERSION}`, install: installPortkey, start: startPortkey },

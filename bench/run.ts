@@ -15,13 +15,13 @@
 // runs), run/report.ts (markdown); lib/ holds what bench/peers.ts shares (statistics, /proc, child
 // processes, requests, the load driver, markdown formats).
 
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
+import { compileKuberelay } from './lib/compile.ts';
 import { gitCommit, log } from './lib/meta.ts';
 import { readProc } from './lib/proc.ts';
 import {
@@ -137,18 +137,7 @@ export async function runBench(argv: string[]): Promise<BenchResult> {
   writeFileSync(configFile, scenario.config({ mockBaseURL: `${mockURL}/v1`, mockApiKey: MOCK_API_KEY }));
 
   let cli = CLI;
-  if (params.compiled) {
-    const dist = path.join(tmp, 'dist');
-    log(`compiling with tsc into ${dist}`);
-    const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    execFileSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.json'), '--outDir', dist], {
-      cwd: ROOT,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    writeFileSync(path.join(dist, 'package.json'), '{ "type": "module" }\n');
-    symlinkSync(path.join(ROOT, 'node_modules'), path.join(dist, 'node_modules'), 'dir');
-    cli = path.join(dist, 'cli', 'index.js');
-  }
+  if (params.compiled) cli = compileKuberelay(tmp);
   const children: Child[] = [];
   const pools: Pool[] = [];
   const onSignal = () => {

@@ -215,6 +215,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   const loadavgStart = os.loadavg();
+  const commit = gitCommit(); // what the build below is made of
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kuberelay-peers-'));
   const children: Child[] = [];
   const pools: Pool[] = [];
@@ -275,7 +276,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
         node: process.version,
         cpus: os.availableParallelism(),
         cpuModel: os.cpus()[0]?.model ?? 'unknown',
-        commit: gitCommit(),
+        commit,
         loadavgStart,
         loadavgEnd: os.loadavg(),
       },

@@ -35,7 +35,17 @@ function run(args: string[], env: Record<string, string> = {}) {
 }
 
 // --sources: no tsc build (behaviour only; the full run measures the build, as deployed).
-const QUICK = ['--quick', '--no-install', '--sources', '--rounds', '8', '--stream-rounds', '3', '--stream-tokens', '4'];
+const QUICK = [
+  '--quick',
+  '--no-install',
+  '--sources',
+  '--rounds',
+  '8',
+  '--stream-rounds',
+  '3',
+  '--stream-tokens',
+  '4',
+];
 
 function expectMeasured(g: GatewayResult, rounds: number, streams: number) {
   expect(g.status, g.reason).toBe('measured');

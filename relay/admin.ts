@@ -15,6 +15,7 @@ import type { PrismaAccounting, UsageDimension } from '../db/accounting.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { DEFAULT_HTTP_TIMEOUTS, serverOptions } from './http-timeouts.ts';
 import type { RelayState } from './relay-state.ts';
+import { lazySchemaCompilers } from './schema-compilers.ts';
 
 /**
  * The admin API: keys, usage and spend, request logs, channel state. It has its own listener
@@ -74,6 +75,7 @@ export async function buildAdminApp(d: AdminDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(d.log ? { loggerInstance: d.log } : { logger: false }),
     ...serverOptions(DEFAULT_HTTP_TIMEOUTS),
+    schemaController: lazySchemaCompilers(),
   });
   const want = digest(d.token);
 

@@ -22,6 +22,7 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
+import { lazySchemaCompilers } from './schema-compilers.ts';
 import type { RequestTracer } from './tracing.ts';
 
 declare module 'fastify' {
@@ -91,6 +92,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     logger: opts.logger ?? false,
     // Per-request log lines cost more than the relay's own work; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    schemaController: lazySchemaCompilers(),
     bodyLimit: opts.bodyLimit ?? 10 * 1024 * 1024,
     // A hop count means "the nearest N proxies" (as in proxy-addr, which Fastify uses).
     trustProxy: typeof opts.trustProxy === 'number' ? hopsOf(opts.trustProxy) : (opts.trustProxy ?? false),

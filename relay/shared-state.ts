@@ -3,10 +3,7 @@ import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import { MemoryStore } from '../core/state/memory-store.ts';
 import type { StateStore } from '../core/state/store.ts';
-import { RedisConnection } from '../redis/connection.ts';
-import { RedisLimiter } from '../redis/limiter.ts';
-import { SCRIPTS } from '../redis/lua.ts';
-import { RedisStore } from '../redis/state-store.ts';
+import type { RedisConnection } from '../redis/connection.ts';
 
 /**
  * Where the relay keeps what its replicas share: Redis when REDIS_URL is set (cooldowns, permits,
@@ -84,6 +81,13 @@ export async function openSharedState(opts: SharedStateOptions = { pod: podName(
       reportIntervalMs,
     };
   }
+  // Loaded only with REDIS_URL: ioredis and the scripts are ~4 MB of a relay that does not use them.
+  const [{ RedisConnection }, { RedisLimiter }, { SCRIPTS }, { RedisStore }] = await Promise.all([
+    import('../redis/connection.ts'),
+    import('../redis/limiter.ts'),
+    import('../redis/lua.ts'),
+    import('../redis/state-store.ts'),
+  ]);
   const connection = new RedisConnection({
     url: opts.redisUrl,
     prefix: opts.prefix,

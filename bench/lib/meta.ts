@@ -1,0 +1,17 @@
+// Where and when a benchmark ran: the commit (and whether the tree was dirty), and progress lines on stderr.
+
+import { execFileSync } from 'node:child_process';
+import { ROOT } from './children.ts';
+
+export function gitCommit(): string | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain').split('\n').filter(Boolean).length;
+    return dirty > 0 ? `${head} + ${dirty} uncommitted changes` : head;
+  } catch {
+    return undefined;
+  }
+}
+
+export const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);

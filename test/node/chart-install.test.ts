@@ -136,6 +136,53 @@ describe('helm install with default values', () => {
     expect(table).toMatch(/primary-a\s+openai-compatible\s+0\s+3\s+Unknown\s+True/);
   });
 
+  it('killing the leader operator pod: the other replica takes over and keeps programming the relay', async () => {
+    const holder = async () =>
+      (
+        await c.k(['-n', ns, 'get', 'lease', 'kuberelay-operator', '-o', 'jsonpath={.spec.holderIdentity}'])
+      ).trim();
+    const before = await holder();
+    const operators = (await pods(c, ns, 'app.kubernetes.io/component=operator')).map((p) => p.metadata.name);
+    const leader = operators.find((name) => before.startsWith(name));
+    expect(leader, `lease holder ${before} is one of ${operators.join(', ')}`).toBeDefined();
+    const killed = Date.now();
+    // SIGKILL, no graceful release of the Lease: the standby waits for it to expire.
+    await c.k(['-n', ns, 'delete', 'pod', leader!, '--grace-period=0', '--force']);
+    const next = await eventually('another operator holding the Lease', 60_000, async () => {
+      const h = await holder();
+      return h && !h.startsWith(leader!) ? h : undefined;
+    });
+    const takeoverMs = Date.now() - killed;
+    console.log(`[node] leader operator killed: ${next} took over in ${(takeoverMs / 1000).toFixed(1)} s`);
+    expect(takeoverMs).toBeLessThan(40_000);
+    // The new leader writes config changes: a new Channel is served.
+    await c.k(
+      ['-n', ns, 'apply', '-f', '-'],
+      `apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: after-takeover }
+spec:
+  provider: openai-compatible
+  baseURL: http://mock-upstream:9101/v1
+  apiKeySecretRef: { name: mock-provider }
+  models: [{ name: takeover-model }]
+`,
+    );
+    const client = new OpenAI({ baseURL: relayUrl, apiKey, maxRetries: 0, timeout: 20_000 });
+    const completion = await eventually('the new Channel served', 60_000, async () =>
+      client.chat.completions.create({
+        model: 'takeover-model',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    );
+    expect(completion.object).toBe('chat.completion');
+    await c.k(
+      ['-n', ns, 'rollout', 'status', 'deploy/kuberelay-operator', '--timeout=180s'],
+      undefined,
+      200_000,
+    );
+  });
+
   it('no container restarted or was OOM-killed', async () => {
     expect(await restartedContainers(c, ns)).toEqual([]);
   });

@@ -94,6 +94,7 @@ up() {
   echo $! >"$dir/watchdog.pid"
   exec 9>&-
   for s in "${sysctls[@]}"; do echo "$s=$(sysctl -n "$s")"; done >"$dir/sysctls.saved"
+  [[ -d /run/netns ]] || touch "$dir/netns-absent"
   local t0=$SECONDS node_ip
   node_ip=$(ip -4 route get 1.1.1.1 | sed -n 's/.* src \([0-9.]*\).*/\1/p')
   [[ -n $node_ip ]] || die "no IPv4 address with a default route"
@@ -196,7 +197,8 @@ TOML
     case $k in IMAGE_DIR) ;; *) [[ -n $v ]] && printf '%s=%s\n' "$k" "$v" >>"$dir/env" ;; esac
   done < <("$here/images.sh" | grep -E '^[A-Z_]+=')
   for f in "$cache"/images/{pause,coredns,redis,kuberelay}-*.tar; do
-    "${ctr[@]}" images import "$f" >/dev/null || die "ctr images import $f failed"
+    "${ctr[@]}" images import "$f" >>"$dir/logs/ctr-import.log" 2>&1 ||
+      { tail -5 "$dir/logs/ctr-import.log" >&2; die "ctr images import $f failed"; }
   done
   log "images imported ($((SECONDS - ti)) s)"
 
@@ -278,34 +280,39 @@ down() {
   for _ in 1 2 3; do
     pids=$( (cat /sys/fs/cgroup/*/kubepods*/cgroup.procs /sys/fs/cgroup/*/kubepods*/*/cgroup.procs \
       /sys/fs/cgroup/*/kubepods*/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods*/*/*/*/cgroup.procs 2>/dev/null;
-      pgrep -f "containerd-shim-runc-v2 .*-address $dir/containerd/containerd.sock" ) | sort -u)
+      pgrep -f "containerd-shim-runc-v2 .*-address $dir/containerd/containerd.sock" ) | sort -u || true)
     [[ -z $pids ]] && break
     kill -KILL $pids 2>/dev/null || true
     sleep 0.5
   done
   for n in containerd kube-apiserver etcd; do stop_daemon "$n"; done
-  [[ -x $bin/kube-proxy-$KUBERNETES_VERSION ]] && "$bin/kube-proxy-$KUBERNETES_VERSION" --cleanup >/dev/null 2>&1 || true
+  log "down: processes stopped ($((SECONDS - t0)) s)"
+  [[ -x $bin/kube-proxy-$KUBERNETES_VERSION ]] && timeout 60 "$bin/kube-proxy-$KUBERNETES_VERSION" --cleanup >/dev/null 2>&1 || true
+  drop_kube_chains
   # CNI: the bridge plugin's chains, the bridge, veths, sandbox netns, IPAM state.
   drop_cni_chains
-  for l in $(ip -o link show master "$bridge" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do ip link del "$l" 2>/dev/null || true; done
+  for l in $(ip -o link show master "$bridge" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 || true); do ip link del "$l" 2>/dev/null || true; done
   ip link del "$bridge" 2>/dev/null || true
   for ns in /run/netns/cni-*; do [[ -e $ns ]] && { umount "$ns" 2>/dev/null; rm -f "$ns"; }; done
+  [[ -f $dir/netns-absent ]] && rmdir /run/netns 2>/dev/null
   rm -rf /var/lib/cni/networks/kuberelay /var/lib/cni/results/kuberelay-* 2>/dev/null || true
   rmdir /var/lib/cni/networks /var/lib/cni/results /var/lib/cni 2>/dev/null || true
   # Mounts under the kubelet's and containerd's dirs (volumes, rootfs, shm), deepest first.
   local m
   for _ in 1 2 3; do
-    for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^(/var/lib/kubelet|/run/containerd|$dir)(/|$)" | sort -r); do
+    for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^(/var/lib/kubelet|/run/containerd|$dir)(/|$)" | sort -r || true); do
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
   done
   rm -rf /var/lib/kubelet /run/containerd /var/log/containers /var/log/pods 2>/dev/null || true
+  log "down: network and mounts cleaned ($((SECONDS - t0)) s)"
   # The kubelet's cgroups, deepest first (they are empty now).
   find /sys/fs/cgroup/*/kubepods* -depth -type d -exec rmdir {} + 2>/dev/null || true
   # Sysctls as they were before up.
   if [[ -f $dir/sysctls.saved ]]; then
     while IFS='=' read -r k v; do sysctl -qw "$k=$v" 2>/dev/null || true; done <"$dir/sysctls.saved"
   fi
+  log "down: cgroups removed, sysctls restored ($((SECONDS - t0)) s)"
   local wd
   wd=$(cat "$dir/watchdog.pid" 2>/dev/null || true)
   rm -rf "$dir" 2>/dev/null || { sleep 1; rm -rf "$dir"; }
@@ -314,16 +321,37 @@ down() {
   log "down in $((SECONDS - t0)) s"
 }
 
+# drop_kube_chains: what kube-proxy --cleanup leaves, the kubelet's KUBE-FIREWALL, KUBE-KUBELET-CANARY
+# and KUBE-IPTABLES-HINT (IPv4 and IPv6). Only one node cluster runs at a time, so every KUBE-
+# chain is ours.
+drop_kube_chains() {
+  local ipt t rule chain
+  for ipt in iptables ip6tables; do
+    command -v "$ipt" >/dev/null || continue
+    for t in filter nat mangle; do
+      "$ipt" -t "$t" -S 2>/dev/null | grep -E -- '^-A [A-Z]+ .*-j KUBE-' | sed 's/^-A /-D /' | while read -r rule; do
+        eval "$ipt -t $t $rule" 2>/dev/null || true
+      done || true
+      for chain in $("$ipt" -t "$t" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p'); do
+        "$ipt" -t "$t" -F "$chain" 2>/dev/null || true
+      done
+      for chain in $("$ipt" -t "$t" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p'); do
+        "$ipt" -t "$t" -X "$chain" 2>/dev/null || true
+      done
+    done
+  done
+}
+
 # drop_cni_chains: the bridge plugin's per-sandbox masquerade chains of this network (their rules
 # carry the comment name: "kuberelay"), with the POSTROUTING rules that jump to them. Other CNI
 # users' chains (e.g. buildah's podman network) are left alone.
 drop_cni_chains() {
   local rule chain chains
-  chains=$(iptables -t nat -S 2>/dev/null | grep -F 'name: \"kuberelay\"' | sed -n 's/^-A \(CNI-[^ ]*\) .*/\1/p' | sort -u)
+  chains=$(iptables -t nat -S 2>/dev/null | grep -F 'name: \"kuberelay\"' | sed -n 's/^-A \(CNI-[^ ]*\) .*/\1/p' | sort -u || true)
   for chain in $chains; do
     iptables -t nat -S POSTROUTING | grep -- "-j $chain\$" | sed 's/^-A /-D /' | while read -r rule; do
       eval "iptables -t nat $rule" 2>/dev/null || true
-    done
+    done || true
     iptables -t nat -F "$chain" 2>/dev/null || true
     iptables -t nat -X "$chain" 2>/dev/null || true
   done

@@ -71,7 +71,12 @@ export async function hostPathVolume(c: NodeCluster, namespace: string, claim: s
 }
 
 /** The mock provider as a user would run it: the project image's `kuberelay mock-upstream`. */
-export async function deployMockUpstreams(c: NodeCluster, namespace: string, ports: number[]): Promise<void> {
+export async function deployMockUpstreams(
+  c: NodeCluster,
+  namespace: string,
+  ports: number[],
+  args: string[] = [],
+): Promise<void> {
   const labels = { app: 'mock-upstream' };
   const manifest = {
     apiVersion: 'v1',
@@ -91,7 +96,7 @@ export async function deployMockUpstreams(c: NodeCluster, namespace: string, por
                 name: `mock-${port}`,
                 image: c.env['KUBERELAY_IMAGE'],
                 imagePullPolicy: 'Never',
-                args: ['mock-upstream', '--port', String(port), '--name', `mock-${port}`],
+                args: ['mock-upstream', '--port', String(port), '--name', `mock-${port}`, ...args],
                 ports: [{ containerPort: port }],
                 readinessProbe: { tcpSocket: { port }, periodSeconds: 1 },
                 resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },

@@ -297,7 +297,12 @@ down() {
   for l in $(ip -o link show master "$bridge" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 || true); do ip link del "$l" 2>/dev/null || true; done
   ip link del "$bridge" 2>/dev/null || true
   for ns in /run/netns/cni-*; do [[ -e $ns ]] && { umount "$ns" 2>/dev/null; rm -f "$ns"; }; done
-  [[ -f $dir/netns-absent ]] && rmdir /run/netns 2>/dev/null
+  [[ -f $dir/netns-absent ]] && rmdir /run/netns 2>/dev/null || true
+  # The loopback plugin's results are named by sandbox id, not by network.
+  local sb
+  for sb in "$dir"/containerd/state/io.containerd.grpc.v1.cri/sandboxes/*; do
+    [[ -e $sb ]] && rm -f "/var/lib/cni/results/cni-loopback-$(basename "$sb")-lo"
+  done
   rm -rf /var/lib/cni/networks/kuberelay /var/lib/cni/results/kuberelay-* 2>/dev/null || true
   rmdir /var/lib/cni/networks /var/lib/cni/results /var/lib/cni 2>/dev/null || true
   # Mounts under the kubelet's and containerd's dirs (volumes, rootfs, shm), deepest first.

@@ -1,9 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
-// Four tiers: `unit` (pure, in-process), `integration` (real sockets, child processes, local
+// Five tiers: `unit` (pure, in-process), `integration` (real sockets, child processes, local
 // servers such as Redis/PostgreSQL), `fault` (relay, Redis, PostgreSQL and upstreams as separate
 // processes, killed, stalled and broken on purpose), `e2e` (a real kube-apiserver + etcd, see
-// test/cluster/). `npm test` runs them all; `npm run test:fast` is unit + integration.
+// test/cluster/), `node` (a real one-node cluster running the chart's pods, see test/node/). `npm test` runs them all; `npm run test:fast` is unit + integration.
 export default defineConfig({
   test: {
     projects: [
@@ -24,6 +24,16 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Each file runs a whole deployment of processes; one at a time keeps their bounds honest.
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'node',
+          include: ['test/node/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 1_800_000,
+          fileParallelism: false,
+          globalSetup: ['test/node/global-setup.ts'],
         },
       },
       {

@@ -4,7 +4,9 @@
 # ${KUBERELAY_CACHE:-$HOME/.cache/kuberelay}/bin/<name>-<version>. A cached binary is never
 # rebuilt, so a second run only checks the cache. Pinned versions live in versions.sh.
 #
-# Usage: test/cluster/build.sh [etcd|kube-apiserver|kubectl|helm ...]   (default: all)
+# Usage: test/cluster/build.sh [COMPONENT ...]   (default: etcd kube-apiserver kubectl helm)
+#        test/cluster/build.sh node                (adds what the one-node cluster needs:
+#        kubelet kube-scheduler kube-controller-manager kube-proxy containerd coredns)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,17 +39,20 @@ build_cached() {
   local name=$1 version=$2 fn=$3
   shift 3
   local target="$bin/$name-$version"
-  if [[ -x "$target" ]]; then
+  if [[ -e "$target" ]]; then
     printf '%-15s %-9s cached  %s\n' "$name" "$version" "$target"
     return
   fi
   printf '%-15s %-9s building ...\n' "$name" "$version"
   local start=$SECONDS tmp="$work/$name.out"
   "$fn" "$tmp"
-  "$tmp" "$@" >/dev/null || {
+  local probe=$tmp
+  [[ -d "$tmp" ]] && probe="$tmp/$name" # a directory of binaries answers through its namesake
+  "$probe" "$@" >/dev/null || {
     echo "build.sh: $name $version was built but '$name $*' fails" >&2
     exit 1
   }
+  rm -rf "$target"
   mv -f "$tmp" "$target"
   printf '%-15s %-9s built in %ds  %s\n' "$name" "$version" $((SECONDS - start)) "$target"
 }
@@ -98,6 +103,29 @@ build_k8s_cmd() {
 }
 build_kube_apiserver() { build_k8s_cmd "$1" kube-apiserver; }
 build_kubectl() { build_k8s_cmd "$1" kubectl; }
+build_kubelet() { build_k8s_cmd "$1" kubelet; }
+build_kube_scheduler() { build_k8s_cmd "$1" kube-scheduler; }
+build_kube_controller_manager() { build_k8s_cmd "$1" kube-controller-manager; }
+build_kube_proxy() { build_k8s_cmd "$1" kube-proxy; }
+
+# containerd's daemon, its runc shim and ctr (for `ctr images import`) share one version; the
+# storage drivers that need C libraries are left out. They are cached as one directory.
+build_containerd() {
+  local out=$1 tags='no_btrfs no_devmapper no_zfs' mod=github.com/containerd/containerd/v2
+  local v=${CONTAINERD_VERSION#v}
+  mkdir -p "$out"
+  GOBIN="$out" go install -trimpath -tags "$tags" \
+    -ldflags "$ldflags_base -X $mod/version.Version=$v -X $mod/version.Revision=$CONTAINERD_VERSION" \
+    "$mod/cmd/containerd@$CONTAINERD_VERSION" "$mod/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "$mod/cmd/ctr@$CONTAINERD_VERSION"
+}
+
+build_coredns() {
+  local out=$1
+  GOBIN="$work/coredns-bin" go install -trimpath -ldflags "$ldflags_base" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+  mv "$work/coredns-bin/coredns" "$out"
+}
 
 # etcd's server/v3 go.mod replaces its sibling modules with ../ paths, so it needs the same
 # wrapper-module trick; its main package is the module root.
@@ -117,15 +145,27 @@ build_helm() {
   mv "$work/helm-bin/helm" "$out"
 }
 
-components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kube-apiserver kubectl helm)
+components=()
+for c in "${@:-control-plane}"; do
+  case $c in
+    control-plane) components+=(etcd kube-apiserver kubectl helm) ;;
+    node) components+=(etcd kube-apiserver kubectl helm kubelet kube-scheduler kube-controller-manager kube-proxy containerd coredns) ;;
+    *) components+=("$c") ;;
+  esac
+done
 for c in "${components[@]}"; do
   case $c in
     etcd) build_cached etcd "$ETCD_VERSION" build_etcd --version ;;
     kube-apiserver) build_cached kube-apiserver "$KUBERNETES_VERSION" build_kube_apiserver --version ;;
     kubectl) build_cached kubectl "$KUBERNETES_VERSION" build_kubectl version --client ;;
     helm) build_cached helm "$HELM_VERSION" build_helm version ;;
-    *) echo "build.sh: unknown component '$c' (etcd, kube-apiserver, kubectl, helm)" >&2; exit 2 ;;
+    kubelet) build_cached kubelet "$KUBERNETES_VERSION" build_kubelet --version ;;
+    kube-scheduler) build_cached kube-scheduler "$KUBERNETES_VERSION" build_kube_scheduler --version ;;
+    kube-controller-manager) build_cached kube-controller-manager "$KUBERNETES_VERSION" build_kube_controller_manager --version ;;
+    kube-proxy) build_cached kube-proxy "$KUBERNETES_VERSION" build_kube_proxy --version ;;
+    containerd) build_cached containerd "$CONTAINERD_VERSION" build_containerd --version ;;
+    coredns) build_cached coredns "$COREDNS_VERSION" build_coredns -version ;;
+    *) echo "build.sh: unknown component '$c' (control-plane, node, or one of etcd kube-apiserver kubectl helm kubelet kube-scheduler kube-controller-manager kube-proxy containerd coredns)" >&2; exit 2 ;;
   esac
 done
 

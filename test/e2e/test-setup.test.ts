@@ -48,6 +48,10 @@ describe('test/setup.sh', () => {
     expect(r.out).toContain(
       'sudo apt-get install -y --no-install-recommends redis-server postgresql prometheus tini',
     );
+    // And the node tier's (containernetworking-plugins is found by path, not on PATH).
+    expect(r.out).toMatch(
+      /not installed: redis-server postgresql prometheus tini runc .*iptables conntrack socat buildah mmdebstrap\n/,
+    );
   });
 
   it('with them (and the cached control plane), reuses everything', async () => {
@@ -55,6 +59,12 @@ describe('test/setup.sh', () => {
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain('redis-server, postgresql, prometheus, tini found (reused)');
     expect(r.out).toContain('e2e control plane (etcd, kube-apiserver, kubectl, helm) cached (reused)');
+    expect(r.out).toContain(
+      'node binaries (kubelet, kube-scheduler, kube-controller-manager, kube-proxy, containerd, coredns) cached (reused)',
+    );
+    expect(r.out).toContain(
+      'node tier: runc, CNI plugins, iptables, conntrack, socat, buildah, mmdebstrap found (reused)',
+    );
     expect(r.out).not.toMatch(/installing|building/);
   });
 });

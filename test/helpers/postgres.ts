@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
@@ -33,7 +33,12 @@ export interface Postgres {
 
 const USER = 'kuberelay';
 
-export async function startPostgres(): Promise<Postgres> {
+export interface PostgresOptions {
+  /** Also listen here (e.g. the node IP pods reach), and trust clients from `allowFrom` (CIDR). */
+  listen?: { address: string; allowFrom: string };
+}
+
+export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgres> {
   const bin = findBinDir();
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-pg-'));
   const data = join(dir, 'data');
@@ -44,6 +49,10 @@ export async function startPostgres(): Promise<Postgres> {
     ['-D', data, '-U', USER, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
     { stdio: 'pipe', ...(ids ?? {}), env: { ...process.env, LANG: 'C' } },
   );
+  if (opts.listen) {
+    await appendFile(join(data, 'pg_hba.conf'), `host all all ${opts.listen.allowFrom} trust\n`);
+  }
+  const listenAddresses = ['127.0.0.1', ...(opts.listen ? [opts.listen.address] : [])].join(',');
   const port = await freePort();
   const url = `postgresql://${USER}@127.0.0.1:${port}/postgres`;
   let child: ChildProcess | undefined;
@@ -61,7 +70,7 @@ export async function startPostgres(): Promise<Postgres> {
         '-k',
         dir,
         '-c',
-        'listen_addresses=127.0.0.1',
+        `listen_addresses=${listenAddresses}`,
         '-c',
         'fsync=off',
         '-c',

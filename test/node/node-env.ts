@@ -1,0 +1,188 @@
+// Helpers of the node tier: what a user does with kubectl and helm against the one-node
+// cluster of global-setup.ts, plus the checks every test ends with.
+import { chown, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { inject } from 'vitest';
+import { type ClusterClient, connect } from '../cluster/control-plane.ts';
+
+export const REPO = join(import.meta.dirname, '../..');
+export const CHART = join(REPO, 'charts/kuberelay');
+
+export interface NodeCluster extends ClusterClient {
+  env: Record<string, string>;
+  /** kubectl that fails the test with its stderr on a non-zero exit. */
+  k(args: string[], input?: string, timeoutMs?: number): Promise<string>;
+  /** helm, likewise. */
+  h(args: string[], timeoutMs?: number): Promise<string>;
+}
+
+export function nodeCluster(): NodeCluster {
+  const env = inject('node');
+  const client = connect(env['KUBECONFIG']!);
+  const k = async (args: string[], input?: string, timeoutMs = 60_000) => {
+    const r = await client.kubectl(args, { input, timeoutMs });
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const h = async (args: string[], timeoutMs = 600_000) => {
+    const r = await client.helm(args, { timeoutMs });
+    if (r.code !== 0) throw new Error(`helm ${args.join(' ')}: ${r.stdout}\n${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  return { ...client, env, k, h };
+}
+
+/** The chart's values that point it at the images imported into containerd (never pulled). */
+export function localImageValues(env: Record<string, string>): string[] {
+  const ref = env['KUBERELAY_IMAGE']!;
+  const colon = ref.lastIndexOf(':');
+  return [
+    '--set',
+    `image.repository=${ref.slice(0, colon)}`,
+    '--set',
+    `image.tag=${ref.slice(colon + 1)}`,
+    '--set',
+    'image.pullPolicy=Never',
+  ];
+}
+
+/**
+ * No StorageClass on this node: a hostPath PersistentVolume bound to the claim the chart makes.
+ * hostPath ignores fsGroup, so the directory belongs to the image's user (10001).
+ */
+export async function hostPathVolume(c: NodeCluster, namespace: string, claim: string): Promise<void> {
+  const path = join(c.env['PV_DIR']!, `${namespace}-${claim}`);
+  await mkdir(path, { recursive: true });
+  await chown(path, 10001, 10001);
+  const pv = {
+    apiVersion: 'v1',
+    kind: 'PersistentVolume',
+    metadata: { name: `${namespace}-${claim}` },
+    spec: {
+      capacity: { storage: '2Gi' },
+      accessModes: ['ReadWriteOnce'],
+      persistentVolumeReclaimPolicy: 'Retain',
+      claimRef: { namespace, name: claim },
+      hostPath: { path, type: 'Directory' },
+    },
+  };
+  await c.k(['apply', '-f', '-'], JSON.stringify(pv));
+}
+
+/** The mock provider as a user would run it: the project image's `kuberelay mock-upstream`. */
+export async function deployMockUpstreams(
+  c: NodeCluster,
+  namespace: string,
+  ports: number[],
+  args: string[] = [],
+): Promise<void> {
+  const labels = { app: 'mock-upstream' };
+  const manifest = {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'mock-upstream', namespace },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              containers: ports.map((port) => ({
+                name: `mock-${port}`,
+                image: c.env['KUBERELAY_IMAGE'],
+                imagePullPolicy: 'Never',
+                args: ['mock-upstream', '--port', String(port), '--name', `mock-${port}`, ...args],
+                ports: [{ containerPort: port }],
+                readinessProbe: { tcpSocket: { port }, periodSeconds: 1 },
+                resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+              })),
+            },
+          },
+        },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'mock-upstream', namespace },
+        spec: { selector: labels, ports: ports.map((port) => ({ name: `p${port}`, port })) },
+      },
+    ],
+  };
+  await c.k(['apply', '-f', '-'], JSON.stringify(manifest));
+  await c.k(
+    ['-n', namespace, 'rollout', 'status', 'deploy/mock-upstream', '--timeout=180s'],
+    undefined,
+    200_000,
+  );
+}
+
+interface PodJson {
+  metadata: { name: string };
+  status: {
+    phase: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: {
+      name: string;
+      restartCount: number;
+      ready: boolean;
+      lastState?: { terminated?: { reason?: string; exitCode?: number } };
+      state?: { terminated?: { reason?: string } };
+    }[];
+  };
+}
+
+export async function pods(c: NodeCluster, namespace: string, selector?: string): Promise<PodJson[]> {
+  const out = await c.k([
+    '-n',
+    namespace,
+    'get',
+    'pods',
+    '-o',
+    'json',
+    ...(selector ? ['-l', selector] : []),
+  ]);
+  return (JSON.parse(out) as { items: PodJson[] }).items;
+}
+
+/** Every container that restarted or was OOM-killed, as "pod/container: why" lines. */
+export async function restartedContainers(c: NodeCluster, namespace: string): Promise<string[]> {
+  const bad: string[] = [];
+  for (const p of await pods(c, namespace)) {
+    for (const s of p.status.containerStatuses ?? []) {
+      const last = s.lastState?.terminated;
+      const now = s.state?.terminated;
+      if (s.restartCount > 0 || last || now?.reason === 'OOMKilled') {
+        bad.push(
+          `${p.metadata.name}/${s.name}: restarts=${s.restartCount} last=${JSON.stringify(last ?? {})}`,
+        );
+      }
+    }
+  }
+  return bad;
+}
+
+/** Polls check() until it returns a value (not undefined), or throws with the last error. */
+export async function eventually<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${last}`);
+    await sleep(500);
+  }
+}

@@ -135,14 +135,15 @@ async function sendEvents(
           break;
         }
         await write(stream.push(r.value));
-        // The answer's end ends it, whether or not the upstream closes its side (leaving the loop
-        // destroys the body, and with it a connection the upstream kept open).
-        if (stream.done) {
-          c.res.body.on('error', () => {}); // the abort that leaving causes is expected
-          c.res.body.destroy();
-          break;
-        }
+        if (stream.done) break;
       }
+    }
+    // The answer's end ends it, whether or not the upstream closes its side: the body (and with
+    // it a connection the upstream kept open) is let go, also when the end came with the held
+    // preamble. A body left open would hold the channel's pool, and shutdown, for good.
+    if (stream.done && !c.res.body.destroyed) {
+      c.res.body.on('error', () => {}); // the abort that this causes is expected
+      c.res.body.destroy();
     }
     if (!stream.done && answered) {
       streamError = c.up.translator

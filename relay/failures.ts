@@ -1,6 +1,6 @@
 import type { Candidate } from '../core/selection.ts';
 import { RelayError } from './errors.ts';
-import type { ProxyDeps } from './proxy.ts';
+import type { ProxyDeps } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import type { FailureReason } from './upstream-fault.ts';
 

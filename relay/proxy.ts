@@ -1,26 +1,23 @@
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
-import type { RequestRecorder } from '../core/accounting.ts';
-import type { ConcurrencyGate } from '../core/concurrency.ts';
-import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
-import { type Operation, UntranslatableError } from '../providers/contract.ts';
-import type { ChannelStats } from './channel-stats.ts';
+import { UntranslatableError } from '../providers/contract.ts';
 import { PassThroughStream, TranslatedStream } from './client-stream.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { exhausted, type Failure, failed, noChannel } from './failures.ts';
 import { admitRequest, type RequestLimits } from './limits.ts';
-import type { RelayMetrics } from './metrics.ts';
 import { channelPermit } from './permits.ts';
 import { holdPreamble } from './preamble.ts';
-import type { RelayState } from './relay-state.ts';
+import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import { type Outcome, type RespondCtx, respond } from './respond.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import type { RequestTrace } from './tracing.ts';
 import { errCode, fitsEndpoint, isEventStream, upstreamFault } from './upstream-fault.ts';
 import { RequestBuilder, type UpstreamRequest } from './upstream-request.ts';
+
+export type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 
 /**
  * The request path after auth: select -> forward (with failover) -> respond -> account.
@@ -29,29 +26,6 @@ import { RequestBuilder, type UpstreamRequest } from './upstream-request.ts';
  * an error event. Which provider a channel speaks is its adapter's business (providers/): this
  * file knows none by name.
  */
-
-export interface RelayRoute {
-  /** Public path, also the `route` metric label. */
-  path: string;
-  /** The operation, which the channel's provider adapter turns into its own URL and body. */
-  operation: Operation;
-  /** Whether `stream: true` is meaningful (and usage can be requested for it). */
-  streamable: boolean;
-}
-
-export interface ProxyDeps {
-  state: RelayState;
-  store: StateStore;
-  gate: ConcurrencyGate;
-  metrics: RelayMetrics;
-  log: FastifyBaseLogger;
-  maxAttempts: number;
-  recorder?: RequestRecorder;
-  /** RateLimitPolicy counters: in-process, or fleet-wide in Redis. */
-  limiter: Limiter;
-  /** Per-channel figures for pod reports. */
-  stats?: ChannelStats;
-}
 
 // A lease outlives the request's total timeout only by this margin; a crashed holder's permit
 // comes back by itself.

@@ -11,7 +11,7 @@ import type { ClientStream } from './client-stream.ts';
 import { failed } from './failures.ts';
 import { clientHeaders } from './headers.ts';
 import type { RequestLimits } from './limits.ts';
-import type { ProxyDeps, RelayRoute } from './proxy.ts';
+import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
 import { traceIdOf } from './tracing.ts';

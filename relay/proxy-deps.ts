@@ -1,0 +1,34 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { RequestRecorder } from '../core/accounting.ts';
+import type { ConcurrencyGate } from '../core/concurrency.ts';
+import type { Limiter } from '../core/ratelimit/limiter.ts';
+import type { StateStore } from '../core/state/store.ts';
+import type { Operation } from '../providers/contract.ts';
+import type { ChannelStats } from './channel-stats.ts';
+import type { RelayMetrics } from './metrics.ts';
+import type { RelayState } from './relay-state.ts';
+
+/** What the request path (proxy.ts, respond.ts, failures.ts) is given: a route and its dependencies. */
+
+export interface RelayRoute {
+  /** Public path, also the `route` metric label. */
+  path: string;
+  /** The operation, which the channel's provider adapter turns into its own URL and body. */
+  operation: Operation;
+  /** Whether `stream: true` is meaningful (and usage can be requested for it). */
+  streamable: boolean;
+}
+
+export interface ProxyDeps {
+  state: RelayState;
+  store: StateStore;
+  gate: ConcurrencyGate;
+  metrics: RelayMetrics;
+  log: FastifyBaseLogger;
+  maxAttempts: number;
+  recorder?: RequestRecorder;
+  /** RateLimitPolicy counters: in-process, or fleet-wide in Redis. */
+  limiter: Limiter;
+  /** Per-channel figures for pod reports. */
+  stats?: ChannelStats;
+}

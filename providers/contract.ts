@@ -1,4 +1,5 @@
 import type { TokenCounts } from '../core/usage.ts';
+import type { JobOperations } from './jobs.ts';
 
 /**
  * The one provider adapter contract. A provider module (`providers/<name>/index.ts`) exports one
@@ -129,6 +130,8 @@ export interface ProviderAdapter {
    * `cooldown.onStatus`: true counts the status as a failure, undefined defers to the channel.
    */
   retryable?(status: number): boolean | undefined;
+  /** Async media jobs (video, image tasks), when the provider runs them (providers/jobs.ts). */
+  readonly jobs?: JobOperations;
 }
 
 /**

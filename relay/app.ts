@@ -10,6 +10,8 @@ import Fastify, {
 import { fanOut, type RequestRecorder } from '../core/accounting.ts';
 import { ConcurrencyGate } from '../core/concurrency.ts';
 import { modelAllowed } from '../core/keys/api-key.ts';
+import { MemoryPinStore } from '../core/pins/memory.ts';
+import type { PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
@@ -67,6 +69,8 @@ export interface RelayAppOptions {
   publicMetrics?: boolean;
   /** OpenTelemetry spans per request and attempt (tracing.ts); none when absent. */
   tracer?: RequestTracer | undefined;
+  /** Which channel each upstream object (response, file, batch) lives on; in-process when absent. */
+  pins?: PinStore;
 }
 
 export interface RelayApp {
@@ -137,6 +141,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     recorder,
     limiter: opts.limiter ?? new MemoryLimiter(),
     stats: opts.stats,
+    pins: opts.pins ?? new MemoryPinStore(),
   };
   const shared = opts.store.shared;
   if (shared) {

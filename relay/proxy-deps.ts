@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RequestRecorder } from '../core/accounting.ts';
 import type { ConcurrencyGate } from '../core/concurrency.ts';
+import type { PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
 import type { Operation } from '../providers/contract.ts';
@@ -31,4 +32,6 @@ export interface ProxyDeps {
   limiter: Limiter;
   /** Per-channel figures for pod reports. */
   stats?: ChannelStats;
+  /** Which channel each upstream object (response, file, batch) lives on (core/pins/). */
+  pins: PinStore;
 }

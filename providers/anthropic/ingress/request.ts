@@ -2,8 +2,8 @@
 // for channels whose provider does not speak Messages: the chat body then goes through that
 // channel's own adapter like any chat request. The reverse of ../request.ts. Lossless where chat
 // completions can say the same thing; what it cannot say is refused by name (UntranslatableError),
-// never dropped. Prompt-cache breakpoints (`cache_control`) are hints, not content: they are left
-// out (OpenAI-shaped upstreams cache prompts by themselves).
+// never dropped. Prompt-cache breakpoints (`cache_control`, on blocks or the request) are hints, not
+// content: they are left out (OpenAI-shaped upstreams cache prompts by themselves).
 import { UntranslatableError } from '../../contract.ts';
 
 type Json = Record<string, unknown>;
@@ -23,6 +23,8 @@ const HANDLED = new Set([
   'tools',
   'tool_choice',
   'metadata',
+  'output_config',
+  'cache_control',
 ]);
 
 const DEFAULT_ONLY: Record<string, (v: unknown) => boolean> = {
@@ -67,6 +69,26 @@ export function chatFromMessages(body: Json): Json {
   if (typeof user === 'string') out.user = user;
   if (body.tools != null) out.tools = tools(body.tools);
   Object.assign(out, toolChoice(body.tool_choice, out.tools !== undefined));
+  if (body.output_config != null) Object.assign(out, outputConfig(body.output_config));
+  return out;
+}
+
+/** Effort as reasoning_effort; a JSON schema output format as a json_schema response_format. */
+function outputConfig(v: unknown): Json {
+  if (!isObj(v)) throw new UntranslatableError('output_config', 'output_config must be an object');
+  const out: Json = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (x == null) continue;
+    if (k === 'effort') {
+      if (x !== 'low' && x !== 'medium' && x !== 'high' && x !== 'xhigh')
+        refuse('output_config.effort', `chat completions have no reasoning_effort ${JSON.stringify(x)}`);
+      out.reasoning_effort = x;
+    } else if (k === 'format') {
+      if (!isObj(x) || x.type !== 'json_schema' || !isObj(x.schema))
+        refuse('output_config.format', 'only a json_schema format can be translated');
+      out.response_format = { type: 'json_schema', json_schema: { name: 'output', schema: x.schema } };
+    } else refuse(`output_config.${k}`);
+  }
   return out;
 }
 

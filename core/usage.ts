@@ -147,7 +147,11 @@ const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0
  * JSON.parse the costliest step of accounting, so only that object is parsed. When `whole` (the
  * buffer is the entire body), anything unexpected falls back to a full parse.
  */
-export function usageFromJsonBody(body: Buffer, whole = true): Usage | undefined {
+export function usageFromJsonBody(
+  body: Buffer,
+  whole = true,
+  read: (usage: unknown) => Usage | undefined = usageFromOpenAI,
+): Usage | undefined {
   for (
     let at = body.lastIndexOf(USAGE_KEY);
     at >= 0;
@@ -163,14 +167,14 @@ export function usageFromJsonBody(body: Buffer, whole = true): Usage | undefined
     const end = matchingBrace(body, i);
     if (end < 0) continue;
     try {
-      return usageFromOpenAI(JSON.parse(body.toString('utf8', i, end + 1)));
+      return read(JSON.parse(body.toString('utf8', i, end + 1)));
     } catch {
       break;
     }
   }
   if (!whole) return undefined;
   try {
-    return usageFromOpenAI((JSON.parse(body.toString('utf8')) as { usage?: unknown }).usage);
+    return read((JSON.parse(body.toString('utf8')) as { usage?: unknown }).usage);
   } catch {
     return undefined;
   }

@@ -21,7 +21,14 @@ import type { JobOperations } from './jobs.ts';
  */
 
 /** What a client asks for: one ingress operation. New operations are added here. */
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'images';
+export type Operation =
+  | 'chat'
+  | 'completions'
+  | 'embeddings'
+  | 'images'
+  // Anthropic's Messages API (relay/ingress/messages.ts): native where `natively` says so.
+  | 'messages'
+  | 'count_tokens';
 
 /** What an adapter sees of a channel (from the rendered ChannelConfig). */
 export interface ChannelTarget {
@@ -88,6 +95,11 @@ export interface StreamTranslator {
   end(): string[];
   /** Did the native stream reach its documented end (e.g. `message_stop`)? */
   complete(): boolean;
+  /**
+   * push/end return client-ready SSE text (an ingress with its own event names, e.g. Messages):
+   * the relay sends it as it is, without `data:` framing or `[DONE]`.
+   */
+  readonly framed?: boolean;
   /** Usage seen so far (the final figures once the stream completed). */
   usage(): TokenCounts | undefined;
 }
@@ -118,6 +130,13 @@ export interface ProviderAdapter {
   sign?(req: SignableRequest, channel: ChannelTarget): Record<string, string>;
   /** Path and query under the channel's origin for one request (basePath included). */
   url(channel: ChannelTarget, ctx: RequestContext): string;
+  /**
+   * Does the upstream speak this non-OpenAI ingress operation (e.g. `messages`) itself? Then the
+   * client's body passes through (model renamed); otherwise the ingress translates it to chat.
+   */
+  natively?(op: Operation): boolean;
+  /** Client request headers this provider's API reads (e.g. `anthropic-beta`), passed on to it. */
+  readonly clientHeaders?: readonly string[];
   /** The operation's translator, or undefined when the upstream speaks OpenAI's shape (pass-through). */
   translator(op: Operation): OperationTranslator | undefined;
   /**

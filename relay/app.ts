@@ -19,8 +19,12 @@ import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-timeouts.ts';
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
+import { sendAnthropicError, speaksAnthropic } from './ingress/anthropic-errors.ts';
+import { countTokens } from './ingress/count-tokens.ts';
+import { messagesIngress } from './ingress/messages.ts';
 import { installJsonParser } from './json-body.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { registerModelRoutes } from './models.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
@@ -87,6 +91,13 @@ const ROUTES: RelayRoute[] = [
   { path: '/v1/completions', operation: 'completions', streamable: true },
   { path: '/v1/embeddings', operation: 'embeddings', streamable: false },
   { path: '/v1/images/generations', operation: 'images', streamable: false },
+  { path: '/v1/messages', operation: 'messages', streamable: true, ingress: messagesIngress },
+  {
+    path: '/v1/messages/count_tokens',
+    operation: 'count_tokens',
+    streamable: false,
+    ingress: messagesIngress,
+  },
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -175,7 +186,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     const record = failedRecord(req, route, model, e);
     req.trace?.finish(record);
     recorder?.record(record);
-    return sendError(reply, e);
+    return speaksAnthropic(req) ? sendAnthropicError(reply, e) : sendError(reply, e);
   });
   app.setNotFoundHandler((req, reply) =>
     sendError(
@@ -227,18 +238,12 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   for (const route of ROUTES) {
     app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) => {
       if (tracer) req.trace = tracer.start(req, route.path);
+      if (route.operation === 'count_tokens') return countTokens(deps, route, req, reply);
       return relay(deps, route, req, reply);
     });
   }
 
-  app.get('/v1/models', { onRequest: requireKey }, async (req) => {
-    const allowed = req.client.models;
-    const models = (state.runtime?.models ?? []).filter((m) => !allowed || allowed.includes(m));
-    return {
-      object: 'list',
-      data: models.map((id) => ({ id, object: 'model', created: 0, owned_by: 'kuberelay' })),
-    };
-  });
+  registerModelRoutes(app, state, requireKey);
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

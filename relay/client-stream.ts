@@ -80,25 +80,25 @@ export class TranslatedStream implements ClientStream {
       // read after end(): a stream without an end marker (Gemini's) is complete once it ended
       const complete = this.#translator.complete();
       this.#done = complete;
-      let text = frame(out, this);
-      if (complete) text += 'data: [DONE]\n\n';
+      let text = frame(out, this, this.#translator.framed);
+      if (complete && !this.#translator.framed) text += 'data: [DONE]\n\n';
       return text;
     }
-    return frame(out, this);
+    return frame(out, this, this.#translator.framed);
   }
 }
 
-function frame(chunks: string[], s: { contentEvents: number }): string {
+function frame(chunks: string[], s: { contentEvents: number }, framed = false): string {
   let text = '';
   for (const c of chunks) {
     if (carriesToken(c)) s.contentEvents++;
-    text += `data: ${c}\n\n`;
+    text += framed ? c : `data: ${c}\n\n`;
   }
   return text;
 }
 
 const TOKEN =
-  /"(?:content|text|reasoning_content|reasoning|refusal|arguments)"\s*:\s*"[^"]|"tool_calls"\s*:\s*\[\s*\{/;
+  /"(?:content|text|reasoning_content|reasoning|refusal|arguments|partial_json)"\s*:\s*"[^"]|"tool_calls"\s*:\s*\[\s*\{|"type"\s*:\s*"tool_use"/;
 
 /**
  * Does this SSE text carry the first token: non-empty content, reasoning, refusal or a tool call?

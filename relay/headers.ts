@@ -14,8 +14,6 @@ export const TO_UPSTREAM: ReadonlySet<string> = new Set([
   'accept',
   'openai-beta', // Assistants/Realtime feature opt-ins
   'idempotency-key',
-  'anthropic-version',
-  'anthropic-beta',
   // W3C trace context: the caller's trace goes on upstream (with tracing on, as the attempt's span).
   'traceparent',
   'tracestate',
@@ -37,16 +35,23 @@ export const TO_CLIENT: ReadonlySet<string> = new Set([
 const USER_AGENT = 'kuberelay';
 
 /**
- * Headers for the upstream request: the allowed client headers, then the channel's own (its static
- * `headers` and the credential its provider adapter places, lower-case names), then body framing.
+ * Headers for the upstream request: the allowed client headers (and those the channel's provider
+ * reads, `providerHeaders`, e.g. `anthropic-beta` for Anthropic only), then the channel's own (its
+ * static `headers` and the credential its provider adapter places, lower-case names), then body
+ * framing.
  */
 export function upstreamHeaders(
   incoming: IncomingHttpHeaders,
   channel: Readonly<Record<string, string>>,
   bodyLength: number,
+  providerHeaders: readonly string[] = [],
 ) {
   const out: Record<string, string | string[]> = {};
   for (const name of TO_UPSTREAM) {
+    const v = incoming[name];
+    if (v !== undefined) out[name] = v;
+  }
+  for (const name of providerHeaders) {
     const v = incoming[name];
     if (v !== undefined) out[name] = v;
   }

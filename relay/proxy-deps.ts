@@ -6,6 +6,7 @@ import type { Limiter } from '../core/ratelimit/limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
 import type { Operation } from '../providers/contract.ts';
 import type { ChannelStats } from './channel-stats.ts';
+import type { Ingress } from './ingress/contract.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { RelayState } from './relay-state.ts';
 
@@ -18,6 +19,8 @@ export interface RelayRoute {
   operation: Operation;
   /** Whether `stream: true` is meaningful (and usage can be requested for it). */
   streamable: boolean;
+  /** A non-OpenAI ingress API (Anthropic Messages): how channels serve it, its error shape. */
+  ingress?: Ingress;
 }
 
 export interface ProxyDeps {

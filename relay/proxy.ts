@@ -135,7 +135,7 @@ class Forwarding {
     this.ctx = ctx;
     this.available = available;
     this.stream = route.streamable && ctx.body.stream === true;
-    this.builder = new RequestBuilder(ctx.body, route.operation, this.stream, req.headers);
+    this.builder = new RequestBuilder(ctx.body, route.operation, this.stream, req.headers, route.ingress);
     const raw = reply.raw;
     raw.on('close', () => {
       if (raw.writableFinished) return;
@@ -376,7 +376,9 @@ async function holdEvents(
 ): Promise<NonNullable<RespondCtx['events']> | Failure> {
   const includeUsage = !f.builder.injectUsage;
   const translator = up.translator?.stream?.({ model: f.ctx.model, includeUsage, request: f.ctx.body });
-  const stream = translator ? new TranslatedStream(translator) : new PassThroughStream(f.builder.injectUsage);
+  const stream = translator
+    ? new TranslatedStream(translator)
+    : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
   const body = peeked(res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>, f.req.trace);
   const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
   if (held.ok) return { stream, body, held: held.text, ended: held.ended };

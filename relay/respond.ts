@@ -167,7 +167,11 @@ async function sendEvents(
   if (streamError) {
     if (w.upstreamsFault())
       failed(deps, c.ch, { reason: 'stream', channel: id, message: streamError }, false);
-    if (!c.isClientGone()) w.raw.write(sseErrorEvent(streamError, 'upstream_stream_interrupted'));
+    if (!c.isClientGone())
+      w.raw.write(
+        c.route.ingress?.streamError(streamError) ??
+          sseErrorEvent(streamError, 'upstream_stream_interrupted'),
+      );
   }
   if (!c.isClientGone()) w.raw.end();
   return { usage, streamError, ttftMs };
@@ -202,12 +206,13 @@ async function sendPassThrough(
   const contentType = String(c.res.headers['content-type'] ?? '');
   if (!streamError && tail.size > 0 && isJson(contentType)) {
     const { tail: bytes, whole } = tail.bytes();
-    usage = usageFromJsonBody(bytes, whole);
+    usage = usageFromJsonBody(bytes, whole, c.up.native?.usage);
   }
   // A success without reported usage (e.g. images) is still charged: the prompt estimate,
   // perRequest and perSecond.
   const answered = c.res.statusCode >= 200 && c.res.statusCode < 300;
-  if (!usage && answered && !streamError) usage = estimatedUsage(Buffer.byteLength(c.up.body), 0);
+  if (!usage && answered && !streamError && !c.up.native?.unbilled)
+    usage = estimatedUsage(Buffer.byteLength(c.up.body), 0);
   return { usage, streamError };
 }
 
@@ -228,13 +233,17 @@ async function sendTranslated(
     if (c.isClientGone()) return {};
     const message = `the upstream answer could not be read: ${err instanceof SyntaxError ? 'invalid JSON' : errCode(err)}`;
     if (answered) failed(deps, c.ch, { reason: 'stream', channel: c.ch.config.id, message }, false);
-    return sendJson(w, answered ? 502 : status, headers, { error: genericError(502, message) }, message);
+    const code = answered ? 502 : status;
+    const error = genericError(502, message);
+    const body = c.route.ingress?.errorBody(code, error) ?? { error };
+    return sendJson(w, code, headers, body, message);
   }
   const t = c.up.translator!;
   if (!answered) {
     const error =
       c.ch.adapter.errorOf?.(status, native) ?? genericError(status, `the upstream answered ${status}`);
-    return sendJson(w, status, headers, { error: { param: null, ...error } });
+    const body = c.route.ingress?.errorBody(status, error, native) ?? { error: { param: null, ...error } };
+    return sendJson(w, status, headers, body);
   }
   const request = c.req.body as Readonly<Record<string, unknown>>; // e.g. embeddings' encoding_format
   const body = t.response(native, { model: c.model, includeUsage: false, request });

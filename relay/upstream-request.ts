@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Operation, type OperationTranslator, UntranslatableError } from '../providers/contract.ts';
 import { upstreamHeaders } from './headers.ts';
+import type { Ingress, NativeAnswer } from './ingress/contract.ts';
 import type { ChannelRuntime } from './runtime.ts';
 
 /** One attempt's request, as the channel's provider wants it. */
@@ -10,6 +11,8 @@ export interface UpstreamRequest {
   body: string;
   /** Set when the provider translates this operation (answers must be translated back). */
   translator: OperationTranslator | undefined;
+  /** An ingress API's native answer passed through (how to read its usage and stream). */
+  native?: NativeAnswer | undefined;
 }
 
 /**
@@ -23,6 +26,7 @@ export class RequestBuilder {
   readonly #operation: Operation;
   readonly #stream: boolean;
   readonly #incoming: IncomingHttpHeaders;
+  readonly #ingress: Ingress | undefined;
   /** Ask an OpenAI-shaped upstream for stream usage the client did not ask for (and hide it). */
   readonly injectUsage: boolean;
 
@@ -31,18 +35,22 @@ export class RequestBuilder {
     operation: Operation,
     stream: boolean,
     incoming: IncomingHttpHeaders,
+    ingress?: Ingress,
   ) {
     this.#body = body;
     this.#operation = operation;
     this.#stream = stream;
     this.#incoming = incoming;
+    this.#ingress = ingress;
     const so = body.stream_options as { include_usage?: unknown } | undefined;
-    this.injectUsage = stream && so?.include_usage !== true;
+    // An ingress API's streams report usage by themselves (or its translation asks for it).
+    this.injectUsage = stream && so?.include_usage !== true && !ingress;
   }
 
   for(ch: ChannelRuntime, upstreamModel: string): UpstreamRequest {
-    const ctx = { operation: this.#operation, upstreamModel, stream: this.#stream };
-    const translator = ch.adapter.translator(this.#operation);
+    const plan = this.#ingress?.plan(ch.adapter, this.#operation);
+    const ctx = { operation: plan?.operation ?? this.#operation, upstreamModel, stream: this.#stream };
+    const translator = plan ? plan.translator : ch.adapter.translator(this.#operation);
     if (translator && this.#stream && !translator.stream) {
       throw new UntranslatableError('stream', `provider ${ch.adapter.name} cannot stream this operation`);
     }
@@ -55,7 +63,16 @@ export class RequestBuilder {
       this.#bodies.set(key, body);
     }
     const path = ch.adapter.url(ch.target, ctx);
-    let headers = upstreamHeaders(this.#incoming, ch.headers, Buffer.byteLength(body));
+    let headers = upstreamHeaders(
+      this.#incoming,
+      ch.headers,
+      Buffer.byteLength(body),
+      ch.adapter.clientHeaders,
+    );
+    for (const name of plan?.native?.clientHeaders ?? []) {
+      const v = this.#incoming[name];
+      if (typeof v === 'string') headers[name] = v;
+    }
     if (ch.adapter.sign) {
       const url = ch.origin + path;
       const signed = ch.adapter.sign(
@@ -64,7 +81,7 @@ export class RequestBuilder {
       );
       headers = { ...headers, ...signed };
     }
-    return { path, headers, body, translator };
+    return { path, headers, body, translator, native: plan?.native };
   }
 
   #passThrough(upstreamModel: string): Record<string, unknown> {

@@ -78,7 +78,7 @@ function forcedTool(b: Json): Json | undefined {
 }
 
 /** Input that fits the schema: enum's first value, "mock" for strings, 1, true. */
-function inputFor(schema: unknown): Json {
+export function inputFor(schema: unknown): Json {
   const props = isObject(schema) && isObject(schema.properties) ? schema.properties : {};
   const out: Json = {};
   for (const [k, p] of Object.entries(props)) {

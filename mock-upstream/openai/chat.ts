@@ -4,6 +4,7 @@ import type { MockRequest } from '../api.ts';
 import { chatPromptTokens, completionText, completionTokens, pieceJson } from '../content.ts';
 import { isObject, type Json, type MockHttp } from '../http.ts';
 import { ACCOUNT_HEADERS, badRequest } from './errors.ts';
+import { forcedFunction, toolCallAnswer } from './tool-calls.ts';
 
 export function includeUsage(b: Json): boolean {
   const so = b['stream_options'];
@@ -19,6 +20,8 @@ export function chatCompletions(m: MockHttp, res: ServerResponse, r: MockRequest
   const usage = { prompt_tokens: promptTokens, completion_tokens: n, total_tokens: promptTokens + n };
   const id = `chatcmpl-mock${m.nextId()}`;
   const created = m.nowSec();
+  const fn = forcedFunction(b);
+  if (fn) return toolCallAnswer(m, res, b, fn, { id, created, model: name, promptTokens, faults: r.faults });
   if (b['stream'] !== true) {
     const answer = {
       id,

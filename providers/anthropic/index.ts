@@ -8,8 +8,8 @@ import { usageOf } from './usage.ts';
 
 /**
  * Anthropic: `x-api-key` + `anthropic-version`, chat completions translated to and from the
- * native Messages API (`{baseURL}/v1/messages`). Only chat: Anthropic has no completions,
- * embeddings or images API.
+ * native Messages API (`{baseURL}/v1/messages`); Messages and count_tokens requests pass
+ * through. Anthropic has no completions, embeddings or images API.
  */
 const chat: OperationTranslator = {
   request: (body, ctx) => toNativeChat(body as Record<string, unknown>, { upstreamModel: ctx.upstreamModel }),
@@ -24,9 +24,11 @@ const messagesURL = (ch: ChannelTarget) =>
 
 export const anthropic: ProviderAdapter = {
   name: 'anthropic',
-  supports: (op) => op === 'chat',
+  supports: (op) => op === 'chat' || op === 'messages' || op === 'count_tokens',
+  natively: (op) => op === 'messages' || op === 'count_tokens',
+  clientHeaders: ['anthropic-beta'],
   auth: (ch) => authHeaders(ch.apiKey),
-  url: (ch) => messagesURL(ch),
+  url: (ch, ctx) => messagesURL(ch) + (ctx.operation === 'count_tokens' ? '/count_tokens' : ''),
   translator: (op) => (op === 'chat' ? chat : undefined),
   errorOf,
   // 529 overloaded always fails over (even where cooldown.onStatus was narrowed below 5xx); 429

@@ -12,6 +12,9 @@ export const OPENAI_PATHS: Readonly<Record<Operation, string>> = {
   completions: '/completions',
   embeddings: '/embeddings',
   images: '/images/generations',
+  // Not used: these upstreams get Messages requests translated to chat (relay/ingress/messages.ts).
+  messages: '/messages',
+  count_tokens: '/messages/count_tokens',
 };
 
 export function openAIAdapter(name: string): ProviderAdapter {

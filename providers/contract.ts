@@ -20,7 +20,23 @@ import type { TokenCounts } from '../core/usage.ts';
  */
 
 /** What a client asks for: one ingress operation. New operations are added here. */
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'images';
+export type Operation =
+  | 'chat'
+  | 'completions'
+  | 'embeddings'
+  | 'images'
+  // Media (multipart or binary answers) and scoring: OpenAI-shaped upstreams serve them natively.
+  | MediaOperation;
+
+/** Audio, image edits, moderations and rerank (relay/media-routes.ts). */
+export type MediaOperation =
+  | 'transcriptions'
+  | 'translations'
+  | 'speech'
+  | 'moderations'
+  | 'image_edits'
+  | 'image_variations'
+  | 'rerank';
 
 /** What an adapter sees of a channel (from the rendered ChannelConfig). */
 export interface ChannelTarget {

@@ -17,6 +17,10 @@ export interface RelayRoute {
   operation: Operation;
   /** Whether `stream: true` is meaningful (and usage can be requested for it). */
   streamable: boolean;
+  /** The body is multipart/form-data (relay/multipart.ts), not JSON. */
+  multipart?: boolean;
+  /** What a 2xx answer is: JSON (default), or `media`: any type but an HTML page (audio, text). */
+  answers?: 'json' | 'media';
 }
 
 export interface ProxyDeps {

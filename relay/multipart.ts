@@ -62,10 +62,12 @@ export async function spoolForm(
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
   let bb: ReturnType<typeof Busboy>;
   try {
-    bb = Busboy({ headers: headers as { 'content-type': string }, limits: LIMITS });
+    // preservePath: the upstream gets the filename the client sent, not busboy's basename of it.
+    bb = Busboy({ headers: headers as { 'content-type': string }, limits: LIMITS, preservePath: true });
   } catch (err) {
     throw unreadable(err);
   }
+  payload.on('error', () => {}); // a client gone while the spool is made: seen by readInto
   const spool = await mkdtemp(join(dir, 'kuberelay-form-'));
   const cleanup = () => rm(spool, { recursive: true, force: true });
   const parts: FormPart[] = [];
@@ -140,10 +142,12 @@ function readInto(payload: Readable, counter: Transform, bb: Writable): Promise<
       counter.destroy();
       reject(err);
     };
+    const gone = () => {
+      if (!payload.readableEnded) fail(new Error('the client went away'));
+    };
+    if (payload.destroyed) return gone();
     payload.once('error', fail);
-    payload.once('close', () => {
-      if (!(payload as { complete?: boolean }).complete) fail(new Error('the client went away'));
-    });
+    payload.once('close', gone);
     counter.once('error', fail);
     bb.once('error', fail);
     bb.once('finish', () => resolve());

@@ -189,6 +189,31 @@ for (const k of KINDS) {
         expect(v.data).toHaveLength(2);
         expect(v.data?.[0]?.revised_prompt).toContain(`sha256 ${sha(png)}, by up-dalle`);
       });
+      it('the default body limit is 32 MiB (KUBERELAY_MAX_BODY_BYTES), not the old 10 MiB', async () => {
+        const audio = randomBytes(12 * 1024 * 1024);
+        const r = await client(h).audio.transcriptions.create({
+          file: await toFile(audio, 'long.wav'),
+          model: 'whisper-1',
+        });
+        expect(r.text).toBe(`transcribed by whisper-up: ${audio.length} bytes, sha256 ${sha(audio)}`);
+      });
+      it('a client that leaves mid-upload leaves nothing spooled, and the relay serves on', async () => {
+        const c = await openRaw(h.url);
+        const head = '--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\n';
+        c.write(
+          'POST /v1/audio/transcriptions HTTP/1.1\r\nHost: relay\r\n' +
+            `Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n${head}`,
+        );
+        c.write(Buffer.alloc(500_000));
+        await expect.poll(spooled).toHaveLength(1);
+        c.destroy();
+        await expect.poll(spooled).toEqual([]);
+        const r = await client(h).audio.transcriptions.create({
+          file: await toFile(Buffer.from('ok'), 'a.mp3'),
+          model: 'whisper-1',
+        });
+        expect(r.text).toContain('2 bytes');
+      });
       it('rerank: OpenAI has none, so a clear 400 in its error shape', async () => {
         const r = await post(h.url, '/v1/rerank', { model: 'bge-reranker', query: 'q', documents: ['a'] });
         expect(r.status).toBe(400);

@@ -1,5 +1,6 @@
 import { accessLogFromEnv } from '../relay/access-log.ts';
 import type { AuthMode } from '../relay/app.ts';
+import { maxBodyBytesFromEnv } from '../relay/body-limit.ts';
 import { httpTimeoutsFromEnv } from '../relay/http-timeouts.ts';
 import { logFormatFromEnv } from '../relay/logger.ts';
 import { handleSignals, type MetricsListener, type RunningRelay, startRelay } from '../relay/main.ts';
@@ -55,6 +56,7 @@ export async function runRelayCommand(o: {
     persistence: persistenceFromEnv(auth, process.env, o.configSecret ? IN_CLUSTER_ADMIN_PORT : 0),
     shared: sharedStateFromEnv(),
     trustProxy: trustProxyFromEnv(),
+    bodyLimit: maxBodyBytesFromEnv(),
     timeouts: httpTimeoutsFromEnv(),
     metricsListener: metricsListenerFromEnv(),
     logLevel: process.env.LOG_LEVEL ?? 'info',

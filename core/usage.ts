@@ -37,6 +37,10 @@ export function addTokens(sum: TokenCounts, more: Readonly<TokenCounts>) {
 export interface Usage extends TokenCounts {
   /** True when the relay estimated it (no usage from upstream, e.g. a client that left mid-stream). */
   estimated: boolean;
+  /** Seconds of audio the upstream reported (transcription `usage: {type: "duration"}`). */
+  seconds?: number;
+  /** Characters of input (text to speech). */
+  characters?: number;
 }
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
@@ -51,10 +55,14 @@ const obj = (v: unknown) =>
 export function usageFromOpenAI(u: unknown): Usage | undefined {
   const o = obj(u);
   if (!o) return undefined;
+  // Audio billed by duration (whisper-1): `{"type": "duration", "seconds": 9}`.
+  if (o.type === 'duration') return { ...NO_TOKENS, seconds: num(o.seconds), estimated: false };
   const input = obj(o.prompt_tokens_details ?? o.input_tokens_details);
   const output = obj(o.completion_tokens_details ?? o.output_tokens_details);
+  // Rerank (vLLM, Jina) reports only `total_tokens`: all of it is input.
+  const inputOnly = o.completion_tokens === undefined && o.output_tokens === undefined;
   return {
-    promptTokens: num(o.prompt_tokens ?? o.input_tokens),
+    promptTokens: num(o.prompt_tokens ?? o.input_tokens ?? (inputOnly ? o.total_tokens : undefined)),
     completionTokens: num(o.completion_tokens ?? o.output_tokens),
     cachedTokens: num(input?.cached_tokens ?? o.cache_read_input_tokens),
     cacheWriteTokens: num(input?.cache_write_tokens ?? o.cache_creation_input_tokens),
@@ -77,7 +85,8 @@ export function estimatedUsage(requestBytes: number, completionTokens: number): 
 
 /**
  * USD for one request: prompt tokens read from and written to the provider's cache (both counted
- * in promptTokens) at their own prices, plus per-request and per-second.
+ * in promptTokens) at their own prices, plus per-request, per-character (of speech input) and
+ * per-second: of audio when the upstream reported its duration, else of the request's time.
  */
 export function costOf(usage: Usage, p: ModelPricing, durationMs: number): number {
   const cached = Math.min(usage.cachedTokens, usage.promptTokens);
@@ -89,7 +98,8 @@ export function costOf(usage: Usage, p: ModelPricing, durationMs: number): numbe
       usage.completionTokens * p.outputPer1M) /
       1e6 +
     p.perRequest +
-    (p.perSecond * durationMs) / 1000
+    (p.perCharacter ?? 0) * (usage.characters ?? 0) +
+    p.perSecond * (usage.seconds ?? durationMs / 1000)
   );
 }
 

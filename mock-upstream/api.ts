@@ -14,6 +14,8 @@ export interface MockRequest {
   /** Parsed JSON body (undefined when empty; the raw text when it did not parse). */
   body: unknown;
   badJson: boolean;
+  /** The body's bytes (multipart uploads are read from these). */
+  raw?: Buffer;
   faults: MockFaults | undefined;
 }
 

@@ -3,7 +3,8 @@
 // no per-request heavy work).
 //
 // One module per API (api.ts is their contract): openai/ (under /v1: chat/completions, completions,
-// embeddings, images/generations, models), azure-openai/ (/openai/v1/... and
+// embeddings, images/generations, images/edits, images/variations, audio/*, moderations, rerank,
+// models), azure-openai/ (/openai/v1/... and
 // /openai/deployments/{name}/...?api-version=), and beside them anthropic/ and gemini/. This file
 // reads bodies, applies the shared faults (faults.ts), keeps stats, serves the control API and
 // routes each request to the first API that owns its path; that API checks its own auth header and
@@ -153,7 +154,14 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     route(api, res, r);
   };
 
-  const serve = (req: IncomingMessage, res: ServerResponse, path: string, query: string, raw: string) => {
+  const serve = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: string,
+    raw: string,
+    bytes: Buffer,
+  ) => {
     let body: unknown;
     let badJson = false;
     if (raw.length > 0) {
@@ -181,7 +189,15 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       return api.sendError(m, res, 400, (err as Error).message, { code: 'invalid_mock_header' });
     }
     if (fromHeaders) faults = faults ? { ...faults, ...fromHeaders } : fromHeaders;
-    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, faults };
+    const r: MockRequest = {
+      req,
+      path,
+      query: new URLSearchParams(query),
+      body,
+      badJson,
+      raw: bytes,
+      faults,
+    };
     if (!faults) return route(api, res, r);
     const f = faults;
     if (f.latencyMs) delay(res, f.latencyMs, () => afterLatency(api, res, r, f));
@@ -253,14 +269,12 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       if (size > MAX_BODY_BYTES) {
         return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
-      const raw =
-        chunks.length === 0
-          ? ''
-          : chunks.length === 1
-            ? chunks[0]!.toString('utf8')
-            : Buffer.concat(chunks).toString('utf8');
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      // A form is read from its bytes (mock-upstream/multipart.ts), never as text.
+      const form = String(req.headers['content-type'] ?? '').startsWith('multipart/');
+      const raw = form || bytes.length === 0 ? '' : bytes.toString('utf8');
       if (path.startsWith('/_mock/')) control(req, res, path, raw);
-      else serve(req, res, path, query, raw);
+      else serve(req, res, path, query, raw, bytes);
     });
   };
 

@@ -28,7 +28,19 @@ export type Operation =
   | 'images'
   // Anthropic's Messages API (relay/ingress/messages.ts): native where `natively` says so.
   | 'messages'
-  | 'count_tokens';
+  | 'count_tokens'
+  // Media (multipart or binary answers) and scoring: OpenAI-shaped upstreams serve them natively.
+  | MediaOperation;
+
+/** Audio, image edits, moderations and rerank (relay/media-routes.ts). */
+export type MediaOperation =
+  | 'transcriptions'
+  | 'translations'
+  | 'speech'
+  | 'moderations'
+  | 'image_edits'
+  | 'image_variations'
+  | 'rerank';
 
 /** What an adapter sees of a channel (from the rendered ChannelConfig). */
 export interface ChannelTarget {

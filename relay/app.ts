@@ -15,6 +15,7 @@ import type { PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './body-limit.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-timeouts.ts';
@@ -23,6 +24,7 @@ import { sendAnthropicError, speaksAnthropic } from './ingress/anthropic-errors.
 import { countTokens } from './ingress/count-tokens.ts';
 import { messagesIngress } from './ingress/messages.ts';
 import { installJsonParser } from './json-body.ts';
+import { cleanUpForm, installMultipartParser, MEDIA_ROUTES, requireForm } from './media-routes.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { registerModelRoutes } from './models.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
@@ -45,7 +47,7 @@ export type AuthMode = 'keys' | 'none';
 export interface RelayAppOptions {
   store: StateStore;
   logger?: FastifyServerOptions['logger'];
-  /** Largest accepted request body in bytes (default 10 MiB: room for base64 images). */
+  /** Largest accepted request body in bytes, JSON or multipart (KUBERELAY_MAX_BODY_BYTES, 32 MiB). */
   bodyLimit?: number;
   /**
    * Which proxies' X-Forwarded-For to believe for the client address (`limitBy: clientIP`):
@@ -98,17 +100,19 @@ const ROUTES: RelayRoute[] = [
     streamable: false,
     ingress: messagesIngress,
   },
+  ...MEDIA_ROUTES,
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_MAX_BODY_BYTES;
   const app = Fastify({
     logger: opts.logger ?? false,
     // Per-request log lines cost more than the relay's own work; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     schemaController: lazySchemaCompilers(),
-    bodyLimit: opts.bodyLimit ?? 10 * 1024 * 1024,
+    bodyLimit,
     // A hop count means "the nearest N proxies" (as in proxy-addr, which Fastify uses).
     trustProxy: typeof opts.trustProxy === 'number' ? hopsOf(opts.trustProxy) : (opts.trustProxy ?? false),
     // Honour a caller's request id (tracing across services); otherwise mint one.
@@ -164,6 +168,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   // The API takes JSON only; anything else is a 415 rather than a string body.
   app.removeContentTypeParser('text/plain');
   installJsonParser(app);
+  installMultipartParser(app, bodyLimit);
   app.decorateRequest('receivedAt', 0);
   // Fastify refuses shared objects as decorator defaults; onRequest sets the real value.
   app.decorateRequest('client', null as unknown as ClientIdentity);
@@ -236,7 +241,10 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
 
   const tracer = opts.tracer;
   for (const route of ROUTES) {
-    app.post(route.path, { onRequest: requireKey, preHandler: requireModelAllowed }, (req, reply) => {
+    const onRequest = route.multipart ? [requireKey, cleanUpForm] : requireKey;
+    const config = { multipart: route.multipart === true };
+    app.post(route.path, { onRequest, preHandler: requireModelAllowed, config }, (req, reply) => {
+      requireForm(route, req);
       if (tracer) req.trace = tracer.start(req, route.path);
       if (route.operation === 'count_tokens') return countTokens(deps, route, req, reply);
       return relay(deps, route, req, reply);

@@ -21,6 +21,10 @@ export interface RelayRoute {
   streamable: boolean;
   /** A non-OpenAI ingress API (Anthropic Messages): how channels serve it, its error shape. */
   ingress?: Ingress;
+  /** The body is multipart/form-data (relay/multipart.ts), not JSON. */
+  multipart?: boolean;
+  /** What a 2xx answer is: JSON (default), or `media`: any type but an HTML page (audio, text). */
+  answers?: 'json' | 'media';
 }
 
 export interface ProxyDeps {

@@ -14,7 +14,7 @@ import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import { type Outcome, type RespondCtx, respond } from './respond.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import type { RequestTrace } from './tracing.ts';
-import { errCode, fitsEndpoint, isEventStream, upstreamFault } from './upstream-fault.ts';
+import { errCode, fitsEndpoint, isEventStream, isMedia, upstreamFault } from './upstream-fault.ts';
 import { RequestBuilder, type UpstreamRequest } from './upstream-request.ts';
 
 export type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
@@ -247,13 +247,17 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   const id = ch.config.id;
   let up: UpstreamRequest;
   try {
+    if (!ch.adapter.supports(f.route.operation)) throw unsupported(f.route, ch);
     up = f.builder.for(ch, cand.model.upstreamName);
   } catch (err) {
     // This provider cannot say what the client asked; another candidate may.
-    if (!(err instanceof UntranslatableError)) throw err;
+    if (!(err instanceof UntranslatableError) && !(err instanceof RelayError)) throw err;
     if (lease) void deps.gate.release(lease);
     ctx.rl?.endAttempt(false);
-    f.refusal ??= badRequest('unsupported_parameter', `${err.message} (channel ${id})`, err.field);
+    f.refusal ??=
+      err instanceof RelayError
+        ? err
+        : badRequest('unsupported_parameter', `${err.message} (channel ${id})`, err.field);
     return false;
   }
 
@@ -300,7 +304,7 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
       path: up.path,
       method: 'POST',
       headers: up.headers,
-      body: up.body,
+      body: up.stream?.() ?? up.body,
       signal: ac.signal,
       headersTimeout: ch.config.timeouts.firstByteMs,
       bodyTimeout: ch.config.timeouts.firstByteMs,
@@ -320,7 +324,7 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   f.upstreamMs += dt;
   deps.metrics.upstreamDuration.observe({ channel: id, model: ctx.model }, dt / 1000);
 
-  const refused = await refuseAnswer(ch, res, f.stream, id);
+  const refused = await refuseAnswer(ch, res, f.stream, id, f.route.answers === 'media');
   if (refused) return fail(refused);
 
   // A stream is held until its first token, so a stall before it still fails over.
@@ -364,6 +368,15 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
     deps.stats?.success(id, dt);
   }
   return true;
+}
+
+/** The channel's provider does not serve this endpoint: a 400 unless another candidate does. */
+function unsupported(route: RelayRoute, ch: ChannelRuntime): RelayError {
+  return badRequest(
+    'unsupported_operation',
+    `${route.path} is not served by provider ${ch.adapter.name} (channel ${ch.config.id}); route the model to a channel whose provider serves it`,
+    'model',
+  );
 }
 
 /** Reads a stream's preamble (relay/preamble.ts): the events to respond with, or why it failed. */
@@ -411,6 +424,7 @@ async function refuseAnswer(
   res: Dispatcher.ResponseData,
   stream: boolean,
   id: string,
+  media: boolean,
 ): Promise<Failure | undefined> {
   const status = res.statusCode;
   const contentType = String(res.headers['content-type'] ?? '');
@@ -418,8 +432,13 @@ async function refuseAnswer(
   if (ch.isFailure(status)) {
     const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
     f = { reason: `status_${status}`, channel: id, status, retryAfterMs };
-  } else if (status >= 200 && status < 300 && !fitsEndpoint(contentType, stream)) {
-    const what = `${contentType || 'no content type'} instead of ${stream ? 'an event stream' : 'JSON'}`;
+  } else if (
+    status >= 200 &&
+    status < 300 &&
+    !(media ? isMedia(contentType) : fitsEndpoint(contentType, stream))
+  ) {
+    const wanted = media ? 'audio or text' : stream ? 'an event stream' : 'JSON';
+    const what = `${contentType || 'no content type'} instead of ${wanted}`;
     f = { reason: 'content_type', channel: id, message: `the upstream answered ${status} with ${what}` };
   }
   if (f) await res.body.dump({ limit: 256 * 1024 }).catch(() => {});

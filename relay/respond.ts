@@ -11,6 +11,7 @@ import type { ClientStream } from './client-stream.ts';
 import { failed } from './failures.ts';
 import { clientHeaders } from './headers.ts';
 import type { RequestLimits } from './limits.ts';
+import { requestUsage } from './media-routes.ts';
 import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
@@ -211,8 +212,9 @@ async function sendPassThrough(
   // A success without reported usage (e.g. images) is still charged: the prompt estimate,
   // perRequest and perSecond.
   const answered = c.res.statusCode >= 200 && c.res.statusCode < 300;
-  if (!usage && answered && !streamError && !c.up.native?.unbilled)
-    usage = estimatedUsage(Buffer.byteLength(c.up.body), 0);
+  if (!usage && answered && !streamError && !c.up.native?.unbilled) {
+    usage = requestUsage(c.route, c.req.body) ?? estimatedUsage(Buffer.byteLength(c.up.body), 0);
+  }
   return { usage, streamError };
 }
 

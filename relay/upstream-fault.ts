@@ -73,6 +73,8 @@ export function fitsEndpoint(contentType: string, stream: boolean): boolean {
 
 const mediaType = (contentType: string) => contentType.split(';', 1)[0]!.trim().toLowerCase();
 export const isEventStream = (contentType: string) => mediaType(contentType) === 'text/event-stream';
+/** A media endpoint's answer (audio bytes, a text transcript, JSON, SSE): anything but an HTML page. */
+export const isMedia = (contentType: string) => contentType !== '' && mediaType(contentType) !== 'text/html';
 export function isJson(contentType: string): boolean {
   const t = mediaType(contentType);
   return t === 'application/json' || t.endsWith('+json');

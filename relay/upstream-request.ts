@@ -1,7 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { type Operation, type OperationTranslator, UntranslatableError } from '../providers/contract.ts';
 import { upstreamHeaders } from './headers.ts';
 import type { Ingress, NativeAnswer } from './ingress/contract.ts';
+import { formOf } from './media-routes.ts';
+import { type EncodedForm, encodeForm } from './multipart.ts';
 import type { ChannelRuntime } from './runtime.ts';
 
 /** One attempt's request, as the channel's provider wants it. */
@@ -9,6 +12,8 @@ export interface UpstreamRequest {
   path: string;
   headers: Record<string, string | string[]>;
   body: string;
+  /** A multipart body, streamed from the relay's spool (then `body` is empty); a fresh one per call. */
+  stream?: () => Readable;
   /** Set when the provider translates this operation (answers must be translated back). */
   translator: OperationTranslator | undefined;
   /** An ingress API's native answer passed through (how to read its usage and stream). */
@@ -22,6 +27,7 @@ export interface UpstreamRequest {
  */
 export class RequestBuilder {
   readonly #bodies = new Map<string, string>();
+  readonly #forms = new Map<string, EncodedForm>();
   readonly #body: Readonly<Record<string, unknown>>;
   readonly #operation: Operation;
   readonly #stream: boolean;
@@ -53,6 +59,18 @@ export class RequestBuilder {
     const translator = plan ? plan.translator : ch.adapter.translator(this.#operation);
     if (translator && this.#stream && !translator.stream) {
       throw new UntranslatableError('stream', `provider ${ch.adapter.name} cannot stream this operation`);
+    }
+    const form = formOf(this.#body);
+    if (form && !translator) {
+      // Forms go as they came, with the channel's model name (no provider translates one).
+      let enc = this.#forms.get(upstreamModel);
+      if (!enc) {
+        enc = encodeForm(form, { model: upstreamModel });
+        this.#forms.set(upstreamModel, enc);
+      }
+      const headers = upstreamHeaders(this.#incoming, ch.headers, enc.length);
+      headers['content-type'] = enc.contentType;
+      return { path: ch.adapter.url(ch.target, ctx), headers, body: '', stream: enc.body, translator };
     }
     const key = translator ? `${ch.adapter.name}\0${upstreamModel}` : upstreamModel;
     let body = this.#bodies.get(key);

@@ -33,6 +33,8 @@ export const channelConfigSchema = z.strictObject({
         cacheWritePer1M: z.number().optional(),
         perRequest: z.number(),
         perSecond: z.number(),
+        /** Per character of input (text to speech); absent (older snapshots): 0. */
+        perCharacter: z.number().optional(),
       }),
     }),
   ),

@@ -241,6 +241,7 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
         ...(m.pricing?.cacheWritePer1M !== undefined && { cacheWritePer1M: num(m.pricing.cacheWritePer1M) }),
         perRequest: num(m.pricing?.perRequest),
         perSecond: num(m.pricing?.perSecond),
+        ...(m.pricing?.perCharacter !== undefined && { perCharacter: num(m.pricing.perCharacter) }),
       },
     })),
     priority: s.priority,

@@ -73,6 +73,8 @@ export const pricingSchema = z.strictObject({
   cacheWritePer1M: decimal().optional(),
   perRequest: decimal().optional(),
   perSecond: decimal().optional(),
+  /** Text to speech: per character of `input`. */
+  perCharacter: decimal().optional(),
 });
 
 export const channelModelSchema = z.strictObject({

@@ -6,18 +6,41 @@
 import type { ServerResponse } from 'node:http';
 import type { MockApi, MockHandler, MockRequest } from '../api.ts';
 import type { MockHttp } from '../http.ts';
+import { speech, transcriptions, translations } from '../openai/audio.ts';
 import { chatCompletions } from '../openai/chat.ts';
 import { completions } from '../openai/completions.ts';
 import { embeddings } from '../openai/embeddings.ts';
 import { checkJsonBody, sendOpenAIError, statusError } from '../openai/errors.ts';
+import { imageEdits } from '../openai/image-edits.ts';
 import { images } from '../openai/images.ts';
+import { type FormOp, form } from '../openai/index.ts';
 
 const OPERATIONS: Record<string, typeof chatCompletions> = {
   'chat/completions': chatCompletions,
   completions,
   embeddings,
   'images/generations': images,
+  'audio/speech': speech,
 };
+
+/** Uploads (multipart): Azure serves audio and image edits, not variations. */
+const FORM_OPERATIONS: Record<string, FormOp> = {
+  'audio/transcriptions': transcriptions,
+  'audio/translations': translations,
+  'images/edits': imageEdits,
+};
+const deploymentOf = (r: MockRequest) => decodeURIComponent(DEPLOYMENT.exec(r.path)![1]!);
+const FORMS_V1 = new Map(Object.entries(FORM_OPERATIONS).map(([k, op]) => [k, form(op)]));
+const FORMS_DEPLOYMENT = new Map(
+  Object.entries(FORM_OPERATIONS).map(([k, op]): [string, MockHandler] => {
+    const h = form(op, false, deploymentOf);
+    return [
+      k,
+      (m, res, r) =>
+        r.query.get('api-version') ? h(m, res, r) : azureError(m, res, 404, '404', 'Resource not found'),
+    ];
+  }),
+);
 
 const V1 = /^\/openai\/v1\/(.+)$/;
 const DEPLOYMENT = /^\/openai\/deployments\/([^/]+)\/(.+)$/;
@@ -48,9 +71,10 @@ export const azureOpenAIApi: MockApi = {
   match(method, path) {
     if (method !== 'POST') return undefined;
     const a = V1.exec(path);
-    if (a) return OPERATIONS[a[1]!] ? v1 : undefined;
+    if (a) return OPERATIONS[a[1]!] ? v1 : FORMS_V1.get(a[1]!);
     const d = DEPLOYMENT.exec(path);
-    return d && OPERATIONS[d[2]!] ? deployment : undefined;
+    if (!d) return undefined;
+    return OPERATIONS[d[2]!] ? deployment : FORMS_DEPLOYMENT.get(d[2]!);
   },
   authorized: (r, apiKey) => r.req.headers['api-key'] === apiKey,
   sendError(m, res, status, message, opts) {

@@ -2,11 +2,16 @@
 // models; `Authorization: Bearer <key>`; OpenAI's error shape and account headers.
 import type { MockApi, MockHandler } from '../api.ts';
 import type { MockHttp } from '../http.ts';
+import { parseForm } from '../multipart.ts';
+import { speech, transcriptions, translations } from './audio.ts';
 import { chatCompletions } from './chat.ts';
 import { completions } from './completions.ts';
 import { embeddings } from './embeddings.ts';
 import { ACCOUNT_HEADERS, checkJsonBody, sendOpenAIError, statusError } from './errors.ts';
+import { imageEdits, imageVariations } from './image-edits.ts';
 import { images } from './images.ts';
+import { moderations } from './moderations.ts';
+import { rerank } from './rerank.ts';
 
 const MODEL_CREATED = 1_700_000_000;
 
@@ -30,11 +35,56 @@ function post(op: Post, needsModel = true): MockHandler {
   };
 }
 
+export type FormOp = typeof transcriptions;
+
+/** Wraps an upload operation: a multipart form with a `model` field (OpenAI's checks first). */
+export function form(
+  op: FormOp,
+  needsModel = true,
+  deployment?: (r: Parameters<MockHandler>[2]) => string,
+): MockHandler {
+  return (m, res, r) => {
+    parseForm(r).then(
+      (f) => {
+        const dep = deployment?.(r);
+        if (needsModel && dep === undefined && typeof f.fields.model !== 'string') {
+          return sendOpenAIError(
+            m,
+            res,
+            400,
+            'You must provide a model parameter.',
+            'invalid_request_error',
+            'missing_model',
+          );
+        }
+        op(m, res, f, dep);
+      },
+      (err: Error) =>
+        sendOpenAIError(
+          m,
+          res,
+          400,
+          `Could not parse multipart form: ${err.message}`,
+          'invalid_request_error',
+          null,
+        ),
+    );
+  };
+}
+
 const POSTS: Record<string, MockHandler> = {
   '/v1/chat/completions': post(chatCompletions),
   '/v1/completions': post(completions),
   '/v1/embeddings': post(embeddings),
   '/v1/images/generations': post(images, false),
+  '/v1/images/edits': form(imageEdits, false),
+  '/v1/images/variations': form(imageVariations, false),
+  '/v1/audio/transcriptions': form(transcriptions),
+  '/v1/audio/translations': form(translations),
+  '/v1/audio/speech': post(speech),
+  '/v1/moderations': post(moderations, false),
+  '/v1/rerank': post(rerank),
+  '/rerank': post(rerank), // vLLM serves both
 };
 
 const model = (id: string) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'kuberelay-mock' });

@@ -1,4 +1,4 @@
-import type { ChannelTarget, ProviderAdapter, RequestContext } from '../contract.ts';
+import type { ChannelTarget, Operation, ProviderAdapter, RequestContext } from '../contract.ts';
 import { OPENAI_PATHS } from '../openai/index.ts';
 
 /**
@@ -12,9 +12,12 @@ import { OPENAI_PATHS } from '../openai/index.ts';
 
 export const DEFAULT_AZURE_API_VERSION = 'v1';
 
+/** Azure OpenAI has no moderations (its content filter is built in), image variations or rerank. */
+const NOT_ON_AZURE: ReadonlySet<Operation> = new Set(['moderations', 'image_variations', 'rerank']);
+
 export const azureOpenAI: ProviderAdapter = {
   name: 'azure-openai',
-  supports: () => true,
+  supports: (op) => !NOT_ON_AZURE.has(op),
   auth: (ch: ChannelTarget) => ({ 'api-key': ch.apiKey }),
   url: (ch: ChannelTarget, ctx: RequestContext) => {
     const op = OPENAI_PATHS[ctx.operation];

@@ -15,17 +15,30 @@ export const OPENAI_PATHS: Readonly<Record<Operation, string>> = {
   // Not used: these upstreams get Messages requests translated to chat (relay/ingress/messages.ts).
   messages: '/messages',
   count_tokens: '/messages/count_tokens',
+  transcriptions: '/audio/transcriptions',
+  translations: '/audio/translations',
+  speech: '/audio/speech',
+  moderations: '/moderations',
+  image_edits: '/images/edits',
+  image_variations: '/images/variations',
+  rerank: '/rerank',
 };
 
-export function openAIAdapter(name: string): ProviderAdapter {
+/** OpenAI's own API has no rerank; vLLM and other OpenAI-compatible servers serve `/rerank`. */
+const NOT_ON_OPENAI: ReadonlySet<Operation> = new Set(['rerank']);
+
+export function openAIAdapter(
+  name: string,
+  unsupported: ReadonlySet<Operation> = new Set(),
+): ProviderAdapter {
   return {
     name,
-    supports: () => true,
+    supports: (op) => !unsupported.has(op),
     auth: (ch: ChannelTarget) => ({ authorization: `Bearer ${ch.apiKey}` }),
     url: (ch: ChannelTarget, ctx: RequestContext) => ch.basePath + OPENAI_PATHS[ctx.operation],
     translator: () => undefined,
   };
 }
 
-export const openai = openAIAdapter('openai');
+export const openai = openAIAdapter('openai', NOT_ON_OPENAI);
 export const openaiCompatible = openAIAdapter('openai-compatible');

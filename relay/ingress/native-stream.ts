@@ -19,17 +19,17 @@ export class NativeMessagesStream implements ClientStream {
   done = false;
   contentEvents = 0;
 
+  // Bytes after `message_stop` still pass (a CRLF split across chunks ends the event at its CR,
+  // the LF comes next); only the watching stops.
   push(chunk: Buffer): string {
-    if (this.done) return '';
     const text = this.#decoder.write(chunk);
-    this.#watch(this.#parser.push(text));
+    if (!this.done) this.#watch(this.#parser.push(text));
     return text;
   }
 
   finish(): string {
-    if (this.done) return '';
     const text = this.#decoder.end();
-    this.#watch([...this.#parser.push(text), ...this.#parser.end()]);
+    if (!this.done) this.#watch([...this.#parser.push(text), ...this.#parser.end()]);
     return text;
   }
 

@@ -26,6 +26,7 @@ export async function chartRelayEnv(): Promise<Record<string, string>> {
     KUBERELAY_AUTH: String(r.auth),
     LOG_LEVEL: String(r.logLevel),
     KUBERELAY_SHUTDOWN_TIMEOUT_MS: String(Number(r.shutdownTimeoutSeconds) * 1000),
+    KUBERELAY_MAX_BODY_BYTES: String(r.maxBodyBytes),
     POD_NAMESPACE: 'default',
   };
 }

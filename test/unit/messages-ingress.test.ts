@@ -483,6 +483,16 @@ describe('native Messages stream, passed through', () => {
     },
   );
 
+  it('a CRLF split after message_stop still passes its LF (every cut point)', () => {
+    const doc = fixture('stream-text.json');
+    const sse = doc.events.map(([e, d]: [string, string]) => `event: ${e}\r\ndata: ${d}\r\n\r\n`).join('');
+    for (let i = 1; i < sse.length; i++) {
+      const s = new NativeMessagesStream();
+      const out = s.push(Buffer.from(sse.slice(0, i))) + s.push(Buffer.from(sse.slice(i))) + s.finish();
+      expect(out.length, `cut at ${i}`).toBe(sse.length);
+    }
+  });
+
   it('a multi-byte character split across chunks comes out whole', () => {
     const sse =
       'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"日本"}}\n\n';

@@ -3,7 +3,7 @@
 // no per-request heavy work).
 //
 // One module per API (api.ts is their contract): openai/ (under /v1: chat/completions, completions,
-// embeddings, images/generations, models), azure-openai/ (/openai/v1/... and
+// embeddings, images/generations, models; responses.ts: the Responses API, also Azure's), azure-openai/ (/openai/v1/... and
 // /openai/deployments/{name}/...?api-version=), and beside them anthropic/ and gemini/. This file
 // reads bodies, applies the shared faults (faults.ts), keeps stats, serves the control API and
 // routes each request to the first API that owns its path; that API checks its own auth header and
@@ -24,6 +24,7 @@ import { headerFaults, type MockFaults, normalizeFaults } from './faults.ts';
 import { geminiApi } from './gemini/index.ts';
 import { mockHttp } from './http.ts';
 import { openaiApi } from './openai/index.ts';
+import { responsesApi } from './openai/responses.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -83,6 +84,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const apiKey = opts.apiKey;
   // The first API owning a path answers it; OpenAI's owns everything left.
   const apis: MockApi[] = [
+    responsesApi(), // OpenAI's and Azure's Responses API (openai/responses.ts)
     azureOpenAIApi,
     anthropicApi(),
     geminiApi(),

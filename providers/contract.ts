@@ -21,7 +21,7 @@ import type { JobOperations } from './jobs.ts';
  */
 
 /** What a client asks for: one ingress operation. New operations are added here. */
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'images';
+export type Operation = 'chat' | 'completions' | 'embeddings' | 'images' | 'responses';
 
 /** What an adapter sees of a channel (from the rendered ChannelConfig). */
 export interface ChannelTarget {

@@ -19,6 +19,7 @@ import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-timeouts.ts';
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
+import { RESPONSES_ROUTE, registerResponseObjectRoutes } from './ingress/responses/routes.ts';
 import { installJsonParser } from './json-body.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
@@ -87,6 +88,7 @@ const ROUTES: RelayRoute[] = [
   { path: '/v1/completions', operation: 'completions', streamable: true },
   { path: '/v1/embeddings', operation: 'embeddings', streamable: false },
   { path: '/v1/images/generations', operation: 'images', streamable: false },
+  RESPONSES_ROUTE,
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -230,6 +232,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
       return relay(deps, route, req, reply);
     });
   }
+
+  registerResponseObjectRoutes(deps, app, requireKey);
 
   app.get('/v1/models', { onRequest: requireKey }, async (req) => {
     const allowed = req.client.models;

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Operation, type OperationTranslator, UntranslatableError } from '../providers/contract.ts';
 import { upstreamHeaders } from './headers.ts';
+import { responsesViaChat, speaksResponses } from './ingress/responses/via-chat.ts';
 import type { ChannelRuntime } from './runtime.ts';
 
 /** One attempt's request, as the channel's provider wants it. */
@@ -37,12 +38,17 @@ export class RequestBuilder {
     this.#stream = stream;
     this.#incoming = incoming;
     const so = body.stream_options as { include_usage?: unknown } | undefined;
-    this.injectUsage = stream && so?.include_usage !== true;
+    // Only chat and completions streams have stream_options.include_usage.
+    this.injectUsage =
+      stream && (operation === 'chat' || operation === 'completions') && so?.include_usage !== true;
   }
 
   for(ch: ChannelRuntime, upstreamModel: string): UpstreamRequest {
-    const ctx = { operation: this.#operation, upstreamModel, stream: this.#stream };
-    const translator = ch.adapter.translator(this.#operation);
+    // A Responses request to a provider without the Responses API goes through its chat operation.
+    const viaChat = this.#operation === 'responses' && !speaksResponses(ch.adapter);
+    const operation: Operation = viaChat ? 'chat' : this.#operation;
+    const ctx = { operation, upstreamModel, stream: this.#stream };
+    const translator = viaChat ? responsesViaChat(ch.adapter) : ch.adapter.translator(operation);
     if (translator && this.#stream && !translator.stream) {
       throw new UntranslatableError('stream', `provider ${ch.adapter.name} cannot stream this operation`);
     }

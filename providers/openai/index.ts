@@ -12,17 +12,20 @@ export const OPENAI_PATHS: Readonly<Record<Operation, string>> = {
   completions: '/completions',
   embeddings: '/embeddings',
   images: '/images/generations',
+  responses: '/responses',
 };
 
-export function openAIAdapter(name: string): ProviderAdapter {
+/** `nativeResponses`: the upstream serves the Responses API (else it is translated through chat). */
+export function openAIAdapter(name: string, nativeResponses: boolean): ProviderAdapter {
   return {
     name,
-    supports: () => true,
+    supports: (op) => op !== 'responses' || nativeResponses,
     auth: (ch: ChannelTarget) => ({ authorization: `Bearer ${ch.apiKey}` }),
     url: (ch: ChannelTarget, ctx: RequestContext) => ch.basePath + OPENAI_PATHS[ctx.operation],
     translator: () => undefined,
   };
 }
 
-export const openai = openAIAdapter('openai');
-export const openaiCompatible = openAIAdapter('openai-compatible');
+export const openai = openAIAdapter('openai', true);
+// vLLM, Ollama, DeepSeek, ... speak chat completions; few serve /v1/responses, and none keeps state.
+export const openaiCompatible = openAIAdapter('openai-compatible', false);

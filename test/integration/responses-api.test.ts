@@ -103,7 +103,10 @@ describe('the Responses API (native, pinned, translated)', () => {
     bob = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: await key('bob'), maxRetries: 0 });
   });
   afterEach(() => {
-    for (const m of [main, a, b]) m.setFaults(null);
+    for (const m of [main, a, b]) {
+      m.setFaults(null);
+      m.resetStats();
+    }
   });
   afterAll(async () => {
     await h?.close();
@@ -303,6 +306,31 @@ describe('the Responses API (native, pinned, translated)', () => {
       const got = await alice.responses.retrieve(final!.id).withResponse();
       expect(got.response.headers.get('x-kuberelay-channel')).toBe('default/fo-b');
       expect(got.data.output_text).toBe(completionText(8));
+    });
+
+    it('a stream cut after its first token ends with an error event (no failover, no fake completion), billed', async () => {
+      const labels = { channel: 'default/fo-a', model: 'gpt-4o' };
+      const before = await metric(h.url, 'kuberelay_tokens_total', { ...labels, type: 'completion' });
+      a.setFaults({ streamDieAfter: 2, count: 1 });
+      const stream = alice.responses.stream({ model: 'gpt-4o', input: 'hi' });
+      const types: string[] = [];
+      const err = await (async () => {
+        try {
+          for await (const e of stream) types.push(e.type);
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect(err!.message).toMatch(/upstream stream/);
+      expect(types).toContain('response.output_text.delta');
+      expect(types).not.toContain('response.completed');
+      expect(b.stats().requests).toBe(0);
+      // what was streamed is billed (estimated: the upstream's usage never came)
+      expect(
+        await metric(h.url, 'kuberelay_tokens_total', { ...labels, type: 'completion' }),
+      ).toBeGreaterThan(before);
     });
 
     it('azure-openai: /openai/v1/responses, and /openai/responses?api-version= for a dated version', async () => {

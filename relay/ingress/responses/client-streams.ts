@@ -2,7 +2,7 @@ import { type Usage, usageFromOpenAI } from '../../../core/usage.ts';
 import type { StreamTranslator } from '../../../providers/contract.ts';
 import { SseParser } from '../../../providers/sse.ts';
 import type { ClientStream } from '../../client-stream.ts';
-import type { ResponseContext } from './response.ts';
+import type { EchoContext } from './response.ts';
 import { ResponsesEvents, sseOf } from './stream.ts';
 
 /**
@@ -77,7 +77,7 @@ export class TranslatedResponsesStream implements ClientStream {
   #done = false;
   readonly objectId: string | undefined = undefined; // translated responses are not stored upstream: never pinned
 
-  constructor(chat: StreamTranslator, ctx: ResponseContext) {
+  constructor(chat: StreamTranslator, ctx: EchoContext) {
     this.#chat = chat;
     this.#events = new ResponsesEvents(ctx);
   }
@@ -137,9 +137,6 @@ export class TranslatedResponsesStream implements ClientStream {
 }
 
 /** The client stream of a Responses request: native when the channel speaks it, else translated. */
-export function responsesClientStream(
-  chat: StreamTranslator | undefined,
-  ctx: ResponseContext,
-): ClientStream {
+export function responsesClientStream(chat: StreamTranslator | undefined, ctx: EchoContext): ClientStream {
   return chat ? new TranslatedResponsesStream(chat, ctx) : new NativeResponsesStream();
 }

@@ -13,7 +13,7 @@ const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && 
 /** An id in OpenAI's shape: a prefix and 48 hex digits (`resp_...`, `msg_...`, `fc_...`). */
 export const itemId = (prefix: string) => `${prefix}_${randomBytes(24).toString('hex')}`;
 
-export interface ResponseContext {
+export interface EchoContext {
   /** The model the client named. */
   model: string;
   /** The client's Responses request (its parameters are echoed, as OpenAI does). */
@@ -21,7 +21,7 @@ export interface ResponseContext {
 }
 
 /** The response object without output and usage: what the request asked, echoed back. */
-export function responseShell(id: string, createdAt: number, ctx: ResponseContext): Json {
+export function responseShell(id: string, createdAt: number, ctx: EchoContext): Json {
   const r = ctx.request;
   return {
     id,
@@ -105,7 +105,7 @@ export const reasoningItem = (id: string, text: string): Json => ({
 });
 
 /** The Responses object for a (non-streamed) chat completion. */
-export function chatToResponse(chat: unknown, ctx: ResponseContext): Json {
+export function chatToResponse(chat: unknown, ctx: EchoContext): Json {
   const c = isObj(chat) ? chat : {};
   const choice = Array.isArray(c.choices) && isObj(c.choices[0]) ? c.choices[0] : {};
   const message = isObj(choice.message) ? choice.message : {};

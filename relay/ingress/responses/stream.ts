@@ -1,9 +1,9 @@
 import {
+  type EchoContext,
   endOf,
   functionCallItem,
   itemId,
   messageItem,
-  type ResponseContext,
   reasoningItem,
   responseShell,
   responsesUsage,
@@ -53,7 +53,7 @@ export class ResponsesEvents {
   /** Events that carried generated content (non-empty deltas). */
   contentEvents = 0;
 
-  constructor(ctx: ResponseContext, id = itemId('resp'), createdAt = Math.floor(Date.now() / 1000)) {
+  constructor(ctx: EchoContext, id = itemId('resp'), createdAt = Math.floor(Date.now() / 1000)) {
     this.#shell = responseShell(id, createdAt, ctx);
   }
 

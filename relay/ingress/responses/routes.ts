@@ -35,11 +35,11 @@ async function toPreviousResponse(deps: ProxyDeps, r: RouteRequest, tiers: Candi
   const prev = r.body.previous_response_id;
   if (typeof prev !== 'string') return tiers;
   const channels = deps.state.runtime?.channels;
-  const native = tiers.some((t) =>
-    t.some(
-      (c) => channels?.get(c.channel.id)?.adapter && speaksResponses(channels.get(c.channel.id)!.adapter),
-    ),
-  );
+  const speaks = (c: Candidate) => {
+    const ch = channels?.get(c.channel.id);
+    return ch !== undefined && speaksResponses(ch.adapter);
+  };
+  const native = tiers.some((t) => t.some(speaks));
   if (!native) return tiers;
   const pin = await deps.pins.lookup('response', prev);
   if (!pin || pin.keyId !== r.keyId) {

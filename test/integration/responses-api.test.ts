@@ -431,4 +431,34 @@ describe('the Responses API (native, pinned, translated)', () => {
       }
     });
   });
+
+  it('RateLimitPolicies match the route: a third request in a minute is a 429 in OpenAI shape', async () => {
+    const policy = `apiVersion: kuberelay.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: responses }
+spec:
+  match: { paths: [/v1/responses] }
+  limitBy: apiKey
+  limits: [{ requests: 2, per: 1m }]
+`;
+    await h.writeConfig(configYaml([{ name: 'native', mock: main, provider: 'openai' }], policy));
+    try {
+      for (let i = 0; i < 2; i++) await bob.responses.create({ model: 'gpt-4o-mini', input: 'x' });
+      const err = await refused(bob.responses.create({ model: 'gpt-4o-mini', input: 'x' }));
+      expect(err.status).toBe(429);
+      expect(err.error).toMatchObject({ code: 'rate_limit_exceeded' });
+      expect(err.headers.get('retry-after')).toBeTruthy();
+      // another route is not counted
+      expect(
+        (
+          await bob.chat.completions.create({
+            model: 'gpt-4o-mini',
+            messages: [{ role: 'user', content: 'x' }],
+          })
+        ).object,
+      ).toBe('chat.completion');
+    } finally {
+      await h.writeConfig(channels());
+    }
+  });
 });

@@ -4,7 +4,7 @@
 //
 // One module per API (api.ts is their contract): openai/ (under /v1: chat/completions, completions,
 // embeddings, images/generations, images/edits, images/variations, audio/*, moderations, rerank,
-// models), azure-openai/ (/openai/v1/... and
+// models; responses.ts: the Responses API, also Azure's), azure-openai/ (/openai/v1/... and
 // /openai/deployments/{name}/...?api-version=), and beside them anthropic/ and gemini/. This file
 // reads bodies, applies the shared faults (faults.ts), keeps stats, serves the control API and
 // routes each request to the first API that owns its path; that API checks its own auth header and
@@ -25,6 +25,7 @@ import { headerFaults, type MockFaults, normalizeFaults } from './faults.ts';
 import { geminiApi } from './gemini/index.ts';
 import { mockHttp } from './http.ts';
 import { openaiApi } from './openai/index.ts';
+import { responsesApi } from './openai/responses.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -84,6 +85,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const apiKey = opts.apiKey;
   // The first API owning a path answers it; OpenAI's owns everything left.
   const apis: MockApi[] = [
+    responsesApi(), // OpenAI's and Azure's Responses API (openai/responses.ts)
     azureOpenAIApi,
     anthropicApi(),
     geminiApi(),

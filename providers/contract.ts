@@ -29,6 +29,8 @@ export type Operation =
   // Anthropic's Messages API (relay/ingress/messages.ts): native where `natively` says so.
   | 'messages'
   | 'count_tokens'
+  // OpenAI's Responses API: native to openai/azure-openai, translated through chat elsewhere.
+  | 'responses'
   // Media (multipart or binary answers) and scoring: OpenAI-shaped upstreams serve them natively.
   | MediaOperation;
 

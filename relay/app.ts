@@ -23,6 +23,7 @@ import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.t
 import { sendAnthropicError, speaksAnthropic } from './ingress/anthropic-errors.ts';
 import { countTokens } from './ingress/count-tokens.ts';
 import { messagesIngress } from './ingress/messages.ts';
+import { RESPONSES_ROUTE, registerResponseObjectRoutes } from './ingress/responses/routes.ts';
 import { installJsonParser } from './json-body.ts';
 import { cleanUpForm, installMultipartParser, MEDIA_ROUTES, requireForm } from './media-routes.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
@@ -101,6 +102,7 @@ const ROUTES: RelayRoute[] = [
     ingress: messagesIngress,
   },
   ...MEDIA_ROUTES,
+  RESPONSES_ROUTE,
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -251,6 +253,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     });
   }
 
+  registerResponseObjectRoutes(deps, app, requireKey);
   registerModelRoutes(app, state, requireKey);
 
   app.get('/healthz', async () => ({ status: 'ok' }));

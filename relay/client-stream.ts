@@ -18,6 +18,8 @@ export interface ClientStream {
   /** Events that carried generated content (what a client that left is billed for). */
   readonly contentEvents: number;
   usage(): Usage | undefined;
+  /** The id of the object the answer created upstream (a Responses API response), once seen. */
+  readonly objectId?: string | undefined;
 }
 
 export class PassThroughStream implements ClientStream {

@@ -1,11 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { RequestRecorder } from '../core/accounting.ts';
 import type { ConcurrencyGate } from '../core/concurrency.ts';
-import type { PinStore } from '../core/pins/store.ts';
+import type { PinnedKind, PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
+import type { Candidate } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
-import type { Operation } from '../providers/contract.ts';
+import type { Operation, StreamTranslator } from '../providers/contract.ts';
 import type { ChannelStats } from './channel-stats.ts';
+import type { ClientStream } from './client-stream.ts';
 import type { Ingress } from './ingress/contract.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { RelayState } from './relay-state.ts';
@@ -25,6 +27,22 @@ export interface RelayRoute {
   multipart?: boolean;
   /** What a 2xx answer is: JSON (default), or `media`: any type but an HTML page (audio, text). */
   answers?: 'json' | 'media';
+  /**
+   * The client stream of an answer, for an API whose events are not chat chunks (the Responses
+   * API); `translator` is set when the channel's answer is translated. Default: chat's.
+   */
+  clientStream?: (translator: StreamTranslator | undefined, req: RouteRequest) => ClientStream;
+  /** Answers create an object that lives upstream: its id is pinned to the channel (core/pins/). */
+  pins?: PinnedKind;
+  /** Narrows the model's candidate tiers for a request (e.g. to the channel an id is pinned to). */
+  candidates?: (deps: ProxyDeps, req: RouteRequest, tiers: Candidate[][]) => Promise<Candidate[][]>;
+}
+
+/** What a route hook sees of one request. */
+export interface RouteRequest {
+  model: string;
+  body: Readonly<Record<string, unknown>>;
+  keyId: string | undefined;
 }
 
 export interface ProxyDeps {

@@ -47,7 +47,9 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
   const runtime = deps.state.runtime;
   if (!runtime)
     throw new RelayError(503, 'server_error', 'config_not_loaded', 'the relay has no config loaded yet');
-  const tiers = runtime.index.get(model);
+  let tiers = runtime.index.get(model);
+  if (tiers && route.candidates)
+    tiers = await route.candidates(deps, { model, body, keyId: req.client.keyId }, tiers);
   if (!tiers) {
     throw new RelayError(
       404,
@@ -247,7 +249,7 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   const id = ch.config.id;
   let up: UpstreamRequest;
   try {
-    if (!ch.adapter.supports(f.route.operation)) throw unsupported(f.route, ch);
+    if (!ch.adapter.supports(f.builder.operationFor(ch))) throw unsupported(f.route, ch);
     up = f.builder.for(ch, cand.model.upstreamName);
   } catch (err) {
     // This provider cannot say what the client asked; another candidate may.
@@ -389,9 +391,12 @@ async function holdEvents(
 ): Promise<NonNullable<RespondCtx['events']> | Failure> {
   const includeUsage = !f.builder.injectUsage;
   const translator = up.translator?.stream?.({ model: f.ctx.model, includeUsage, request: f.ctx.body });
-  const stream = translator
-    ? new TranslatedStream(translator)
-    : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
+  const { route, ctx } = f;
+  const stream = route.clientStream
+    ? route.clientStream(translator, { model: ctx.model, body: ctx.body, keyId: f.req.client.keyId })
+    : translator
+      ? new TranslatedStream(translator)
+      : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
   const body = peeked(res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>, f.req.trace);
   const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
   if (held.ok) return { stream, body, held: held.text, ended: held.ended };

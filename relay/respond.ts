@@ -6,12 +6,13 @@ import type { RequestRecord } from '../core/accounting.ts';
 import type { Candidate } from '../core/selection.ts';
 import type { SpendRecord } from '../core/spend.ts';
 import { BodyTail, costOf, estimatedUsage, type Usage, usageFromJsonBody } from '../core/usage.ts';
-import { genericError } from '../providers/contract.ts';
+import { type CanonicalError, genericError } from '../providers/contract.ts';
 import type { ClientStream } from './client-stream.ts';
 import { failed } from './failures.ts';
 import { clientHeaders } from './headers.ts';
 import type { RequestLimits } from './limits.ts';
 import { requestUsage } from './media-routes.ts';
+import { BodyHead, pinAnswer, pinsAnswer } from './pin-answer.ts';
 import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
@@ -126,16 +127,28 @@ async function sendEvents(
     }
     await w.write(out);
   };
+  // The created object's id is pinned before the client reads it (it comes with the preamble).
+  let pinning = pinsAnswer(c);
+  const pin = async () => {
+    if (!pinning || stream.objectId === undefined) return;
+    pinning = false;
+    await pinAnswer(deps, c, stream.objectId);
+  };
   try {
+    await pin();
     await write(held);
     if (!c.events!.ended && !stream.done) {
       for (;;) {
         const r = await body.next();
         if (r.done) {
-          await write(stream.finish());
+          const rest = stream.finish();
+          await pin();
+          await write(rest);
           break;
         }
-        await write(stream.push(r.value));
+        const out = stream.push(r.value);
+        await pin();
+        await write(out);
         if (stream.done) break;
       }
     }
@@ -187,13 +200,16 @@ async function sendPassThrough(
   w.raw.writeHead(c.res.statusCode, headers);
   // Usage comes last in OpenAI-style bodies: keep only the tail, whatever the body's size.
   const tail = new BodyTail();
+  const head = pinsAnswer(c) ? new BodyHead() : undefined;
   let streamError: string | undefined;
   try {
     for await (const chunk of c.res.body) {
       c.req.trace?.peek(chunk as Buffer); // tracing: gen_ai.response.model
       tail.push(chunk as Buffer);
+      head?.push(chunk as Buffer);
       await w.write(chunk as Buffer);
     }
+    if (head) await pinAnswer(deps, c, head.id()); // before the client has the whole answer
     w.raw.end();
   } catch (err) {
     // Headers (with a Content-Length) are out: the only honest signal left is a cut connection.
@@ -243,7 +259,9 @@ async function sendTranslated(
   const t = c.up.translator!;
   if (!answered) {
     const error =
-      c.ch.adapter.errorOf?.(status, native) ?? genericError(status, `the upstream answered ${status}`);
+      c.ch.adapter.errorOf?.(status, native) ??
+      openAIError(native) ??
+      genericError(status, `the upstream answered ${status}`);
     const body = c.route.ingress?.errorBody(status, error, native) ?? { error: { param: null, ...error } };
     return sendJson(w, status, headers, body);
   }
@@ -252,6 +270,18 @@ async function sendTranslated(
   const u = t.usage(native);
   const usage = u ? { ...u, estimated: false } : estimatedUsage(Buffer.byteLength(c.up.body), 0);
   return { ...sendJson(w, status, headers, body), usage };
+}
+
+/** An OpenAI-shaped upstream's own error object (a translated operation on an OpenAI-style upstream). */
+function openAIError(native: unknown): CanonicalError | undefined {
+  const e = (native as { error?: Partial<CanonicalError> } | null | undefined)?.error;
+  if (typeof e?.message !== 'string') return undefined;
+  return {
+    message: e.message,
+    type: String(e.type ?? 'invalid_request_error'),
+    code: e.code ?? null,
+    param: e.param ?? null,
+  };
 }
 
 function sendJson(

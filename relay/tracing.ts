@@ -78,5 +78,6 @@ export function operationOf(route: string): string {
   if (route.endsWith('/completions')) return 'text_completion';
   if (route.endsWith('/embeddings')) return 'embeddings';
   if (route.includes('/images/')) return 'image_generation';
+  if (route.endsWith('/responses')) return 'chat'; // the Responses API creates a model response
   return route;
 }

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { type Operation, type OperationTranslator, UntranslatableError } from '../providers/contract.ts';
 import { upstreamHeaders } from './headers.ts';
 import type { Ingress, NativeAnswer } from './ingress/contract.ts';
+import { responsesViaChat, speaksResponses } from './ingress/responses/via-chat.ts';
 import { formOf } from './media-routes.ts';
 import { type EncodedForm, encodeForm } from './multipart.ts';
 import type { ChannelRuntime } from './runtime.ts';
@@ -49,14 +50,38 @@ export class RequestBuilder {
     this.#incoming = incoming;
     this.#ingress = ingress;
     const so = body.stream_options as { include_usage?: unknown } | undefined;
-    // An ingress API's streams report usage by themselves (or its translation asks for it).
-    this.injectUsage = stream && so?.include_usage !== true && !ingress;
+    // Only chat and completions streams have stream_options.include_usage; an ingress API's
+    // streams report usage by themselves (or its translation asks for it).
+    this.injectUsage =
+      stream &&
+      (operation === 'chat' || operation === 'completions') &&
+      so?.include_usage !== true &&
+      !ingress;
+  }
+
+  /**
+   * The operation a channel is asked for: the route's, or the one its ingress plan or translation
+   * goes through (a Responses request to a provider without the Responses API is sent as chat).
+   */
+  operationFor(ch: ChannelRuntime): Operation {
+    return this.#plan(ch).operation;
+  }
+
+  #plan(ch: ChannelRuntime) {
+    const plan = this.#ingress?.plan(ch.adapter, this.#operation);
+    const viaChat = !plan && this.#operation === 'responses' && !speaksResponses(ch.adapter);
+    const operation: Operation = plan?.operation ?? (viaChat ? 'chat' : this.#operation);
+    return { plan, viaChat, operation };
   }
 
   for(ch: ChannelRuntime, upstreamModel: string): UpstreamRequest {
-    const plan = this.#ingress?.plan(ch.adapter, this.#operation);
-    const ctx = { operation: plan?.operation ?? this.#operation, upstreamModel, stream: this.#stream };
-    const translator = plan ? plan.translator : ch.adapter.translator(this.#operation);
+    const { plan, viaChat, operation } = this.#plan(ch);
+    const ctx = { operation, upstreamModel, stream: this.#stream };
+    const translator = plan
+      ? plan.translator
+      : viaChat
+        ? responsesViaChat(ch.adapter)
+        : ch.adapter.translator(operation);
     if (translator && this.#stream && !translator.stream) {
       throw new UntranslatableError('stream', `provider ${ch.adapter.name} cannot stream this operation`);
     }

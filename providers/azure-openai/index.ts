@@ -7,7 +7,9 @@ import { OPENAI_PATHS } from '../openai/index.ts';
  *   (deployment name) in the body, as with OpenAI;
  * - a dated version (`2024-10-21`, `2025-04-01-preview`):
  *   `{baseURL}/openai/deployments/{upstreamName}/chat/completions?api-version=2024-10-21`.
- * Same bodies and streams as OpenAI either way, so nothing is translated.
+ * Same bodies and streams as OpenAI either way, so nothing is translated. The Responses API has no
+ * deployment path: with a dated version it is `{baseURL}/openai/responses?api-version=...`, the
+ * model (deployment name) in the body, as Azure's Responses API reference has it.
  */
 
 export const DEFAULT_AZURE_API_VERSION = 'v1';
@@ -23,8 +25,10 @@ export const azureOpenAI: ProviderAdapter = {
     const op = OPENAI_PATHS[ctx.operation];
     const version = ch.azureApiVersion ?? DEFAULT_AZURE_API_VERSION;
     if (version === 'v1') return `${ch.basePath}/openai/v1${op}`;
+    const query = `?api-version=${encodeURIComponent(version)}`;
+    if (ctx.operation === 'responses') return `${ch.basePath}/openai${op}${query}`;
     const deployment = encodeURIComponent(ctx.upstreamModel);
-    return `${ch.basePath}/openai/deployments/${deployment}${op}?api-version=${encodeURIComponent(version)}`;
+    return `${ch.basePath}/openai/deployments/${deployment}${op}${query}`;
   },
   translator: () => undefined,
 };

@@ -22,11 +22,13 @@ export const OPENAI_PATHS: Readonly<Record<Operation, string>> = {
   image_edits: '/images/edits',
   image_variations: '/images/variations',
   rerank: '/rerank',
+  responses: '/responses',
 };
 
 /** OpenAI's own API has no rerank; vLLM and other OpenAI-compatible servers serve `/rerank`. */
 const NOT_ON_OPENAI: ReadonlySet<Operation> = new Set(['rerank']);
 
+/** `unsupported`: operations this upstream lacks (a Responses request is then translated through chat). */
 export function openAIAdapter(
   name: string,
   unsupported: ReadonlySet<Operation> = new Set(),
@@ -41,4 +43,5 @@ export function openAIAdapter(
 }
 
 export const openai = openAIAdapter('openai', NOT_ON_OPENAI);
-export const openaiCompatible = openAIAdapter('openai-compatible');
+// vLLM, Ollama, DeepSeek, ... speak chat completions; few serve /v1/responses, and none keeps state.
+export const openaiCompatible = openAIAdapter('openai-compatible', new Set(['responses']));

@@ -15,6 +15,8 @@ export interface MockRequest {
   body: unknown;
   badJson: boolean;
   faults: MockFaults | undefined;
+  /** The body's bytes as they came (multipart uploads). */
+  bytes?: Buffer;
 }
 
 export type MockHandler = (m: MockHttp, res: ServerResponse, r: MockRequest) => void;

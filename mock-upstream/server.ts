@@ -153,7 +153,14 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     route(api, res, r);
   };
 
-  const serve = (req: IncomingMessage, res: ServerResponse, path: string, query: string, raw: string) => {
+  const serve = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: string,
+    raw: string,
+    bytes: Buffer,
+  ) => {
     let body: unknown;
     let badJson = false;
     if (raw.length > 0) {
@@ -181,7 +188,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       return api.sendError(m, res, 400, (err as Error).message, { code: 'invalid_mock_header' });
     }
     if (fromHeaders) faults = faults ? { ...faults, ...fromHeaders } : fromHeaders;
-    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, faults };
+    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, faults, bytes };
     if (!faults) return route(api, res, r);
     const f = faults;
     if (f.latencyMs) delay(res, f.latencyMs, () => afterLatency(api, res, r, f));
@@ -253,14 +260,11 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       if (size > MAX_BODY_BYTES) {
         return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
-      const raw =
-        chunks.length === 0
-          ? ''
-          : chunks.length === 1
-            ? chunks[0]!.toString('utf8')
-            : Buffer.concat(chunks).toString('utf8');
+      // The bytes too: a multipart upload is parsed from them (openai/files.ts), not from text.
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const raw = bytes.length === 0 ? '' : bytes.toString('utf8');
       if (path.startsWith('/_mock/')) control(req, res, path, raw);
-      else serve(req, res, path, query, raw);
+      else serve(req, res, path, query, raw, bytes);
     });
   };
 

@@ -21,6 +21,7 @@ import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
 import { installJsonParser } from './json-body.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { registerObjectRoutes } from './objects/routes.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
@@ -230,6 +231,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
       return relay(deps, route, req, reply);
     });
   }
+
+  registerObjectRoutes(app, deps, requireKey); // files and batches (relay/objects/)
 
   app.get('/v1/models', { onRequest: requireKey }, async (req) => {
     const allowed = req.client.models;

@@ -33,6 +33,9 @@ export const channelConfigSchema = z.strictObject({
         cacheWritePer1M: z.number().optional(),
         perRequest: z.number(),
         perSecond: z.number(),
+        /** Batch API tokens (relay/objects/billing.ts); absent: inputPer1M / outputPer1M. */
+        batchInputPer1M: z.number().optional(),
+        batchOutputPer1M: z.number().optional(),
       }),
     }),
   ),

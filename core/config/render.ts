@@ -241,6 +241,10 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
         ...(m.pricing?.cacheWritePer1M !== undefined && { cacheWritePer1M: num(m.pricing.cacheWritePer1M) }),
         perRequest: num(m.pricing?.perRequest),
         perSecond: num(m.pricing?.perSecond),
+        ...(m.pricing?.batchInputPer1M !== undefined && { batchInputPer1M: num(m.pricing.batchInputPer1M) }),
+        ...(m.pricing?.batchOutputPer1M !== undefined && {
+          batchOutputPer1M: num(m.pricing.batchOutputPer1M),
+        }),
       },
     })),
     priority: s.priority,

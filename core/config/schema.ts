@@ -73,6 +73,9 @@ export const pricingSchema = z.strictObject({
   cacheWritePer1M: decimal().optional(),
   perRequest: decimal().optional(),
   perSecond: decimal().optional(),
+  /** Batch API requests (`/v1/batches`), per 1M tokens; unset: inputPer1M / outputPer1M. */
+  batchInputPer1M: decimal().optional(),
+  batchOutputPer1M: decimal().optional(),
 });
 
 export const channelModelSchema = z.strictObject({

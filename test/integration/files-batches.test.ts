@@ -129,6 +129,34 @@ describe('files', () => {
   });
 });
 
+describe('upstream faults', () => {
+  it('an upload the channel fails passes its error through, and pins nothing', async () => {
+    const before = (await client().files.list()).data.length;
+    mocks[0]!.setFaults({ status: 503, count: 1 });
+    const e = await client()
+      .files.create({ file: await toFile(Buffer.from('x'), 'x.txt'), purpose: 'user_data' })
+      .catch((err: unknown) => err);
+    expect((e as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((await client().files.list()).data.length).toBe(before);
+  });
+
+  it('a reset while reading a file is a 502 naming the channel, never another channel’s answer', async () => {
+    const file = await client().files.create({
+      file: await toFile(Buffer.from('y'), 'y.txt'),
+      purpose: 'user_data',
+    });
+    const asked = mocks[1]!.stats().requests;
+    mocks[0]!.setFaults({ reset: true, count: 1 });
+    const res = await fetch(`${h.url}/v1/files/${file.id}/content`);
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('upstream_unreachable');
+    expect(body.error.message).toContain('default/primary');
+    expect(mocks[1]!.stats().requests).toBe(asked);
+    await client().files.delete(file.id);
+  });
+});
+
 describe('batches', () => {
   const jsonl = (n: number) =>
     Buffer.from(
@@ -201,6 +229,20 @@ describe('batches', () => {
     await expect
       .poll(async () => (await client().batches.retrieve(b.id)).status, { timeout: 10_000, interval: 100 })
       .toBe('cancelled');
+  });
+
+  it('a batch the upstream fails is reported failed, with its errors', async () => {
+    const input = await client().files.create({ file: await toFile(jsonl(1), 'f.jsonl'), purpose: 'batch' });
+    const b = await client().batches.create({
+      input_file_id: input.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { mock_fail: 'true' },
+    });
+    await expect
+      .poll(async () => (await client().batches.retrieve(b.id)).status, { timeout: 10_000, interval: 100 })
+      .toBe('failed');
+    expect((await client().batches.retrieve(b.id)).errors?.data?.[0]?.code).toBe('invalid_json_line');
   });
 
   it('refuses a batch whose input file kuberelay does not know, naming the field', async () => {

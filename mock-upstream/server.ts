@@ -42,6 +42,8 @@ export interface MockUpstreamOptions {
   chunkDelayMs?: number;
   /** Listed by GET /v1/models. Requests may name any model: it is echoed back, never 404ed. */
   models?: string[];
+  /** Largest request body it reads (default 32 MiB; benchmarks upload more). */
+  maxBodyBytes?: number;
 }
 
 export interface MockStats {
@@ -89,6 +91,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     openaiApi(opts.models ?? DEFAULT_MODELS),
   ];
   const fallback = apis.at(-1)!;
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
 
   let instanceFaults: MockFaults | null = null;
   let remaining = Number.POSITIVE_INFINITY; // requests left for count-limited instance faults
@@ -254,15 +257,17 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     req.on('error', noop);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(c);
+      if (size <= maxBody) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY_BYTES) {
+      if (size > maxBody) {
         return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
-      // The bytes too: a multipart upload is parsed from them (openai/files.ts), not from text.
+      // The bytes too: a multipart upload is parsed from them (openai/files.ts), never decoded
+      // as text (binary parts would cost ~100 ms per MB of UTF-8 repair).
       const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      const raw = bytes.length === 0 ? '' : bytes.toString('utf8');
+      const multipart = /^multipart\//i.test(String(req.headers['content-type'] ?? ''));
+      const raw = bytes.length === 0 || multipart ? '' : bytes.toString('utf8');
       if (path.startsWith('/_mock/')) control(req, res, path, raw);
       else serve(req, res, path, query, raw, bytes);
     });

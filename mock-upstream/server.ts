@@ -44,6 +44,8 @@ export interface MockUpstreamOptions {
   chunkDelayMs?: number;
   /** Listed by GET /v1/models. Requests may name any model: it is echoed back, never 404ed. */
   models?: string[];
+  /** Largest request body it reads (default 32 MiB; benchmarks upload more). */
+  maxBodyBytes?: number;
 }
 
 export interface MockStats {
@@ -92,6 +94,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     openaiApi(opts.models ?? DEFAULT_MODELS),
   ];
   const fallback = apis.at(-1)!;
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
 
   let instanceFaults: MockFaults | null = null;
   let remaining = Number.POSITIVE_INFINITY; // requests left for count-limited instance faults
@@ -265,10 +268,10 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     req.on('error', noop);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(c);
+      if (size <= maxBody) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY_BYTES) {
+      if (size > maxBody) {
         return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
       const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);

@@ -11,6 +11,10 @@
  *                                                       them, so one script decides a request)
  *   <p>{pods}:r:<pod>                    string (JSON)  pod report, expires with the pod
  *   <p>{pods}:index                      zset           pod -> last report ms
+ *   <p>{pin:<kind>:<id>}                 string (JSON)  the channel an upstream object lives on
+ *   <p>{pin:<kind>:<id>}:billed          string         its usage was charged (once)
+ *   <p>{pins:<kind>:<key>}               zset           a key's objects, score = created ms
+ *                                                       (only without a database)
  *   <p>events                            pub/sub        cooldown changes and freed permits
  *
  * `<p>` is the prefix (default `kr:`), so several fleets can share one Redis.
@@ -28,6 +32,9 @@ export interface KeyLayout {
   podReport(pod: string): string;
   podIndex(): string;
   events(): string;
+  pin(kind: string, id: string): string;
+  pinBilled(kind: string, id: string): string;
+  pinList(kind: string, keyId: string | undefined): string;
 }
 
 export function keyLayout(prefix = DEFAULT_PREFIX): KeyLayout {
@@ -41,5 +48,8 @@ export function keyLayout(prefix = DEFAULT_PREFIX): KeyLayout {
     podReport: (pod) => `${prefix}{pods}:r:${pod}`,
     podIndex: () => `${prefix}{pods}:index`,
     events: () => `${prefix}events`,
+    pin: (kind, id) => `${prefix}{pin:${kind}:${id}}`,
+    pinBilled: (kind, id) => `${prefix}{pin:${kind}:${id}}:billed`,
+    pinList: (kind, keyId) => `${prefix}{pins:${kind}:${keyId ?? '~anonymous'}}`,
   };
 }

@@ -28,6 +28,7 @@ import { installJsonParser } from './json-body.ts';
 import { cleanUpForm, installMultipartParser, MEDIA_ROUTES, requireForm } from './media-routes.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { registerModelRoutes } from './models.ts';
+import { registerObjectRoutes } from './objects/routes.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
@@ -255,6 +256,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
 
   registerResponseObjectRoutes(deps, app, requireKey);
   registerModelRoutes(app, state, requireKey);
+  registerObjectRoutes(app, deps, requireKey); // files and batches (relay/objects/)
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

@@ -12,6 +12,7 @@ import { type LogFormat, logDestination } from './logger.ts';
 import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
 import { PersistenceConfigError, type PersistenceOptions } from './persistence-config.ts';
+import { openPinStore } from './pin-store.ts';
 import { type PodReporter, startPodReporter } from './pod-reporter.ts';
 import { DEFAULT_REQUEST_LOG_OPTIONS } from './request-log.ts';
 import type { SecretConfigSource } from './secret-source.ts';
@@ -87,6 +88,12 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   // Loaded only with OTEL_EXPORTER_OTLP_ENDPOINT set: tracing off costs nothing (tracing.ts).
   const tracer = await loadTracer();
   let log: Logger | undefined;
+  // Which channel each upstream object lives on: fleet-wide with Redis and/or the database.
+  const pins = await openPinStore({
+    connection: shared.connection,
+    prisma: persistence?.db.prisma,
+    log: () => log as unknown as FastifyBaseLogger,
+  });
   const accessLog =
     opts.accessLog === false
       ? undefined
@@ -99,6 +106,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     tracer,
     databaseUp: persistence && (() => persistence.health.up),
     limiter: shared.limiter,
+    pins,
     stats,
     auth: opts.auth,
     maxAttempts: opts.maxAttempts,

@@ -35,6 +35,9 @@ export const channelConfigSchema = z.strictObject({
         perSecond: z.number(),
         /** Per character of input (text to speech); absent (older snapshots): 0. */
         perCharacter: z.number().optional(),
+        /** Batch API tokens (relay/objects/billing.ts); absent: inputPer1M / outputPer1M. */
+        batchInputPer1M: z.number().optional(),
+        batchOutputPer1M: z.number().optional(),
       }),
     }),
   ),

@@ -242,6 +242,10 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
         perRequest: num(m.pricing?.perRequest),
         perSecond: num(m.pricing?.perSecond),
         ...(m.pricing?.perCharacter !== undefined && { perCharacter: num(m.pricing.perCharacter) }),
+        ...(m.pricing?.batchInputPer1M !== undefined && { batchInputPer1M: num(m.pricing.batchInputPer1M) }),
+        ...(m.pricing?.batchOutputPer1M !== undefined && {
+          batchOutputPer1M: num(m.pricing.batchOutputPer1M),
+        }),
       },
     })),
     priority: s.priority,

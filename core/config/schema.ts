@@ -75,6 +75,9 @@ export const pricingSchema = z.strictObject({
   perSecond: decimal().optional(),
   /** Text to speech: per character of `input`. */
   perCharacter: decimal().optional(),
+  /** Batch API requests (`/v1/batches`), per 1M tokens; unset: inputPer1M / outputPer1M. */
+  batchInputPer1M: decimal().optional(),
+  batchOutputPer1M: decimal().optional(),
 });
 
 export const channelModelSchema = z.strictObject({

@@ -12,6 +12,7 @@ export class MemoryPinStore implements PinStore {
   readonly #pins = new Map<string, PinnedObject>();
   // Creation order per kind, for newest-first listing.
   readonly #order = new Map<PinnedKind, string[]>();
+  readonly #billed = new Set<string>();
 
   async pin(kind: PinnedKind, id: string, pin: Pin): Promise<void> {
     const k = `${kind}:${id}`;
@@ -28,6 +29,7 @@ export class MemoryPinStore implements PinStore {
 
   async unpin(kind: PinnedKind, id: string): Promise<void> {
     if (!this.#pins.delete(`${kind}:${id}`)) return;
+    this.#billed.delete(`${kind}:${id}`);
     const ids = this.#order.get(kind);
     if (ids) ids.splice(ids.indexOf(id), 1);
   }
@@ -46,5 +48,12 @@ export class MemoryPinStore implements PinStore {
       if (obj && obj.keyId === query.keyId) out.push(obj);
     }
     return out;
+  }
+
+  async claimBilling(kind: PinnedKind, id: string): Promise<boolean> {
+    const k = `${kind}:${id}`;
+    if (!this.#pins.has(k) || this.#billed.has(k)) return false;
+    this.#billed.add(k);
+    return true;
   }
 }

@@ -46,6 +46,11 @@ export interface PinStore {
   unpin(kind: PinnedKind, id: string): Promise<void>;
   /** The caller's objects of one kind, newest first. */
   list(kind: PinnedKind, query: ListQuery): Promise<PinnedObject[]>;
+  /**
+   * Marks a pinned object's usage as charged (a completed batch): true for the first caller
+   * fleet-wide, false after that (or when the id is not pinned), so it is charged once.
+   */
+  claimBilling?(kind: PinnedKind, id: string): Promise<boolean>;
 }
 
 export const DEFAULT_LIST_LIMIT = 20;

@@ -1,13 +1,15 @@
 // The OpenAI API under /v1: chat/completions, completions, embeddings, images/generations,
-// models; `Authorization: Bearer <key>`; OpenAI's error shape and account headers.
+// models, files and batches; `Authorization: Bearer <key>`; OpenAI's error shape and account headers.
 import type { MockApi, MockHandler } from '../api.ts';
 import type { MockHttp } from '../http.ts';
 import { parseForm } from '../multipart.ts';
 import { speech, transcriptions, translations } from './audio.ts';
+import { batchesApi } from './batches.ts';
 import { chatCompletions } from './chat.ts';
 import { completions } from './completions.ts';
 import { embeddings } from './embeddings.ts';
 import { ACCOUNT_HEADERS, checkJsonBody, sendOpenAIError, statusError } from './errors.ts';
+import { filesApi, MockFileStore } from './files.ts';
 import { imageEdits, imageVariations } from './image-edits.ts';
 import { images } from './images.ts';
 import { moderations } from './moderations.ts';
@@ -101,10 +103,17 @@ export function openaiApi(models: string[]): MockApi {
     }
     m.sendJson(res, 200, JSON.stringify(model(id)), ACCOUNT_HEADERS);
   };
+  // Uploaded files and batches live as long as the instance.
+  const store = new MockFileStore();
+  const objects = [filesApi(store), batchesApi(store)];
   return {
     name: 'openai',
     owns: () => true, // the fallback: every other path gets OpenAI's 404
     match(method, path) {
+      for (const o of objects) {
+        const h = o.match(method, path);
+        if (h) return h;
+      }
       if (method === 'POST') return POSTS[path];
       if (method !== 'GET') return undefined;
       if (path === '/v1/models') return listModels;

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
@@ -44,10 +44,16 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const data = join(dir, 'data');
   const ids = runAs();
   if (ids) await chown(dir, ids.uid, ids.gid);
-  execFileSync(
-    join(bin, 'initdb'),
-    ['-D', data, '-U', USER, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
-    { stdio: 'pipe', ...(ids ?? {}), env: { ...process.env, LANG: 'C' } },
+  // Asynchronously: a blocked event loop (initdb takes seconds on a busy machine) made servers
+  // started beside it in Promise.all miss their own start deadlines.
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      join(bin, 'initdb'),
+      ['-D', data, '-U', USER, '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
+      { ...(ids ?? {}), env: { ...process.env, LANG: 'C' } },
+      (err, _out, stderr) =>
+        err ? reject(new Error(`initdb failed: ${err.message}\n${stderr}`)) : resolve(),
+    ),
   );
   if (opts.listen) {
     await appendFile(join(data, 'pg_hba.conf'), `host all all ${opts.listen.allowFrom} trust\n`);

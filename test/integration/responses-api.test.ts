@@ -101,7 +101,7 @@ describe('the Responses API (native, pinned, translated)', () => {
     };
     alice = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: await key('alice'), maxRetries: 0 });
     bob = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: await key('bob'), maxRetries: 0 });
-  });
+  }, 180_000); // the embedded database's first start is slow on a busy machine
   afterEach(() => {
     for (const m of [main, a, b]) {
       m.setFaults(null);

@@ -43,6 +43,19 @@ describe('provider URLs and auth', () => {
     );
   });
 
+  it('the Responses API: native on openai and azure-openai (no deployment path), not on the others', () => {
+    expect(adapterFor('openai').url(target({ basePath: '/v1' }), ctx('responses'))).toBe('/v1/responses');
+    const az = adapterFor('azure-openai');
+    expect(az.url(target(), ctx('responses', 'dep'))).toBe('/openai/v1/responses');
+    expect(az.url(target({ azureApiVersion: '2025-04-01-preview' }), ctx('responses', 'dep'))).toBe(
+      '/openai/responses?api-version=2025-04-01-preview',
+    );
+    const native = ['openai', 'openai-compatible', 'azure-openai', 'anthropic', 'gemini'].filter((p) =>
+      adapterFor(p).supports('responses'),
+    );
+    expect(native).toEqual(['openai', 'azure-openai']);
+  });
+
   it('an unknown provider has no adapter', () => {
     expect(() => adapterFor('nope')).toThrow(/no adapter/);
   });

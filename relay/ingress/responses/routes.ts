@@ -104,12 +104,13 @@ async function forwardPinned(deps: ProxyDeps, call: ObjectCall, req: FastifyRequ
   if (!runtime)
     throw new RelayError(503, 'server_error', 'config_not_loaded', 'the relay has no config loaded yet');
   const ch = runtime.channels.get(pin.channel);
-  if (!ch) {
+  // Gone, or re-pointed at a provider without the Responses API: either way the object is out of reach.
+  if (!ch || !speaksResponses(ch.adapter)) {
     throw new RelayError(
       404,
       'invalid_request_error',
       'response_channel_gone',
-      `Response '${id}' lives on channel ${pin.channel}, which is no longer configured; it cannot be reached.`,
+      `Response '${id}' lives on channel ${pin.channel}, which is no longer configured or no longer serves the Responses API; it cannot be reached.`,
     );
   }
   const base = ch.adapter.url(ch.target, {

@@ -14,6 +14,8 @@ export interface MockRequest {
   /** Parsed JSON body (undefined when empty; the raw text when it did not parse). */
   body: unknown;
   badJson: boolean;
+  /** The body as it arrived (UTF-8), for APIs that verify a signature over it. */
+  raw: string;
   faults: MockFaults | undefined;
 }
 

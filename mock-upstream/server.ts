@@ -4,7 +4,8 @@
 //
 // One module per API (api.ts is their contract): openai/ (under /v1: chat/completions, completions,
 // embeddings, images/generations, models), azure-openai/ (/openai/v1/... and
-// /openai/deployments/{name}/...?api-version=), and beside them anthropic/ and gemini/. This file
+// /openai/deployments/{name}/...?api-version=), and beside them anthropic/, gemini/ (with Veo) and
+// volcengine/ (async tasks: task-sim.ts). This file
 // reads bodies, applies the shared faults (faults.ts), keeps stats, serves the control API and
 // routes each request to the first API that owns its path; that API checks its own auth header and
 // answers errors (faults included) in its own shape.
@@ -24,6 +25,8 @@ import { headerFaults, type MockFaults, normalizeFaults } from './faults.ts';
 import { geminiApi } from './gemini/index.ts';
 import { mockHttp } from './http.ts';
 import { openaiApi } from './openai/index.ts';
+import { TaskSim, type TaskSimOptions, type TaskSimStats } from './task-sim.ts';
+import { type VolcengineCredentials, volcengineApi } from './volcengine/index.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -42,6 +45,10 @@ export interface MockUpstreamOptions {
   chunkDelayMs?: number;
   /** Listed by GET /v1/models. Requests may name any model: it is echoed back, never 404ed. */
   models?: string[];
+  /** Volcengine's key pair: visual API requests must be signed with it (else its gateway error). */
+  volcengine?: VolcengineCredentials;
+  /** Simulated async tasks (Volcengine, Veo): timing, the upstream's own concurrency limit, result size. */
+  tasks?: TaskSimOptions;
 }
 
 export interface MockStats {
@@ -63,6 +70,8 @@ export interface MockUpstream {
   /** Replace the instance faults; null or {} clears. Throws a TypeError on an invalid description. */
   setFaults(f: MockFaults | null): void;
   stats(): MockStats;
+  /** The simulated async tasks per API (`volcengine`, `veo`): submits, status calls per task, most running. */
+  taskStats(): Record<string, TaskSimStats>;
   resetStats(): void;
   /** Closes the server and destroys open sockets (including stalled streams). Idempotent. */
   close(): Promise<void>;
@@ -82,10 +91,12 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey;
   // The first API owning a path answers it; OpenAI's owns everything left.
+  const tasks = { volcengine: new TaskSim('', opts.tasks), veo: new TaskSim('veo', opts.tasks) };
   const apis: MockApi[] = [
     azureOpenAIApi,
     anthropicApi(),
-    geminiApi(),
+    geminiApi(tasks.veo),
+    volcengineApi({ ...(opts.volcengine ? { credentials: opts.volcengine } : {}), tasks: tasks.volcengine }),
     openaiApi(opts.models ?? DEFAULT_MODELS),
   ];
   const fallback = apis.at(-1)!;
@@ -181,7 +192,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       return api.sendError(m, res, 400, (err as Error).message, { code: 'invalid_mock_header' });
     }
     if (fromHeaders) faults = faults ? { ...faults, ...fromHeaders } : fromHeaders;
-    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, faults };
+    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, raw, faults };
     if (!faults) return route(api, res, r);
     const f = faults;
     if (f.latencyMs) delay(res, f.latencyMs, () => afterLatency(api, res, r, f));
@@ -281,7 +292,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       server.off('error', reject);
       const port = (server.address() as AddressInfo).port;
       baseUrl = `http://${urlHost(host)}:${port}`;
-      resolve({ url: baseUrl, port, name, setFaults, stats, resetStats, close });
+      const taskStats = () => ({ volcengine: tasks.volcengine.stats(), veo: tasks.veo.stats() });
+      resolve({ url: baseUrl, port, name, setFaults, stats, taskStats, resetStats, close });
     });
   });
 }

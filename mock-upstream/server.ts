@@ -307,6 +307,10 @@ export interface MockUpstreamCliOptions {
   status?: number;
   apiKey?: string;
   chunkDelayMs?: number;
+  volcengineAccessKeyId?: string;
+  volcengineSecretAccessKey?: string;
+  taskDurationMs?: number;
+  taskMaxConcurrent?: number;
 }
 
 /**
@@ -321,6 +325,18 @@ export async function runMockUpstreamCli(opts: MockUpstreamCliOptions): Promise<
   if (opts.name !== undefined) options.name = opts.name;
   if (opts.apiKey !== undefined) options.apiKey = opts.apiKey;
   if (opts.chunkDelayMs !== undefined) options.chunkDelayMs = opts.chunkDelayMs;
+  const ak = opts.volcengineAccessKeyId;
+  const sk = opts.volcengineSecretAccessKey;
+  if ((ak === undefined) !== (sk === undefined)) {
+    throw new Error('--volcengine-access-key-id and --volcengine-secret-access-key go together');
+  }
+  if (ak !== undefined && sk !== undefined) options.volcengine = { accessKeyId: ak, secretAccessKey: sk };
+  if (opts.taskDurationMs !== undefined || opts.taskMaxConcurrent !== undefined) {
+    options.tasks = {
+      ...(opts.taskDurationMs !== undefined && { durationMs: opts.taskDurationMs }),
+      ...(opts.taskMaxConcurrent !== undefined && { maxConcurrent: opts.taskMaxConcurrent }),
+    };
+  }
   const mock = await startMockUpstream(options);
   process.stdout.write(`mock-upstream ${mock.name} listening on ${mock.url}\n`);
   const stop = (): void => {

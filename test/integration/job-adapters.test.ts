@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderFile } from '../../core/config/load.ts';
-import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
+import { type MockUpstream, runMockUpstreamCli, startMockUpstream } from '../../mock-upstream/server.ts';
 import { FAIL_MARKER, FILTER_MARKER, resultBytes } from '../../mock-upstream/task-sim.ts';
 import type { JobRequest, JobSnapshot, UpstreamCall } from '../../providers/jobs.ts';
 import { type ChannelRuntime, compileRuntime } from '../../relay/runtime.ts';
@@ -28,7 +28,12 @@ beforeAll(async () => {
 });
 afterAll(() => mock.close());
 
-function channel(provider: 'volcengine' | 'gemini', secret: string, model: string): ChannelRuntime {
+function channel(
+  provider: 'volcengine' | 'gemini',
+  secret: string,
+  model: string,
+  baseURL = mock.url,
+): ChannelRuntime {
   const yaml = `apiVersion: v1
 kind: Secret
 metadata: { name: keys }
@@ -39,7 +44,7 @@ kind: Channel
 metadata: { name: c }
 spec:
   provider: ${provider}
-  baseURL: ${mock.url}
+  baseURL: ${baseURL}
   apiKeySecretRef: { name: keys }
   models: [{ name: m, upstreamName: ${model} }]
 `;
@@ -282,5 +287,44 @@ describe('gemini Veo jobs against the mock', () => {
       code: 'resource_exhausted',
     });
     expect(mock.taskStats()['veo']!.maxRunning).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('kuberelay mock-upstream: the Volcengine key pair and task options', () => {
+  it('checks signatures with the given pair and holds at most --task-max-concurrent tasks', async () => {
+    await expect(
+      runMockUpstreamCli({ port: 0, host: '127.0.0.1', volcengineAccessKeyId: AK }),
+    ).rejects.toThrow(/go together/);
+    const cli = await runMockUpstreamCli({
+      port: 0,
+      host: '127.0.0.1',
+      volcengineAccessKeyId: AK,
+      volcengineSecretAccessKey: SK,
+      taskMaxConcurrent: 1,
+      taskDurationMs: 60_000,
+    });
+    try {
+      const ch = channel(
+        'volcengine',
+        `{ accessKeyId: ${AK}, secretAccessKey: "${SK}" }`,
+        'jimeng_t2v_v30',
+        cli.url,
+      );
+      const wrong = channel(
+        'volcengine',
+        `{ accessKeyId: ${AK}, secretAccessKey: bm9wZQ== }`,
+        'jimeng_t2v_v30',
+        cli.url,
+      );
+      const req: JobRequest = { kind: 'video', upstreamModel: 'jimeng_t2v_v30', prompt: 'p' };
+      const call = ch.adapter.jobs!.submit(req, ch.target);
+      expect((await send(wrong, call)).status).toBe(401);
+      expect((await send(ch, call)).status).toBe(200);
+      const second = await send(ch, call);
+      expect(second.status).toBe(429);
+      expect((second.body as { code: number }).code).toBe(50430);
+    } finally {
+      await cli.close();
+    }
   });
 });

@@ -1,7 +1,13 @@
 // The `volcengine` provider: Volcengine's visual API (Jimeng / Seedance video and images) as async
 // jobs (visual.ts). No chat-style operation: every request is signed with the channel's AK/SK
 // (sign.ts), credential scope `{date}/cn-north-1/cv/request`, through the `sign` hook.
-import type { ChannelTarget, ProviderAdapter, SignableRequest } from '../contract.ts';
+import {
+  type ChannelTarget,
+  type OperationTranslator,
+  type ProviderAdapter,
+  type SignableRequest,
+  UntranslatableError,
+} from '../contract.ts';
 import { errorOf } from './errors.ts';
 import { sha256Hex, sign, xDateOf } from './sign.ts';
 import { visualJobs } from './visual.ts';
@@ -41,13 +47,29 @@ export function signRequest(
   return { 'x-date': xDate, 'x-content-sha256': contentSha, authorization };
 }
 
+/**
+ * Chat, completions, embeddings and images requests are refused before anything is sent (400
+ * unsupported_parameter on `model`): the visual API has no such operation, and sending one anyway
+ * would count its error against the channel.
+ */
+const jobsOnly: OperationTranslator = {
+  request: () => {
+    throw new UntranslatableError(
+      'model',
+      'this model is served by Volcengine as async jobs only (POST /v1/videos)',
+    );
+  },
+  response: (native) => native,
+  usage: () => undefined,
+};
+
 export const volcengine: ProviderAdapter = {
   name: 'volcengine',
   supports: () => false,
   auth: () => ({}),
   sign: (req, ch) => signRequest(req, ch),
   url: (ch) => `${ch.basePath}/`,
-  translator: () => undefined,
+  translator: () => jobsOnly,
   errorOf,
   jobs: visualJobs,
 };

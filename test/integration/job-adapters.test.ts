@@ -4,6 +4,7 @@
 // (JSON body, the channel's headers, signed as sent; undici). The mock verifies Volcengine's
 // signature with the key pair it was started with, and simulates the upstreams' async tasks.
 import { createHash } from 'node:crypto';
+import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderFile } from '../../core/config/load.ts';
@@ -11,6 +12,7 @@ import { type MockUpstream, runMockUpstreamCli, startMockUpstream } from '../../
 import { FAIL_MARKER, FILTER_MARKER, resultBytes } from '../../mock-upstream/task-sim.ts';
 import type { JobRequest, JobSnapshot, UpstreamCall } from '../../providers/jobs.ts';
 import { type ChannelRuntime, compileRuntime } from '../../relay/runtime.ts';
+import { startHarness } from '../helpers/harness.ts';
 
 const AK = 'AKLTmockAccessKeyId';
 const SK = 'bW9jay1zZWNyZXQtYWNjZXNzLWtleQ==';
@@ -325,6 +327,41 @@ describe('kuberelay mock-upstream: the Volcengine key pair and task options', ()
       expect((second.body as { code: number }).code).toBe(50430);
     } finally {
       await cli.close();
+    }
+  });
+});
+
+describe('the relay with a volcengine channel', () => {
+  it('refuses a chat request for its model with 400 unsupported_parameter, sending nothing upstream', async () => {
+    const yaml = `apiVersion: v1
+kind: Secret
+metadata: { name: volc }
+stringData: { accessKeyId: ${AK}, secretAccessKey: "${SK}" }
+---
+apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: jimeng }
+spec:
+  provider: volcengine
+  baseURL: ${mock.url}
+  apiKeySecretRef: { name: volc }
+  models: [{ name: jimeng-video, upstreamName: jimeng_vgfm_t2v_l20 }]
+`;
+    const h = await startHarness(yaml);
+    try {
+      const before = mock.stats().byPath['/'] ?? 0;
+      const client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const err = await client.chat.completions
+        .create({ model: 'jimeng-video', messages: [{ role: 'user', content: 'hi' }] })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      const e = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect(e.code).toBe('unsupported_parameter');
+      expect(e.param).toBe('model');
+      expect(e.message).toContain('async jobs only');
+      expect(mock.stats().byPath['/'] ?? 0).toBe(before);
+    } finally {
+      await h.close();
     }
   });
 });

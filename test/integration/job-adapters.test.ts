@@ -250,6 +250,13 @@ describe('gemini Veo jobs against the mock', () => {
     const { upstreamId, snapshot } = jobs.parseSubmit(sub.body, req);
     expect(upstreamId).toMatch(/^models\/veo-3\.0-generate-001\/operations\//);
     expect(snapshot).toEqual({ status: 'queued', seconds: 8 });
+    // an injected upstream fault on the status call is Gemini-shaped and asked again
+    const faulted = await send(ch, jobs.poll(upstreamId, ch.target, req), { 'x-mock-status': '503' });
+    expect([faulted.status, (faulted.body as { error: { status: string } }).error.status]).toEqual([
+      503,
+      'UNAVAILABLE',
+    ]);
+    expect(jobs.parsePoll(faulted.status, faulted.body)).toBe('retry');
     const last = (await pollToEnd(ch, upstreamId, req)).at(-1) as JobSnapshot;
     expect(last).toMatchObject({ status: 'completed', resultAuth: true });
     expect(new URL(last.resultURL!).origin).toBe(ch.origin);

@@ -8,7 +8,7 @@ import type { TaskSim } from '../task-sim.ts';
 import { batchEmbedContents, embedContent } from './embed.ts';
 import { geminiError, INVALID_KEY } from './errors.ts';
 import { ImplicitCache, plan, streamEvents, wholeAnswer } from './generate.ts';
-import { FILE_PATH, OPERATION_PATH, veoHandlers } from './veo.ts';
+import { FILE_PATH, MEDIA_PATH, OPERATION_PATH, veoHandlers } from './veo.ts';
 
 const PATH = /^\/v1(?:beta|alpha)?\/models\/([^/:]+):([A-Za-z]+)$/;
 
@@ -62,14 +62,16 @@ export function geminiApi(tasks: TaskSim): MockApi {
   };
   return {
     name: 'gemini',
-    owns: (path) => path.startsWith('/v1beta/') || path.startsWith('/v1alpha/'),
+    owns: (path) => path.startsWith('/v1beta/') || path.startsWith('/v1alpha/') || MEDIA_PATH.test(path),
     match(method, path) {
       if (method === 'GET' && OPERATION_PATH.test(path)) return veo.operation;
       if (method === 'GET' && FILE_PATH.test(path)) return veo.download;
+      if (method === 'GET' && MEDIA_PATH.test(path)) return veo.media;
       const p = PATH.exec(path);
       return method === 'POST' && p ? methods[p[2]!] : undefined;
     },
     authorized(r, apiKey) {
+      if (veo.signedMedia(r)) return true;
       const header = r.req.headers['x-goog-api-key'];
       return (Array.isArray(header) ? header[0] : (header ?? r.query.get('key'))) === apiKey;
     },

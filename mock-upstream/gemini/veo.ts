@@ -2,17 +2,29 @@
 // operation (task-sim.ts), `GET /v1beta/models/{model}/operations/{id}` reports it (`done`, then
 // `response.generateVideoResponse.generatedSamples[0].video.uri` or `error`; a filtered prompt
 // gets `raiMediaFilteredCount`/`raiMediaFilteredReasons`), and `GET /v1beta/files/{id}:download`
-// serves the video (the key is required, as at Google; Range supported). Past the upstream's own
-// concurrency limit a submit gets 429 RESOURCE_EXHAUSTED; an expired or unknown operation 404.
-import type { MockHandler } from '../api.ts';
+// (the key is required, as at Google) redirects (302; Google's docs download with `curl -L`) to a
+// signed media URL, `/veo-media/{id}?sig=`, that serves the bytes (Range supported). Past the
+// upstream's own concurrency limit a submit gets 429 RESOURCE_EXHAUSTED; an expired or unknown
+// operation 404.
+import { createHash, randomBytes } from 'node:crypto';
+import type { MockHandler, MockRequest } from '../api.ts';
 import { isObject } from '../http.ts';
 import { resultBytes, sendBytes, type TaskSim } from '../task-sim.ts';
 import { geminiError } from './errors.ts';
 
 export const OPERATION_PATH = /^\/v1(?:beta|alpha)?\/(models\/[^/:]+\/operations\/[A-Za-z0-9_-]+)$/;
 export const FILE_PATH = /^\/v1(?:beta|alpha)?\/files\/([A-Za-z0-9_-]+):download$/;
+export const MEDIA_PATH = /^\/veo-media\/([A-Za-z0-9_-]+)$/;
 
 export function veoHandlers(tasks: TaskSim) {
+  const secret = randomBytes(16).toString('hex'); // per mock instance: its media URLs' signatures
+  const sig = (id: string) => createHash('sha256').update(`${secret}:${id}`).digest('hex').slice(0, 32);
+  /** A media URL carries its own credential, like a signed storage URL: no key needed. */
+  const signedMedia = (r: MockRequest): boolean => {
+    const m = MEDIA_PATH.exec(r.path);
+    return m !== null && r.query.get('sig') === sig(m[1]!);
+  };
+
   const predict: MockHandler = (m, res, r) => {
     const model = decodeURIComponent(/\/models\/([^/:]+):/.exec(r.path)![1]!);
     const body = isObject(r.body) ? r.body : undefined;
@@ -62,8 +74,18 @@ export function veoHandlers(tasks: TaskSim) {
   const download: MockHandler = (m, res, r) => {
     const task = tasks.get(FILE_PATH.exec(r.path)![1]!);
     if (!task || tasks.phase(task).phase !== 'done') return m.sendJson(res, 404, geminiError(404));
+    res.writeHead(302, {
+      location: `${m.baseUrl()}/veo-media/${task.id}?sig=${sig(task.id)}`,
+      'x-mock-name': m.name,
+    });
+    res.end();
+  };
+
+  const media: MockHandler = (m, res, r) => {
+    const task = tasks.get(MEDIA_PATH.exec(r.path)![1]!);
+    if (!signedMedia(r) || !task) return m.sendJson(res, 403, geminiError(403));
     sendBytes(r.req, res, resultBytes(task.id, tasks.resultBytes), 'video/mp4', m.name);
   };
 
-  return { predict, operation, download };
+  return { predict, operation, download, media, signedMedia };
 }

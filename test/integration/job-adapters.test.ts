@@ -242,7 +242,7 @@ describe('gemini Veo jobs against the mock', () => {
     size: '1920x1080',
   };
 
-  it('predictLongRunning, poll the operation to done, download the sample with the channel key (Range: 206)', async () => {
+  it('predictLongRunning, poll the operation to done, download the sample with the channel key through its redirect (Range: 206)', async () => {
     const ch = channel('gemini', `{ apiKey: ${GEMINI_KEY} }`, 'veo-3.0-generate-001');
     const jobs = ch.adapter.jobs!;
     const sub = await send(ch, jobs.submit(req, ch.target));
@@ -263,10 +263,18 @@ describe('gemini Veo jobs against the mock', () => {
     const id = upstreamId.slice(upstreamId.lastIndexOf('/') + 1);
     const bare = await download(last.resultURL!);
     expect(bare.status).toBe(400); // the key is required, as at Google
-    const whole = await download(last.resultURL!, ch.headers);
+    // with the key: a redirect to a signed media URL (fetched bare), as Google's download answers
+    const keyed = await download(last.resultURL!, ch.headers);
+    expect(keyed.status).toBe(302);
+    const media = String(keyed.headers['location']);
+    const whole = await download(media);
     expect(whole.status).toBe(200);
     expect(sha(whole.bytes)).toBe(sha(resultBytes(id, RESULT_BYTES)));
-    const tail = await download(last.resultURL!, { ...ch.headers, range: 'bytes=-100' });
+    const followed = await fetch(last.resultURL!, { headers: ch.headers });
+    expect(Buffer.from(await followed.arrayBuffer()).equals(whole.bytes)).toBe(true);
+    // a wrong signature is no credential: refused like a request without the key
+    expect((await download(media.replace(/sig=[0-9a-f]+/, 'sig=0'))).status).toBe(400);
+    const tail = await download(media, { range: 'bytes=-100' });
     expect(tail.status).toBe(206);
     expect(tail.bytes.equals(whole.bytes.subarray(RESULT_BYTES - 100))).toBe(true);
   });

@@ -15,25 +15,40 @@ class DemoError extends Error {
  */
 export async function runDemo(o: { configFile: string; port: number }) {
   const { config } = renderFile(await readFile(o.configFile, 'utf8'), o.configFile, { generation: 1 });
-  const byPort = new Map<number, { names: string[]; apiKey: string }>();
+  const byPort = new Map<
+    number,
+    { names: string[]; apiKey: string; volcengine?: { accessKeyId: string; secretAccessKey: string } }
+  >();
   for (const c of config.channels) {
     const url = new URL(c.baseURL);
     if (!['127.0.0.1', 'localhost'].includes(url.hostname)) continue;
     const port = Number(url.port || 80);
     const entry = byPort.get(port);
-    if (entry) entry.names.push(c.name);
-    else byPort.set(port, { names: [c.name], apiKey: c.apiKey });
+    const keys = c.provider === 'volcengine' ? c.credentials : undefined;
+    const volcengine =
+      keys?.['accessKeyId'] && keys['secretAccessKey']
+        ? { accessKeyId: keys['accessKeyId'], secretAccessKey: keys['secretAccessKey'] }
+        : undefined;
+    if (entry) {
+      entry.names.push(c.name);
+      if (volcengine) entry.volcengine = volcengine;
+    } else byPort.set(port, { names: [c.name], apiKey: c.apiKey, ...(volcengine && { volcengine }) });
   }
   const mocks = await Promise.all(
-    [...byPort].map(([port, { names, apiKey }]) =>
-      startMockUpstream({ port, host: '127.0.0.1', name: names.join('+'), apiKey, chunkDelayMs: 30 }).catch(
-        (err: NodeJS.ErrnoException) => {
-          if (err.code !== 'EADDRINUSE') throw err;
-          throw new DemoError(
-            `port ${port} (channel ${names.join(', ')} in ${o.configFile}) is in use: is another \`kuberelay demo\` running?`,
-          );
-        },
-      ),
+    [...byPort].map(([port, { names, apiKey, volcengine }]) =>
+      startMockUpstream({
+        port,
+        host: '127.0.0.1',
+        name: names.join('+'),
+        apiKey,
+        chunkDelayMs: 30,
+        ...(volcengine && { volcengine }),
+      }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EADDRINUSE') throw err;
+        throw new DemoError(
+          `port ${port} (channel ${names.join(', ')} in ${o.configFile}) is in use: is another \`kuberelay demo\` running?`,
+        );
+      }),
     ),
   );
   // The mocks live as long as the process; the relay's signal handling ends both.

@@ -90,6 +90,28 @@ program
   .addOption(new Option('--latency-ms <ms>', 'delay before every response').argParser(int('latency')))
   .addOption(new Option('--status <code>', 'answer every request with this status').argParser(int('status')))
   .addOption(new Option('--chunk-delay-ms <ms>', 'delay between stream chunks').argParser(int('chunk delay')))
+  .addOption(
+    new Option(
+      '--volcengine-access-key-id <id>',
+      'require Volcengine requests signed with this key pair',
+    ).env('MOCK_VOLCENGINE_ACCESS_KEY_ID'),
+  )
+  .addOption(
+    new Option('--volcengine-secret-access-key <key>', 'its secret (prefer the env variable)').env(
+      'MOCK_VOLCENGINE_SECRET_ACCESS_KEY',
+    ),
+  )
+  .addOption(
+    new Option('--task-duration-ms <ms>', 'run time of simulated async tasks (Volcengine, Veo)').argParser(
+      int('task duration'),
+    ),
+  )
+  .addOption(
+    new Option(
+      '--task-max-concurrent <n>',
+      "the simulated upstream's own limit of unfinished tasks",
+    ).argParser(int('task limit')),
+  )
   .action(async (o) => {
     const { runMockUpstreamCli } = await import('../mock-upstream/server.ts');
     await runMockUpstreamCli({
@@ -100,6 +122,10 @@ program
       latencyMs: o.latencyMs,
       status: o.status,
       chunkDelayMs: o.chunkDelayMs,
+      volcengineAccessKeyId: o.volcengineAccessKeyId,
+      volcengineSecretAccessKey: o.volcengineSecretAccessKey,
+      taskDurationMs: o.taskDurationMs,
+      taskMaxConcurrent: o.taskMaxConcurrent,
     });
   });
 

@@ -14,8 +14,10 @@ export interface MockRequest {
   /** Parsed JSON body (undefined when empty; the raw text when it did not parse). */
   body: unknown;
   badJson: boolean;
+  /** The body as it arrived (UTF-8; empty for multipart), for APIs that verify a signature over it. */
+  raw: string;
   /** The body's bytes (multipart uploads are read from these). */
-  raw?: Buffer;
+  bytes?: Buffer;
   faults: MockFaults | undefined;
 }
 

@@ -43,6 +43,6 @@ export function parseForm(r: MockRequest): Promise<MockForm> {
     });
     bb.on('finish', () => resolve(form));
     bb.on('error', reject);
-    Readable.from([r.raw ?? Buffer.alloc(0)]).pipe(bb);
+    Readable.from([r.bytes ?? Buffer.alloc(0)]).pipe(bb);
   });
 }

@@ -5,7 +5,8 @@
 // One module per API (api.ts is their contract): openai/ (under /v1: chat/completions, completions,
 // embeddings, images/generations, images/edits, images/variations, audio/*, moderations, rerank,
 // models; responses.ts: the Responses API, also Azure's), azure-openai/ (/openai/v1/... and
-// /openai/deployments/{name}/...?api-version=), and beside them anthropic/ and gemini/. This file
+// /openai/deployments/{name}/...?api-version=), and beside them anthropic/, gemini/ (with Veo) and
+// volcengine/ (async tasks: task-sim.ts). This file
 // reads bodies, applies the shared faults (faults.ts), keeps stats, serves the control API and
 // routes each request to the first API that owns its path; that API checks its own auth header and
 // answers errors (faults included) in its own shape.
@@ -26,6 +27,8 @@ import { geminiApi } from './gemini/index.ts';
 import { mockHttp } from './http.ts';
 import { openaiApi } from './openai/index.ts';
 import { responsesApi } from './openai/responses.ts';
+import { TaskSim, type TaskSimOptions, type TaskSimStats } from './task-sim.ts';
+import { type VolcengineCredentials, volcengineApi } from './volcengine/index.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -46,6 +49,10 @@ export interface MockUpstreamOptions {
   models?: string[];
   /** Largest request body it reads (default 32 MiB; benchmarks upload more). */
   maxBodyBytes?: number;
+  /** Volcengine's key pair: visual API requests must be signed with it (else its gateway error). */
+  volcengine?: VolcengineCredentials;
+  /** Simulated async tasks (Volcengine, Veo): timing, the upstream's own concurrency limit, result size. */
+  tasks?: TaskSimOptions;
 }
 
 export interface MockStats {
@@ -67,6 +74,8 @@ export interface MockUpstream {
   /** Replace the instance faults; null or {} clears. Throws a TypeError on an invalid description. */
   setFaults(f: MockFaults | null): void;
   stats(): MockStats;
+  /** The simulated async tasks per API (`volcengine`, `veo`): submits, status calls per task, most running. */
+  taskStats(): Record<string, TaskSimStats>;
   resetStats(): void;
   /** Closes the server and destroys open sockets (including stalled streams). Idempotent. */
   close(): Promise<void>;
@@ -86,11 +95,13 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey;
   // The first API owning a path answers it; OpenAI's owns everything left.
+  const tasks = { volcengine: new TaskSim('', opts.tasks), veo: new TaskSim('veo', opts.tasks) };
   const apis: MockApi[] = [
     responsesApi(), // OpenAI's and Azure's Responses API (openai/responses.ts)
     azureOpenAIApi,
     anthropicApi(),
-    geminiApi(),
+    geminiApi(tasks.veo),
+    volcengineApi({ ...(opts.volcengine ? { credentials: opts.volcengine } : {}), tasks: tasks.volcengine }),
     openaiApi(opts.models ?? DEFAULT_MODELS),
   ];
   const fallback = apis.at(-1)!;
@@ -200,7 +211,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       query: new URLSearchParams(query),
       body,
       badJson,
-      raw: bytes,
+      raw,
+      bytes,
       faults,
     };
     if (!faults) return route(api, res, r);
@@ -300,7 +312,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       server.off('error', reject);
       const port = (server.address() as AddressInfo).port;
       baseUrl = `http://${urlHost(host)}:${port}`;
-      resolve({ url: baseUrl, port, name, setFaults, stats, resetStats, close });
+      const taskStats = () => ({ volcengine: tasks.volcengine.stats(), veo: tasks.veo.stats() });
+      resolve({ url: baseUrl, port, name, setFaults, stats, taskStats, resetStats, close });
     });
   });
 }
@@ -314,6 +327,10 @@ export interface MockUpstreamCliOptions {
   status?: number;
   apiKey?: string;
   chunkDelayMs?: number;
+  volcengineAccessKeyId?: string;
+  volcengineSecretAccessKey?: string;
+  taskDurationMs?: number;
+  taskMaxConcurrent?: number;
 }
 
 /**
@@ -328,6 +345,18 @@ export async function runMockUpstreamCli(opts: MockUpstreamCliOptions): Promise<
   if (opts.name !== undefined) options.name = opts.name;
   if (opts.apiKey !== undefined) options.apiKey = opts.apiKey;
   if (opts.chunkDelayMs !== undefined) options.chunkDelayMs = opts.chunkDelayMs;
+  const ak = opts.volcengineAccessKeyId;
+  const sk = opts.volcengineSecretAccessKey;
+  if ((ak === undefined) !== (sk === undefined)) {
+    throw new Error('--volcengine-access-key-id and --volcengine-secret-access-key go together');
+  }
+  if (ak !== undefined && sk !== undefined) options.volcengine = { accessKeyId: ak, secretAccessKey: sk };
+  if (opts.taskDurationMs !== undefined || opts.taskMaxConcurrent !== undefined) {
+    options.tasks = {
+      ...(opts.taskDurationMs !== undefined && { durationMs: opts.taskDurationMs }),
+      ...(opts.taskMaxConcurrent !== undefined && { maxConcurrent: opts.taskMaxConcurrent }),
+    };
+  }
   const mock = await startMockUpstream(options);
   process.stdout.write(`mock-upstream ${mock.name} listening on ${mock.url}\n`);
   const stop = (): void => {

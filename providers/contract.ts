@@ -52,6 +52,11 @@ export interface ChannelTarget {
   basePath: string;
   /** The credential from the referenced Secret. Never logged, never in errors. */
   apiKey: string;
+  /**
+   * Every Secret key, for providers that sign with more than one (volcengine: `accessKeyId`,
+   * `secretAccessKey`); absent for the others. Never logged, never in errors.
+   */
+  credentials?: Readonly<Record<string, string>>;
   /** `spec.azure.apiVersion` (azure-openai only): `v1` or a dated version. */
   azureApiVersion?: string;
 }

@@ -3,13 +3,14 @@ import { azureOpenAI } from './azure-openai/index.ts';
 import type { ProviderAdapter } from './contract.ts';
 import { gemini } from './gemini/index.ts';
 import { openai, openaiCompatible } from './openai/index.ts';
+import { volcengine } from './volcengine/index.ts';
 
 /**
  * The registry: Channel `spec.provider` -> adapter. A provider the schema knows but no module
  * serves yet is refused at render (core/config/render.ts asks `hasAdapter`).
  */
 const ADAPTERS: ReadonlyMap<string, ProviderAdapter> = new Map(
-  [openai, openaiCompatible, azureOpenAI, anthropic, gemini].map((a) => [a.name, a]),
+  [openai, openaiCompatible, azureOpenAI, anthropic, gemini, volcengine].map((a) => [a.name, a]),
 );
 
 export function adapterFor(provider: string): ProviderAdapter {

@@ -63,6 +63,12 @@ export interface JobSnapshot {
    * or absent when the content is fetched with `content()` from the upstream API.
    */
   resultURL?: string;
+  /**
+   * The resultURL is on the upstream's own API and needs the channel's credential (Veo's
+   * `files/{id}:download`): send the adapter's `auth` headers with it, only while the URL's origin
+   * is the channel's origin (never to a redirect's other host). Absent: fetch it bare.
+   */
+  resultAuth?: boolean;
   /** Native fields worth keeping for the client's video object (e.g. `size`, `expires_at`). */
   meta?: Readonly<Record<string, unknown>>;
 }

@@ -117,7 +117,14 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     logger: {
       level: opts.logLevel,
       // Secrets never reach the logs, whatever a future log line includes.
-      redact: ['req.headers.authorization', 'req.headers["x-api-key"]', '*.apiKey', 'apiKey'],
+      redact: [
+        'req.headers.authorization',
+        'req.headers["x-api-key"]',
+        '*.apiKey',
+        'apiKey',
+        '*.credentials',
+        'credentials',
+      ],
       ...(opts.logFormat === 'pretty' ? { stream: logDestination('pretty') } : {}),
     },
   });

@@ -90,7 +90,9 @@ export function endpointChanges(previous: Runtime | undefined, next: Runtime): s
     const old = previous.channels.get(id)?.config;
     if (!old) continue;
     const c = ch.config;
-    if (old.apiKey !== c.apiKey || old.baseURL !== c.baseURL || old.provider !== c.provider) out.push(id);
+    const keysChanged = JSON.stringify(old.credentials) !== JSON.stringify(c.credentials);
+    if (old.apiKey !== c.apiKey || keysChanged || old.baseURL !== c.baseURL || old.provider !== c.provider)
+      out.push(id);
   }
   return out;
 }

@@ -58,6 +58,7 @@ export function compileRuntime(
     const adapter = adapterFor(c.provider);
     const target: ChannelTarget = { baseURL: c.baseURL, basePath, apiKey: c.apiKey };
     if (c.azure) target.azureApiVersion = c.azure.apiVersion;
+    if (c.credentials) target.credentials = c.credentials;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(c.headers ?? {})) headers[k.toLowerCase()] = v;
     Object.assign(headers, adapter.auth(target));

@@ -17,6 +17,11 @@ export const channelConfigSchema = z.strictObject({
   provider: z.enum(PROVIDERS),
   baseURL: z.string(),
   apiKey: z.string(),
+  /**
+   * Every Secret key of a provider that signs with more than one (volcengine: accessKeyId and
+   * secretAccessKey; core/config/schema.ts PROVIDER_SECRET_KEYS). `apiKey` is then the first.
+   */
+  credentials: z.record(z.string(), z.string()).optional(),
   // Optional fields are written only when set: relays that predate them keep accepting snapshots.
   /** Extra static request headers (never a credential). */
   headers: z.record(z.string(), z.string()).optional(),

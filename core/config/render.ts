@@ -7,6 +7,7 @@ import {
   type ChannelObject,
   channelSchema,
   type PolicyObject,
+  PROVIDER_SECRET_KEYS,
   policySchema,
   type SecretObject,
   SUPPORTED_PROVIDERS,
@@ -118,29 +119,33 @@ export function renderRelayConfig(objects: readonly SourcedObject[], opts: Rende
     }
     const ref = spec.apiKeySecretRef;
     const secret = secrets.get(`${result.namespace}/${ref.name}`);
-    const apiKey = secret ? secretValue(secret, ref.key) : undefined;
-    if (!secret || apiKey === undefined) {
+    const keys = PROVIDER_SECRET_KEYS[spec.provider] ?? [ref.key];
+    const values = keys.map((k) => (secret ? secretValue(secret, k) : undefined));
+    const missing = keys.find((_, i) => values[i] === undefined);
+    if (!secret || missing !== undefined) {
       const reason = secret ? 'SecretKeyNotFound' : 'SecretNotFound';
       const message = secret
-        ? `spec.apiKeySecretRef: Secret ${result.namespace}/${ref.name} has no key "${ref.key}"`
+        ? `spec.apiKeySecretRef: Secret ${result.namespace}/${ref.name} has no key "${missing}"`
         : `spec.apiKeySecretRef: Secret ${result.namespace}/${ref.name} not found`;
       result.conditions.push(cond('ResolvedRefs', 'False', reason, message));
       reject(result, where, 'UnresolvedRefs', message);
       continue;
     }
-    if (apiKey.trim() === '') {
+    const empty = keys.find((_, i) => values[i]!.trim() === '');
+    if (empty !== undefined) {
       result.conditions.push(
-        cond('ResolvedRefs', 'False', 'EmptySecretKey', `Secret key "${ref.key}" is empty`),
+        cond('ResolvedRefs', 'False', 'EmptySecretKey', `Secret key "${empty}" is empty`),
       );
-      reject(result, where, 'UnresolvedRefs', `spec.apiKeySecretRef: Secret key "${ref.key}" is empty`);
+      reject(result, where, 'UnresolvedRefs', `spec.apiKeySecretRef: Secret key "${empty}" is empty`);
       continue;
     }
     result.conditions.push(cond('ResolvedRefs', 'True', 'ResolvedRefs', 'Secret and key found'));
-    resolved.push({ obj, result, apiKey });
+    const credentials = keys.length > 1 ? Object.fromEntries(keys.map((k, i) => [k, values[i]!])) : undefined;
+    resolved.push({ obj, result, apiKey: values[0]!, credentials });
   }
-  for (const { obj, result, apiKey } of withoutModelConflicts(resolved)) {
+  for (const { obj, result, apiKey, credentials } of withoutModelConflicts(resolved)) {
     result.conditions.push(cond('Accepted', 'True', 'Accepted', 'written into the relay config'));
-    channelConfigs.push(toChannelConfig(obj, result, apiKey));
+    channelConfigs.push(toChannelConfig(obj, result, apiKey, credentials));
   }
 
   const channelIds = new Set(channelConfigs.map((c) => c.id));
@@ -175,6 +180,7 @@ interface ResolvedChannel {
   obj: ChannelObject;
   result: ObjectResult;
   apiKey: string;
+  credentials: Record<string, string> | undefined;
 }
 
 /**
@@ -217,7 +223,12 @@ function withoutModelConflicts(resolved: ResolvedChannel[]): ResolvedChannel[] {
   return kept;
 }
 
-function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: string): ChannelConfig {
+function toChannelConfig(
+  obj: ChannelObject,
+  result: ObjectResult,
+  apiKey: string,
+  credentials?: Record<string, string>,
+): ChannelConfig {
   const s = obj.spec;
   const num = (v: string | undefined) => (v === undefined ? 0 : Number(v));
   return {
@@ -228,6 +239,7 @@ function toChannelConfig(obj: ChannelObject, result: ObjectResult, apiKey: strin
     provider: s.provider as ChannelConfig['provider'],
     baseURL: s.baseURL.replace(/\/+$/, ''),
     apiKey,
+    ...(credentials ? { credentials } : {}),
     ...(s.headers && Object.keys(s.headers).length > 0 ? { headers: s.headers } : {}),
     ...(s.azure ? { azure: { apiVersion: s.azure.apiVersion } } : {}),
     models: s.models.map((m) => ({

@@ -10,7 +10,14 @@ import { duration, tryParseDuration } from './duration.ts';
 export const API_GROUP = 'kuberelay.io';
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
-export const PROVIDERS = ['openai', 'openai-compatible', 'azure-openai', 'anthropic', 'gemini'] as const;
+export const PROVIDERS = [
+  'openai',
+  'openai-compatible',
+  'azure-openai',
+  'anthropic',
+  'gemini',
+  'volcengine',
+] as const;
 /**
  * Providers with an adapter in providers/ (a test keeps this equal to the registry); the others are
  * valid API values, refused at render.
@@ -21,6 +28,7 @@ export const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set([
   'azure-openai',
   'anthropic',
   'gemini',
+  'volcengine',
 ]);
 
 /**
@@ -52,6 +60,14 @@ export const metadataSchema = z.looseObject({
   generation: z.number().int().min(1).optional(),
   labels: z.record(z.string(), z.string()).optional(),
 });
+
+/**
+ * Providers whose credential is more than one Secret key (AK/SK request signing): the Secret that
+ * `apiKeySecretRef.name` names must hold all of these keys (`apiKeySecretRef.key` is not used).
+ * Every other provider reads the one key `apiKeySecretRef.key`.
+ */
+export const PROVIDER_SECRET_KEYS: Readonly<Partial<Record<(typeof PROVIDERS)[number], readonly string[]>>> =
+  { volcengine: ['accessKeyId', 'secretAccessKey'] };
 
 // ---- Secret ---------------------------------------------------------------------------------
 

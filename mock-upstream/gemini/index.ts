@@ -1,12 +1,14 @@
 // The Gemini API for the mock upstream: POST /v1beta/models/{model}:{method} for generateContent,
 // streamGenerateContent (`?alt=sse`: SSE; otherwise one JSON array, as Gemini), embedContent and
-// batchEmbedContents. The key is checked in `x-goog-api-key` (or `?key=`); errors, injected
+// batchEmbedContents, and Veo's long-running operations (veo.ts). The key is checked in `x-goog-api-key` (or `?key=`); errors, injected
 // status faults included, are Gemini-shaped.
 import type { MockApi, MockHandler } from '../api.ts';
 import type { MockHttp } from '../http.ts';
+import type { TaskSim } from '../task-sim.ts';
 import { batchEmbedContents, embedContent } from './embed.ts';
 import { geminiError, INVALID_KEY } from './errors.ts';
 import { ImplicitCache, plan, streamEvents, wholeAnswer } from './generate.ts';
+import { FILE_PATH, MEDIA_PATH, OPERATION_PATH, veoHandlers } from './veo.ts';
 
 const PATH = /^\/v1(?:beta|alpha)?\/models\/([^/:]+):([A-Za-z]+)$/;
 
@@ -48,9 +50,11 @@ function generate(cache: ImplicitCache, streaming: boolean): MockHandler {
   };
 }
 
-export function geminiApi(): MockApi {
+export function geminiApi(tasks: TaskSim): MockApi {
   const cache = new ImplicitCache(); // per mock instance
+  const veo = veoHandlers(tasks);
   const methods: Record<string, MockHandler> = {
+    predictLongRunning: veo.predict,
     generateContent: generate(cache, false),
     streamGenerateContent: generate(cache, true),
     embedContent: embed(false),
@@ -58,12 +62,16 @@ export function geminiApi(): MockApi {
   };
   return {
     name: 'gemini',
-    owns: (path) => path.startsWith('/v1beta/') || path.startsWith('/v1alpha/'),
+    owns: (path) => path.startsWith('/v1beta/') || path.startsWith('/v1alpha/') || MEDIA_PATH.test(path),
     match(method, path) {
+      if (method === 'GET' && OPERATION_PATH.test(path)) return veo.operation;
+      if (method === 'GET' && FILE_PATH.test(path)) return veo.download;
+      if (method === 'GET' && MEDIA_PATH.test(path)) return veo.media;
       const p = PATH.exec(path);
       return method === 'POST' && p ? methods[p[2]!] : undefined;
     },
     authorized(r, apiKey) {
+      if (veo.signedMedia(r)) return true;
       const header = r.req.headers['x-goog-api-key'];
       return (Array.isArray(header) ? header[0] : (header ?? r.query.get('key'))) === apiKey;
     },

@@ -5,7 +5,8 @@ export type GeminiMethod =
   | 'generateContent'
   | 'streamGenerateContent'
   | 'embedContent'
-  | 'batchEmbedContents';
+  | 'batchEmbedContents'
+  | 'predictLongRunning';
 
 /**
  * The model's resource name: `upstreamName` as Google's docs write it (`gemini-2.5-flash`,
@@ -16,11 +17,15 @@ export function modelResource(upstreamModel: string): string {
   return m ? `${m[1]}/${encodeURIComponent(m[2]!)}` : `models/${encodeURIComponent(upstreamModel)}`;
 }
 
+/** The API version root under the channel's origin: `{basePath}/v1beta` unless baseURL names one. */
+export function geminiRoot(basePath: string): string {
+  const base = basePath.replace(/\/+$/, '');
+  return /\/v1(beta|alpha)?$/.test(base) ? base : `${base}/v1beta`;
+}
+
 /** Path and query under the channel's origin; `basePath` is the baseURL's path ('' for Google's). */
 export function geminiPath(basePath: string, upstreamModel: string, method: GeminiMethod): string {
-  const base = basePath.replace(/\/+$/, '');
-  const root = /\/v1(beta|alpha)?$/.test(base) ? base : `${base}/v1beta`;
-  const url = `${root}/${modelResource(upstreamModel)}:${method}`;
+  const url = `${geminiRoot(basePath)}/${modelResource(upstreamModel)}:${method}`;
   return method === 'streamGenerateContent' ? `${url}?alt=sse` : url;
 }
 

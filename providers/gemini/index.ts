@@ -1,5 +1,5 @@
 // The `gemini` provider (Google's Gemini API, generativelanguage.googleapis.com): chat completions
-// and embeddings, translated both ways. Auth is `x-goog-api-key`; URLs are
+// and embeddings, translated both ways; Veo video as async jobs (veo.ts). Auth is `x-goog-api-key`; URLs are
 // `{baseURL}/v1beta/models/{upstreamName}:{method}` (endpoint.ts).
 import { randomUUID } from 'node:crypto';
 import type {
@@ -18,6 +18,7 @@ import { geminiAuthHeaders, geminiPath } from './endpoint.ts';
 import { errorOf, isRetryable } from './errors.ts';
 import { asObject, type Json } from './json.ts';
 import { usageOf } from './usage.ts';
+import { veoJobs } from './veo.ts';
 
 const now = () => Math.floor(Date.now() / 1000);
 const completionId = () => `chatcmpl-${randomUUID().replaceAll('-', '')}`;
@@ -79,4 +80,5 @@ export const gemini: ProviderAdapter = {
   translator: (op) => (op === 'chat' ? chat : op === 'embeddings' ? embeddings : undefined),
   errorOf,
   retryable: (status) => (isRetryable(status) ? true : undefined),
+  jobs: veoJobs,
 };

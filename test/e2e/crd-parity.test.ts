@@ -81,6 +81,7 @@ const accepted: [string, object][] = [
   ],
   ['a gemini channel', channel({ provider: 'gemini', baseURL: 'https://generativelanguage.googleapis.com' })],
   ['an anthropic channel', channel({ provider: 'anthropic', baseURL: 'https://api.anthropic.com' })],
+  ['a volcengine channel', channel({ provider: 'volcengine', baseURL: 'https://visual.volcengineapi.com' })],
   ['a minimal policy', policy({})],
   [
     'a policy with every field',
@@ -197,7 +198,7 @@ describe('CRDs and zod schemas agree', () => {
     });
   }
 
-  it.each(['quickstart.yaml', 'providers.yaml'])(
+  it.each(['quickstart.yaml', 'providers.yaml', 'volcengine.yaml'])(
     'every object of examples/%s is accepted by both',
     async (name) => {
       const file = fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));

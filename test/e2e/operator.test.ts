@@ -392,4 +392,58 @@ spec:
     expect(elsewhere.code).not.toBe(0);
     expect(elsewhere.stderr).toMatch(/forbidden/i);
   });
+
+  it('a volcengine Channel: both keys of its Secret reach the config; a missing one is named, no value anywhere', async () => {
+    const sk = 'c2VjcmV0LWFjY2Vzcy1rZXktZTJl';
+    await must(
+      ['apply', '-f', '-'],
+      `apiVersion: v1
+kind: Secret
+metadata: { name: volc-keys }
+stringData: { accessKeyId: AKLTe2e, secretAccessKey: "${sk}" }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: volc-half }
+stringData: { accessKeyId: AKLThalf }
+---
+apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: jimeng }
+spec:
+  provider: volcengine
+  baseURL: https://visual.volcengineapi.com
+  apiKeySecretRef: { name: volc-keys }
+  models: [{ name: jimeng-video, upstreamName: jimeng_vgfm_t2v_l20 }]
+---
+apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: jimeng-half }
+spec:
+  provider: volcengine
+  baseURL: https://visual.volcengineapi.com
+  apiKeySecretRef: { name: volc-half }
+  models: [{ name: jimeng-half-video, upstreamName: jimeng_vgfm_t2v_l20 }]
+`,
+    );
+    const channel = await until('the volcengine channel in the config', async () => {
+      const secret = JSON.parse(await must(['get', 'secret', SECRET, '-o', 'json']));
+      const config = JSON.parse(Buffer.from(secret.data['config.json'], 'base64').toString());
+      return config.channels.find((c: { id: string }) => c.id === `${NS}/jimeng`);
+    });
+    expect(channel.credentials).toEqual({ accessKeyId: 'AKLTe2e', secretAccessKey: sk });
+    const refs = await until('ResolvedRefs=False', async () => {
+      const c = await condition('channel/jimeng-half', 'ResolvedRefs');
+      return c?.status === 'False' ? c : undefined;
+    });
+    expect(refs).toMatchObject({ reason: 'SecretKeyNotFound' });
+    expect(refs.message).toContain(`Secret ${NS}/volc-half has no key "secretAccessKey"`);
+    expect(await condition('channel/jimeng', 'ResolvedRefs')).toMatchObject({ status: 'True' });
+    const statuses = JSON.stringify([
+      (await getJson('channel/jimeng')).status,
+      (await getJson('channel/jimeng-half')).status,
+    ]);
+    expect(statuses).not.toContain(sk);
+    expect(statuses).not.toContain('AKLThalf');
+  });
 });

@@ -47,7 +47,7 @@ export async function startFleet(
       ...env,
       ...podEnv(i),
     });
-    const m = await proc.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*relay listening/, 30_000);
+    const m = await proc.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*relay listening/, 90_000); // a start bound, not a timing test: three relays at once on a busy 2-core machine took 38 s
     return { name: pod, url: m[1]!, proc };
   };
   const pods = await Promise.all(Array.from({ length: n }, (_, i) => start(i)));

@@ -48,7 +48,7 @@ export async function createBatch(call: ObjectCall) {
       throw unavailable();
     }
   }
-  return sendJson(call, ch, res.statusCode, text);
+  return sendJson(call, ch, res.statusCode, text, res.headers);
 }
 
 /** GET /v1/batches/{batch_id} */
@@ -62,7 +62,7 @@ export async function retrieveBatch(call: ObjectCall, id: string) {
     await pinOutputs(call, ch.config.id, pin.model, batch);
     call.usage = await batchCharge(call, ch, id, pin.model, batch);
   }
-  return sendJson(call, ch, res.statusCode, text);
+  return sendJson(call, ch, res.statusCode, text, res.headers);
 }
 
 /** GET /v1/batches */
@@ -87,6 +87,8 @@ async function pinOutputs(
   for (const field of ['output_file_id', 'error_file_id']) {
     const file = batch[field];
     if (typeof file !== 'string' || file === '') continue;
+    // Polled often: a pin already known (a Redis read) is not written again.
+    if (await call.deps.pins.lookup('file', file).catch(() => undefined)) continue;
     await call.deps.pins
       .pin('file', file, { channel, keyId: call.req.client.keyId, model, createdAt: Date.now() })
       .catch((err) => call.deps.log.warn({ err }, 'a batch output file could not be pinned'));

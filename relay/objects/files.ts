@@ -31,7 +31,8 @@ export async function uploadFile(call: ObjectCall, bodyLimit: number) {
   const { ch, model } = uploadChannel(call.deps, req);
   call.model = model;
   const counted = limitBytes(bodyLimit);
-  const upload = pipeline(req.raw, counted).catch(() => {}); // errors reach the upstream request
+  // Errors reach the upstream request. Not awaited: an upstream may answer before it read it all.
+  void pipeline(req.raw, counted).catch(() => {});
   const res = await send(call, ch, 'POST', '/files', {
     stream: counted,
     contentType,
@@ -39,7 +40,6 @@ export async function uploadFile(call: ObjectCall, bodyLimit: number) {
   }).catch((err) => {
     throw counted.exceeded ? tooLarge(call, bodyLimit) : err;
   });
-  await upload;
   const { text, json } = await readJson(res);
   const id = (json as { id?: unknown } | undefined)?.id;
   if (res.statusCode === 200 && typeof id === 'string') {
@@ -55,7 +55,7 @@ export async function uploadFile(call: ObjectCall, bodyLimit: number) {
       throw unavailable();
     }
   }
-  return sendJson(call, ch, res.statusCode, text);
+  return sendJson(call, ch, res.statusCode, text, res.headers);
 }
 
 /** GET /v1/files */
@@ -83,7 +83,7 @@ export async function deleteFile(call: ObjectCall, id: string) {
   if (res.statusCode === 200 || res.statusCode === 404) {
     await call.deps.pins.unpin('file', id).catch((err) => call.deps.log.warn({ err }, 'unpin failed'));
   }
-  return sendJson(call, ch, res.statusCode, text);
+  return sendJson(call, ch, res.statusCode, text, res.headers);
 }
 
 /** GET /v1/files/{file_id}/content: the bytes, streamed back as they arrive. */

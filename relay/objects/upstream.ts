@@ -146,15 +146,16 @@ function start(call: ObjectCall, ch: ChannelRuntime | undefined, status: number,
   });
 }
 
-/** Sends JSON (an answer the relay read, or built from several). */
+/** Sends JSON (an answer the relay read, with the upstream's headers for clients; or built from several). */
 export function sendJson(
   call: ObjectCall,
   ch: ChannelRuntime | undefined,
   status: number,
   body: unknown,
-  attempts = ch ? 1 : 0,
+  upstream?: Dispatcher.ResponseData['headers'],
 ) {
-  start(call, ch, status, attempts);
+  start(call, ch, status, ch ? 1 : 0);
+  if (upstream) call.reply.headers(clientHeaders(upstream, false));
   return call.reply
     .code(status)
     .type('application/json')

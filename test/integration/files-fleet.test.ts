@@ -22,6 +22,7 @@ let fleet: Fleet;
 let env: Record<string, string>;
 let owner: CreatedKey;
 let stranger: CreatedKey;
+let limited: CreatedKey;
 
 const yaml = (names = ['a', 'b']) =>
   configYaml(
@@ -40,8 +41,8 @@ async function run(args: string[]) {
   return { code, out: p.output() };
 }
 
-async function createKey(name: string): Promise<CreatedKey> {
-  const r = await run(['keys', 'create', '--json', '--name', name]);
+async function createKey(name: string, ...more: string[]): Promise<CreatedKey> {
+  const r = await run(['keys', 'create', '--json', '--name', name, ...more]);
   expect(r.code, r.out).toBe(0);
   return JSON.parse(r.out.slice(r.out.indexOf('{'))) as CreatedKey;
 }
@@ -56,6 +57,7 @@ beforeAll(async () => {
   expect(m.code, m.out).toBe(0);
   expect(m.out).toContain('20261202000000_upstream_objects');
   [owner, stranger] = [await createKey('owner'), await createKey('stranger')];
+  limited = await createKey('limited', '--models', 'gpt-4o');
   fleet = await startFleet(3, yaml(), { ...env, REDIS_URL: redis.url, KUBERELAY_AUTH: 'keys' }, 'pins');
 }, 120_000);
 afterAll(async () => {
@@ -101,6 +103,22 @@ describe('files and batches across three relays sharing Redis and PostgreSQL', (
       .catch((err: unknown) => err);
     expect(e).toBeInstanceOf(OpenAI.NotFoundError);
     expect((await pod(2, stranger).files.list()).data).toEqual([]);
+  });
+
+  it('a key limited to other models may not upload for this one, and has no channel with files', async () => {
+    const file = async () => toFile(Buffer.from('x'), 'x.txt');
+    const named = await pod(0, limited)
+      .files.create(
+        { file: await file(), purpose: 'user_data' },
+        { headers: { 'x-kuberelay-model': 'gpt-4o-mini' } },
+      )
+      .catch((err: unknown) => err);
+    expect((named as InstanceType<typeof OpenAI.APIError>).status).toBe(403);
+    const unnamed = await pod(1, limited)
+      .files.create({ file: await file(), purpose: 'user_data' })
+      .catch((err: unknown) => err);
+    expect((unnamed as InstanceType<typeof OpenAI.APIError>).status).toBe(400);
+    expect((unnamed as InstanceType<typeof OpenAI.APIError>).code).toBe('files_not_supported');
   });
 
   it('Redis restarted empty: the database still knows where the file lives', async () => {

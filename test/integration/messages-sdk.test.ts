@@ -101,9 +101,15 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
           name: 'gpt',
           provider: 'openai',
           mock: gpt,
-          models: `[{ name: claude-translated, upstreamName: gpt-4o-mini, pricing: ${PRICING} }, { name: claude-limited, upstreamName: gpt-4o-mini }]`,
+          models: `[{ name: claude-translated, upstreamName: gpt-4o-mini, pricing: ${PRICING} }, { name: claude-limited, upstreamName: gpt-4o-mini }, { name: meta-llama/Llama-3.1-8B }]`,
         },
-        { name: 'flaky', provider: 'anthropic', baseURL: flaky.url, models: '[{ name: claude-failover }]' },
+        {
+          name: 'flaky',
+          provider: 'anthropic',
+          baseURL: flaky.url,
+          models: '[{ name: claude-failover }]',
+          extra: '  timeouts: { firstToken: 300ms }\n  cooldown: { failureThreshold: 1000 }\n',
+        },
         {
           name: 'backup',
           provider: 'openai',
@@ -469,6 +475,23 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
     expect(upstream(flaky).path).toBe('/v1/messages');
   });
 
+  it('failover of a stream: the native one stalls after message_start, the next tier streams it translated', async () => {
+    flaky.setFaults({ preambleThenStallMs: 10_000 });
+    const texts: string[] = [];
+    const stream = client.messages.stream({ model: 'claude-failover', max_tokens: 3, messages: [question] });
+    stream.on('text', (t) => texts.push(t));
+    const final = await stream.finalMessage();
+    expect(texts.join('')).toBe('This is a');
+    expect(final).toMatchObject({
+      model: 'claude-failover',
+      stop_reason: 'end_turn',
+      usage: { output_tokens: 3 },
+    });
+    const res = (await stream.withResponse()).response;
+    expect(res.headers.get('x-kuberelay-channel')).toBe('default/backup');
+    expect(res.headers.get('x-kuberelay-attempts')).toBe('2');
+  });
+
   describe('errors in Anthropic shape', () => {
     it('a wrong key: 401 authentication_error (x-api-key or Bearer)', async () => {
       const bad = new Anthropic({ baseURL: h.url, apiKey: 'sk-wrong', maxRetries: 0 });
@@ -558,6 +581,7 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
         'claude-limited',
         'claude-native',
         'claude-translated',
+        'meta-llama/Llama-3.1-8B',
       ]);
       const page = await client.models.list({ limit: 2 });
       expect(page).toMatchObject({ has_more: true, first_id: 'claude-dead', last_id: 'claude-failover' });
@@ -580,6 +604,16 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
         created: 0,
         owned_by: 'kuberelay',
       });
+      // A name with a slash, as the SDK sends it (encoded) and as it reads (not encoded).
+      expect((await openai.models.retrieve('meta-llama/Llama-3.1-8B')).id).toBe('meta-llama/Llama-3.1-8B');
+      const plain = await fetch(`${h.url}/v1/models/meta-llama/Llama-3.1-8B`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(((await plain.json()) as { id: string }).id).toBe('meta-llama/Llama-3.1-8B');
+      const twice = await fetch(`${h.url}/v1/models/meta-llama%252FLlama-3.1-8B`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(twice.status).toBe(404); // decoded once, like any path
       try {
         await openai.models.retrieve('claude-none');
         throw new Error('expected a 404');

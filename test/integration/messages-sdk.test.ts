@@ -48,6 +48,7 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
   let claude: MockUpstream; // anthropic, native
   let gpt: MockUpstream; // openai, translated
   let flaky: MockUpstream; // anthropic, fails with 529
+  let gem: MockUpstream; // gemini, translated twice (Messages -> chat -> Gemini)
   let h: Harness;
   let secret: string;
   let keyId: string;
@@ -84,7 +85,8 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       await applyMigrations(db);
       await db.close();
     }
-    [claude, gpt, flaky] = (await startMocks(['claude', 'gpt', 'flaky'])) as [
+    [claude, gpt, flaky, gem] = (await startMocks(['claude', 'gpt', 'flaky', 'gem'])) as [
+      MockUpstream,
       MockUpstream,
       MockUpstream,
       MockUpstream,
@@ -118,6 +120,12 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
           models: '[{ name: claude-failover, upstreamName: gpt-4o-mini }]',
         },
         {
+          name: 'gem',
+          provider: 'gemini',
+          baseURL: gem.url,
+          models: '[{ name: claude-gemini, upstreamName: gemini-2.5-flash }]',
+        },
+        {
           name: 'dead',
           provider: 'anthropic',
           baseURL: 'http://127.0.0.1:1',
@@ -143,11 +151,11 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
   });
   afterAll(async () => {
     await h?.close();
-    await Promise.all([claude, gpt, flaky].map((m) => m?.close()));
+    await Promise.all([claude, gpt, flaky, gem].map((m) => m?.close()));
     await backend?.close();
   });
   beforeEach(() => {
-    for (const m of [claude, gpt, flaky]) m.setFaults(null);
+    for (const m of [claude, gpt, flaky, gem]) m.setFaults(null);
   });
 
   describe('native: an anthropic channel', () => {
@@ -431,6 +439,60 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       ]);
     });
 
+    it("an upstream's 400 comes back in Anthropic's shape with the upstream's message", async () => {
+      gpt.setFaults({ status: 400 });
+      const err = await refused(
+        client.messages.create({ model: 'claude-translated', max_tokens: 5, messages: [question] }),
+      );
+      expect(err.status).toBe(400);
+      expect(err.error).toEqual({
+        type: 'error',
+        error: { type: 'invalid_request_error', message: 'Bad request (mock fault).' },
+      });
+    });
+
+    it('a translated stream cut after its first tokens ends with an error event, no message_stop', async () => {
+      gpt.setFaults({ streamDieAfter: 2, chunkDelayMs: 1 });
+      const res = await post(
+        h.url,
+        '/v1/messages',
+        { model: 'claude-translated', max_tokens: 8, stream: true, messages: [question] },
+        { 'x-api-key': secret },
+      );
+      expect(res.text).toContain('event: content_block_delta');
+      expect(res.text).not.toContain('message_stop');
+      expect(res.text.trim().split('\n\n').at(-1)).toMatch(
+        /^event: error\ndata: \{"type":"error","error":\{"type":"api_error"/,
+      );
+    });
+
+    it('a gemini channel: Messages -> chat -> Gemini and back, streamed with a tool call', async () => {
+      const texts: string[] = [];
+      const plain = client.messages.stream({ model: 'claude-gemini', max_tokens: 4, messages: [question] });
+      plain.on('text', (t) => texts.push(t));
+      expect(await plain.finalMessage()).toMatchObject({
+        model: 'claude-gemini',
+        content: [{ type: 'text', text: 'This is a mock' }],
+        usage: { output_tokens: 4 },
+      });
+      expect(texts.join('')).toBe('This is a mock');
+      expect(upstream(gem).path).toBe('/v1beta/models/gemini-2.5-flash:streamGenerateContent');
+      const tool = await client.messages
+        .stream({
+          model: 'claude-gemini',
+          max_tokens: 100,
+          tools: [weather],
+          tool_choice: { type: 'any' },
+          messages: [question],
+        })
+        .finalMessage();
+      expect(tool.stop_reason).toBe('tool_use');
+      expect(tool.content.find((b) => b.type === 'tool_use')).toMatchObject({
+        name: 'get_weather',
+        input: { location: 'mock' },
+      });
+    });
+
     it('countTokens: the documented estimate, no upstream call', async () => {
       const before = gpt.stats().requests;
       const raw = await client.messages
@@ -578,6 +640,7 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(ids).toEqual([
         'claude-dead',
         'claude-failover',
+        'claude-gemini',
         'claude-limited',
         'claude-native',
         'claude-translated',

@@ -281,6 +281,16 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(r).toEqual({ input_tokens: 3 });
       expect(upstream(claude).path).toBe('/v1/messages/count_tokens');
       expect((upstream(claude).body as { model: string }).model).toBe('claude-sonnet-4-5');
+      const withTools = await client.messages.countTokens({
+        model: 'claude-native',
+        tools: [weather],
+        messages: [{ role: 'user', content: 'Hello there Claude' }],
+      });
+      expect(withTools.input_tokens).toBeGreaterThan(3);
+      // Counting is free: nothing is billed for it.
+      await h.relay.persistence!.recorder.flush();
+      const logs = await admin('GET', `/admin/logs?keyId=${keyId}&limit=1`);
+      expect(logs.data[0]).toMatchObject({ route: '/v1/messages/count_tokens', promptTokens: 0, cost: 0 });
     });
 
     it('a stream cut after its first tokens ends with an error event in Anthropic shape', async () => {
@@ -616,6 +626,12 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(second.status).toBe(503);
       expect(second.error).toMatchObject({ type: 'error', error: { type: 'overloaded_error' } });
       expect(second.message).toContain('cooling down');
+    });
+
+    it('a Messages path the relay does not serve: 404 not_found_error', async () => {
+      const res = await post(h.url, '/v1/messages/batches', {}, { 'x-api-key': secret });
+      expect(res.status).toBe(404);
+      expect(res.json).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
     });
 
     it('a body that is not JSON: 400 invalid_request_error', async () => {

@@ -516,6 +516,15 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(raw.data).toEqual({ input_tokens: Math.ceil(chars / 4) });
       expect(raw.response.headers.get('x-kuberelay-count')).toBe('estimated');
       expect(gpt.stats().requests).toBe(before);
+      await h.relay.persistence!.recorder.flush();
+      const logs = await admin('GET', `/admin/logs?keyId=${keyId}&limit=1`);
+      expect(logs.data[0]).toMatchObject({
+        route: '/v1/messages/count_tokens',
+        model: 'claude-translated',
+        status: 200,
+        attempts: 0,
+        cost: 0,
+      });
     });
 
     it('a parameter chat completions cannot say is refused by name, in Anthropic shape', async () => {

@@ -196,17 +196,15 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     recorder?.record(record);
     return speaksAnthropic(req) ? sendAnthropicError(reply, e) : sendError(reply, e);
   });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(
-      reply,
-      new RelayError(
-        404,
-        'invalid_request_error',
-        'not_found',
-        `no route for ${req.method} ${req.url.split('?')[0]}`,
-      ),
-    ),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    const e = new RelayError(
+      404,
+      'invalid_request_error',
+      'not_found',
+      `no route for ${req.method} ${req.url.split('?')[0]}`,
+    );
+    return speaksAnthropic(req) ? sendAnthropicError(reply, e) : sendError(reply, e);
+  });
 
   // Auth runs on onRequest, before the body is read: a client without a valid key never gets the
   // relay to read or parse a body. What needs the body (the model a key may use) waits for it.

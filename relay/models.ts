@@ -28,9 +28,10 @@ export function registerModelRoutes(app: FastifyInstance, state: RelayState, req
     return anthropicPage(models, req.query as Record<string, string | undefined>);
   });
 
-  // A wildcard: model names may hold slashes (`meta-llama/Llama-3.1-8B`).
+  // A wildcard: model names may hold slashes (`meta-llama/Llama-3.1-8B`, encoded or not); the
+  // router has decoded it once already.
   app.get('/v1/models/*', { onRequest: requireKey }, async (req) => {
-    const id = decodeURIComponent((req.params as { '*': string })['*']);
+    const id = (req.params as { '*': string })['*'];
     if (!visible(req).includes(id)) {
       throw new RelayError(
         404,

@@ -74,7 +74,7 @@ export function traceIdOf(header: string | string[] | undefined): string | undef
 
 /** GenAI semantic conventions: the operation each relay route performs. */
 export function operationOf(route: string): string {
-  if (route.endsWith('/chat/completions')) return 'chat';
+  if (route.endsWith('/chat/completions') || route.endsWith('/v1/messages')) return 'chat';
   if (route.endsWith('/completions')) return 'text_completion';
   if (route.endsWith('/embeddings')) return 'embeddings';
   if (route.includes('/images/')) return 'image_generation';

@@ -186,11 +186,17 @@ export function messages(m: MockHttp, res: ServerResponse, r: MockRequest, cache
   m.stream(res, head, a.pieces.length, piece, tail, r.faults, headers);
 }
 
-/** POST /v1/messages/count_tokens: `{"input_tokens": N}`. */
+/** POST /v1/messages/count_tokens: `{"input_tokens": N}` over system, messages and tools. */
 export function countTokens(m: MockHttp, res: ServerResponse, r: MockRequest) {
   const b = r.body as Json;
   if (typeof b.model !== 'string' || !Array.isArray(b.messages))
     return sendAnthropicError(m, res, 400, 'messages: Field required');
   const u = promptUsage(b, new PromptCache());
-  m.sendJson(res, 200, JSON.stringify({ input_tokens: u.input_tokens + u.cache_creation_input_tokens }));
+  // Tool definitions count as Anthropic counts them: part of the prompt.
+  const tools = Array.isArray(b.tools) ? countWords(JSON.stringify(b.tools)) : 0;
+  m.sendJson(
+    res,
+    200,
+    JSON.stringify({ input_tokens: u.input_tokens + u.cache_creation_input_tokens + tools }),
+  );
 }

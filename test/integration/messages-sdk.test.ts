@@ -48,6 +48,7 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
   let claude: MockUpstream; // anthropic, native
   let gpt: MockUpstream; // openai, translated
   let flaky: MockUpstream; // anthropic, fails with 529
+  let gem: MockUpstream; // gemini, translated twice (Messages -> chat -> Gemini)
   let h: Harness;
   let secret: string;
   let keyId: string;
@@ -84,7 +85,8 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       await applyMigrations(db);
       await db.close();
     }
-    [claude, gpt, flaky] = (await startMocks(['claude', 'gpt', 'flaky'])) as [
+    [claude, gpt, flaky, gem] = (await startMocks(['claude', 'gpt', 'flaky', 'gem'])) as [
+      MockUpstream,
       MockUpstream,
       MockUpstream,
       MockUpstream,
@@ -101,15 +103,27 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
           name: 'gpt',
           provider: 'openai',
           mock: gpt,
-          models: `[{ name: claude-translated, upstreamName: gpt-4o-mini, pricing: ${PRICING} }, { name: claude-limited, upstreamName: gpt-4o-mini }]`,
+          models: `[{ name: claude-translated, upstreamName: gpt-4o-mini, pricing: ${PRICING} }, { name: claude-limited, upstreamName: gpt-4o-mini }, { name: meta-llama/Llama-3.1-8B }]`,
         },
-        { name: 'flaky', provider: 'anthropic', baseURL: flaky.url, models: '[{ name: claude-failover }]' },
+        {
+          name: 'flaky',
+          provider: 'anthropic',
+          baseURL: flaky.url,
+          models: '[{ name: claude-failover }]',
+          extra: '  timeouts: { firstToken: 300ms }\n  cooldown: { failureThreshold: 1000 }\n',
+        },
         {
           name: 'backup',
           provider: 'openai',
           mock: gpt,
           priority: 1,
           models: '[{ name: claude-failover, upstreamName: gpt-4o-mini }]',
+        },
+        {
+          name: 'gem',
+          provider: 'gemini',
+          baseURL: gem.url,
+          models: '[{ name: claude-gemini, upstreamName: gemini-2.5-flash }]',
         },
         {
           name: 'dead',
@@ -137,11 +151,11 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
   });
   afterAll(async () => {
     await h?.close();
-    await Promise.all([claude, gpt, flaky].map((m) => m?.close()));
+    await Promise.all([claude, gpt, flaky, gem].map((m) => m?.close()));
     await backend?.close();
   });
   beforeEach(() => {
-    for (const m of [claude, gpt, flaky]) m.setFaults(null);
+    for (const m of [claude, gpt, flaky, gem]) m.setFaults(null);
   });
 
   describe('native: an anthropic channel', () => {
@@ -267,6 +281,16 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(r).toEqual({ input_tokens: 3 });
       expect(upstream(claude).path).toBe('/v1/messages/count_tokens');
       expect((upstream(claude).body as { model: string }).model).toBe('claude-sonnet-4-5');
+      const withTools = await client.messages.countTokens({
+        model: 'claude-native',
+        tools: [weather],
+        messages: [{ role: 'user', content: 'Hello there Claude' }],
+      });
+      expect(withTools.input_tokens).toBeGreaterThan(3);
+      // Counting is free: nothing is billed for it.
+      await h.relay.persistence!.recorder.flush();
+      const logs = await admin('GET', `/admin/logs?keyId=${keyId}&limit=1`);
+      expect(logs.data[0]).toMatchObject({ route: '/v1/messages/count_tokens', promptTokens: 0, cost: 0 });
     });
 
     it('a stream cut after its first tokens ends with an error event in Anthropic shape', async () => {
@@ -425,6 +449,60 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       ]);
     });
 
+    it("an upstream's 400 comes back in Anthropic's shape with the upstream's message", async () => {
+      gpt.setFaults({ status: 400 });
+      const err = await refused(
+        client.messages.create({ model: 'claude-translated', max_tokens: 5, messages: [question] }),
+      );
+      expect(err.status).toBe(400);
+      expect(err.error).toEqual({
+        type: 'error',
+        error: { type: 'invalid_request_error', message: 'Bad request (mock fault).' },
+      });
+    });
+
+    it('a translated stream cut after its first tokens ends with an error event, no message_stop', async () => {
+      gpt.setFaults({ streamDieAfter: 2, chunkDelayMs: 1 });
+      const res = await post(
+        h.url,
+        '/v1/messages',
+        { model: 'claude-translated', max_tokens: 8, stream: true, messages: [question] },
+        { 'x-api-key': secret },
+      );
+      expect(res.text).toContain('event: content_block_delta');
+      expect(res.text).not.toContain('message_stop');
+      expect(res.text.trim().split('\n\n').at(-1)).toMatch(
+        /^event: error\ndata: \{"type":"error","error":\{"type":"api_error"/,
+      );
+    });
+
+    it('a gemini channel: Messages -> chat -> Gemini and back, streamed with a tool call', async () => {
+      const texts: string[] = [];
+      const plain = client.messages.stream({ model: 'claude-gemini', max_tokens: 4, messages: [question] });
+      plain.on('text', (t) => texts.push(t));
+      expect(await plain.finalMessage()).toMatchObject({
+        model: 'claude-gemini',
+        content: [{ type: 'text', text: 'This is a mock' }],
+        usage: { output_tokens: 4 },
+      });
+      expect(texts.join('')).toBe('This is a mock');
+      expect(upstream(gem).path).toBe('/v1beta/models/gemini-2.5-flash:streamGenerateContent');
+      const tool = await client.messages
+        .stream({
+          model: 'claude-gemini',
+          max_tokens: 100,
+          tools: [weather],
+          tool_choice: { type: 'any' },
+          messages: [question],
+        })
+        .finalMessage();
+      expect(tool.stop_reason).toBe('tool_use');
+      expect(tool.content.find((b) => b.type === 'tool_use')).toMatchObject({
+        name: 'get_weather',
+        input: { location: 'mock' },
+      });
+    });
+
     it('countTokens: the documented estimate, no upstream call', async () => {
       const before = gpt.stats().requests;
       const raw = await client.messages
@@ -438,6 +516,15 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(raw.data).toEqual({ input_tokens: Math.ceil(chars / 4) });
       expect(raw.response.headers.get('x-kuberelay-count')).toBe('estimated');
       expect(gpt.stats().requests).toBe(before);
+      await h.relay.persistence!.recorder.flush();
+      const logs = await admin('GET', `/admin/logs?keyId=${keyId}&limit=1`);
+      expect(logs.data[0]).toMatchObject({
+        route: '/v1/messages/count_tokens',
+        model: 'claude-translated',
+        status: 200,
+        attempts: 0,
+        cost: 0,
+      });
     });
 
     it('a parameter chat completions cannot say is refused by name, in Anthropic shape', async () => {
@@ -467,6 +554,23 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
     expect(raw.response.headers.get('x-kuberelay-channel')).toBe('default/backup');
     expect(raw.response.headers.get('x-kuberelay-attempts')).toBe('2');
     expect(upstream(flaky).path).toBe('/v1/messages');
+  });
+
+  it('failover of a stream: the native one stalls after message_start, the next tier streams it translated', async () => {
+    flaky.setFaults({ preambleThenStallMs: 10_000 });
+    const texts: string[] = [];
+    const stream = client.messages.stream({ model: 'claude-failover', max_tokens: 3, messages: [question] });
+    stream.on('text', (t) => texts.push(t));
+    const final = await stream.finalMessage();
+    expect(texts.join('')).toBe('This is a');
+    expect(final).toMatchObject({
+      model: 'claude-failover',
+      stop_reason: 'end_turn',
+      usage: { output_tokens: 3 },
+    });
+    const res = (await stream.withResponse()).response;
+    expect(res.headers.get('x-kuberelay-channel')).toBe('default/backup');
+    expect(res.headers.get('x-kuberelay-attempts')).toBe('2');
   });
 
   describe('errors in Anthropic shape', () => {
@@ -533,6 +637,12 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(second.message).toContain('cooling down');
     });
 
+    it('a Messages path the relay does not serve: 404 not_found_error', async () => {
+      const res = await post(h.url, '/v1/messages/batches', {}, { 'x-api-key': secret });
+      expect(res.status).toBe(404);
+      expect(res.json).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
+    });
+
     it('a body that is not JSON: 400 invalid_request_error', async () => {
       const res = await post(h.url, '/v1/messages', '{"model":', { 'x-api-key': secret });
       expect(res.status).toBe(400);
@@ -555,9 +665,11 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
       expect(ids).toEqual([
         'claude-dead',
         'claude-failover',
+        'claude-gemini',
         'claude-limited',
         'claude-native',
         'claude-translated',
+        'meta-llama/Llama-3.1-8B',
       ]);
       const page = await client.models.list({ limit: 2 });
       expect(page).toMatchObject({ has_more: true, first_id: 'claude-dead', last_id: 'claude-failover' });
@@ -580,6 +692,16 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
         created: 0,
         owned_by: 'kuberelay',
       });
+      // A name with a slash, as the SDK sends it (encoded) and as it reads (not encoded).
+      expect((await openai.models.retrieve('meta-llama/Llama-3.1-8B')).id).toBe('meta-llama/Llama-3.1-8B');
+      const plain = await fetch(`${h.url}/v1/models/meta-llama/Llama-3.1-8B`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(((await plain.json()) as { id: string }).id).toBe('meta-llama/Llama-3.1-8B');
+      const twice = await fetch(`${h.url}/v1/models/meta-llama%252FLlama-3.1-8B`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(twice.status).toBe(404); // decoded once, like any path
       try {
         await openai.models.retrieve('claude-none');
         throw new Error('expected a 404');

@@ -43,6 +43,8 @@ export interface MockUpstreamOptions {
   chunkDelayMs?: number;
   /** Listed by GET /v1/models. Requests may name any model: it is echoed back, never 404ed. */
   models?: string[];
+  /** Largest body it reads (default 32 MiB; larger: 413). */
+  maxBodyBytes?: number;
 }
 
 export interface MockStats {
@@ -82,6 +84,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const name = opts.name ?? 'mock';
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey;
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   // The first API owning a path answers it; OpenAI's owns everything left.
   const apis: MockApi[] = [
     azureOpenAIApi,
@@ -263,10 +266,10 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     req.on('error', noop);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(c);
+      if (size <= maxBody) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY_BYTES) {
+      if (size > maxBody) {
         return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
       const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);

@@ -94,6 +94,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const name = opts.name ?? 'mock';
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey;
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   // The first API owning a path answers it; OpenAI's owns everything left.
   const tasks = { volcengine: new TaskSim('', opts.tasks), veo: new TaskSim('veo', opts.tasks) };
   const apis: MockApi[] = [
@@ -105,7 +106,6 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     openaiApi(opts.models ?? DEFAULT_MODELS),
   ];
   const fallback = apis.at(-1)!;
-  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
 
   let instanceFaults: MockFaults | null = null;
   let remaining = Number.POSITIVE_INFINITY; // requests left for count-limited instance faults

@@ -68,7 +68,9 @@ export async function spoolForm(
     throw unreadable(err);
   }
   payload.on('error', () => {}); // a client gone while the spool is made: seen by readInto
-  const spool = await mkdtemp(join(dir, 'kuberelay-form-'));
+  const spool = await mkdtemp(join(dir, 'kuberelay-form-')).catch((err: unknown) => {
+    throw isDiskFull(err) ? spoolFull() : err;
+  });
   const cleanup = () => rm(spool, { recursive: true, force: true });
   const parts: FormPart[] = [];
   const writes: Promise<void>[] = [];
@@ -120,6 +122,7 @@ export async function spoolForm(
     await cleanup();
     if (err instanceof RelayError) throw err;
     if (seen > limit) throw tooLarge(limit);
+    if (isDiskFull(err)) throw spoolFull();
     throw unreadable(err);
   }
   if (refused) {
@@ -128,6 +131,18 @@ export async function spoolForm(
   }
   return { parts, cleanup };
 }
+
+const isDiskFull = (err: unknown) => ['ENOSPC', 'EDQUOT'].includes((err as { code?: string }).code ?? '');
+
+/** The relay's temp space ran out: its own trouble, not the client's (a retry may land on a peer). */
+const spoolFull = () =>
+  new RelayError(
+    503,
+    'server_error',
+    'upload_spool_full',
+    "the relay's temp space for uploads is full; retry later",
+    { headers: { ...CLOSE.headers, 'retry-after': '1' } },
+  );
 
 /**
  * Pipes the client's body through `counter` into the parser. Unlike stream.pipeline, a failure
@@ -157,8 +172,9 @@ function readInto(payload: Readable, counter: Transform, bb: Writable): Promise<
 
 /** The text fields of a form as an object (the first of repeated names), for model and limits. */
 export function formFields(form: SpooledForm): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const p of form.parts) if (p.kind === 'field' && !(p.name in out)) out[p.name] = p.value;
+  // No prototype: a field named __proto__ or constructor is just a field.
+  const out: Record<string, string> = Object.create(null);
+  for (const p of form.parts) if (p.kind === 'field' && !Object.hasOwn(out, p.name)) out[p.name] = p.value;
   return out;
 }
 

@@ -182,6 +182,22 @@ describe('multipart forms', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
+  it('fields named like Object.prototype members are plain fields of the form', async () => {
+    const body = clientBody(
+      [
+        { name: '__proto__', value: 'x' },
+        { name: 'constructor', value: 'y' },
+        { name: 'model', value: 'm' },
+      ],
+      'b',
+    );
+    const form = await spoolForm(Readable.from([body]), { 'content-type': contentType('b') }, 1 << 20, dir);
+    const fields = formFields(form);
+    expect(Object.keys(fields)).toEqual(['__proto__', 'constructor', 'model']);
+    expect(fields.constructor).toBe('y');
+    await form.cleanup();
+  });
+
   it('a multipart content type without a boundary is a 400 in OpenAI error shape', async () => {
     const err = await spoolForm(
       Readable.from([]),

@@ -14,6 +14,8 @@ export interface MockRequest {
   /** Parsed JSON body (undefined when empty; the raw text when it did not parse). */
   body: unknown;
   badJson: boolean;
+  /** The raw body bytes (multipart bodies are binary). */
+  bytes?: Buffer;
   faults: MockFaults | undefined;
 }
 

@@ -24,6 +24,7 @@ import { headerFaults, type MockFaults, normalizeFaults } from './faults.ts';
 import { geminiApi } from './gemini/index.ts';
 import { mockHttp } from './http.ts';
 import { openaiApi } from './openai/index.ts';
+import { type MockVideoOptions, type MockVideos, openaiVideosApi } from './openai/videos.ts';
 
 export type { MockFaults } from './faults.ts';
 
@@ -42,6 +43,8 @@ export interface MockUpstreamOptions {
   chunkDelayMs?: number;
   /** Listed by GET /v1/models. Requests may name any model: it is echoed back, never 404ed. */
   models?: string[];
+  /** The async video job simulator (openai/videos.ts): duration, concurrency limit, content size. */
+  videos?: MockVideoOptions;
 }
 
 export interface MockStats {
@@ -64,6 +67,8 @@ export interface MockUpstream {
   setFaults(f: MockFaults | null): void;
   stats(): MockStats;
   resetStats(): void;
+  /** The video job simulator's counters and controls (also GET /_mock/videos). */
+  videos: MockVideos;
   /** Closes the server and destroys open sockets (including stalled streams). Idempotent. */
   close(): Promise<void>;
 }
@@ -82,7 +87,9 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey;
   // The first API owning a path answers it; OpenAI's owns everything left.
+  const videoApi = openaiVideosApi(opts.videos);
   const apis: MockApi[] = [
+    videoApi,
     azureOpenAIApi,
     anthropicApi(),
     geminiApi(),
@@ -153,7 +160,14 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
     route(api, res, r);
   };
 
-  const serve = (req: IncomingMessage, res: ServerResponse, path: string, query: string, raw: string) => {
+  const serve = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: string,
+    raw: string,
+    bytes: Buffer,
+  ) => {
     let body: unknown;
     let badJson = false;
     if (raw.length > 0) {
@@ -181,7 +195,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       return api.sendError(m, res, 400, (err as Error).message, { code: 'invalid_mock_header' });
     }
     if (fromHeaders) faults = faults ? { ...faults, ...fromHeaders } : fromHeaders;
-    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, faults };
+    const r: MockRequest = { req, path, query: new URLSearchParams(query), body, badJson, bytes, faults };
     if (!faults) return route(api, res, r);
     const f = faults;
     if (f.latencyMs) delay(res, f.latencyMs, () => afterLatency(api, res, r, f));
@@ -221,6 +235,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       res.writeHead(204, { 'x-mock-name': name });
       res.end();
       return;
+    } else if (path === '/_mock/videos' && method === 'GET') {
+      return m.sendJson(res, 200, JSON.stringify(videoApi.videos.stats()));
     } else if (path === '/_mock/health' && method === 'GET') {
       return m.sendJson(res, 200, JSON.stringify({ status: 'ok', name }));
     } else if (path === '/_mock/image.png' && method === 'GET') {
@@ -253,14 +269,10 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       if (size > MAX_BODY_BYTES) {
         return controlError(res, 413, 'Request body too large.', 'request_too_large');
       }
-      const raw =
-        chunks.length === 0
-          ? ''
-          : chunks.length === 1
-            ? chunks[0]!.toString('utf8')
-            : Buffer.concat(chunks).toString('utf8');
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const raw = chunks.length === 0 ? '' : bytes.toString('utf8');
       if (path.startsWith('/_mock/')) control(req, res, path, raw);
-      else serve(req, res, path, query, raw);
+      else serve(req, res, path, query, raw, bytes);
     });
   };
 
@@ -281,7 +293,7 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       server.off('error', reject);
       const port = (server.address() as AddressInfo).port;
       baseUrl = `http://${urlHost(host)}:${port}`;
-      resolve({ url: baseUrl, port, name, setFaults, stats, resetStats, close });
+      resolve({ url: baseUrl, port, name, setFaults, stats, resetStats, videos: videoApi.videos, close });
     });
   });
 }

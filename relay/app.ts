@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, {
+  type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
@@ -15,6 +16,7 @@ import type { PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
+import type { JobPlane } from '../jobs/plane.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-timeouts.ts';
@@ -26,6 +28,7 @@ import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
 import { lazySchemaCompilers } from './schema-compilers.ts';
 import type { RequestTracer } from './tracing.ts';
+import { registerVideoRoutes } from './videos.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -71,6 +74,17 @@ export interface RelayAppOptions {
   tracer?: RequestTracer | undefined;
   /** Which channel each upstream object (response, file, batch) lives on; in-process when absent. */
   pins?: PinStore;
+  /** The async job plane (jobs/), built once the app's state exists; video routes answer 503 without it. */
+  jobs?: (ctx: JobPlaneContext) => JobPlane;
+}
+
+/** What the job plane gets from the app. */
+export interface JobPlaneContext {
+  state: RelayState;
+  metrics: RelayMetrics;
+  log: FastifyBaseLogger;
+  recorder: RequestRecorder | undefined;
+  maxAttempts: number;
 }
 
 export interface RelayApp {
@@ -78,6 +92,8 @@ export interface RelayApp {
   state: RelayState;
   metrics: RelayMetrics;
   gate: ConcurrencyGate;
+  /** The async job plane, when the relay has a database. */
+  jobs: JobPlane | undefined;
   /** The GET /metrics handler, for the admin listener when metrics are served there. */
   serveMetrics: (req: FastifyRequest, reply: FastifyReply) => Promise<string>;
 }
@@ -231,6 +247,16 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     });
   }
 
+  const jobs = opts.jobs?.({ state, metrics, log: app.log, recorder, maxAttempts: deps.maxAttempts });
+  registerVideoRoutes(app, {
+    plane: jobs,
+    state,
+    limits: deps,
+    requireKey,
+    requireModelAllowed,
+    bodyLimit: opts.bodyLimit ?? 10 * 1024 * 1024,
+  });
+
   app.get('/v1/models', { onRequest: requireKey }, async (req) => {
     const allowed = req.client.models;
     const models = (state.runtime?.models ?? []).filter((m) => !allowed || allowed.includes(m));
@@ -268,12 +294,13 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   if (opts.publicMetrics !== false) app.get('/metrics', serveMetrics);
 
   app.addHook('onClose', async () => {
+    await jobs?.stop();
     gate.close();
     await deps.limiter.close();
     await state.close();
   });
 
-  return { app, state, metrics, gate, serveMetrics };
+  return { app, state, metrics, gate, jobs, serveMetrics };
 }
 
 function hasBody(req: FastifyRequest): boolean {

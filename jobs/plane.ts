@@ -51,10 +51,15 @@ export interface JobPlaneDeps {
   tickMs?: number;
 }
 
-/** A submit or poll call is bounded by this, whatever the channel's timeouts say. */
+/** A submit call is bounded by this, whatever the channel's timeouts say; a status call by less. */
 const CALL_TIMEOUT_MS = 60_000;
-/** A claim lasts this long: past it another pod takes the job (its claimer died). */
+const POLL_TIMEOUT_MS = 15_000;
+/**
+ * A claim lasts this long: past it another pod takes the job (its claimer died). A poll's claim is
+ * short, so a pod killed mid-poll delays that job by seconds, not minutes.
+ */
 const LEASE_MS = CALL_TIMEOUT_MS + 15_000;
+const POLL_LEASE_MS = POLL_TIMEOUT_MS + 5_000;
 /** A queued job whose submit keeps failing on the upstream's side fails after this many tries. */
 const MAX_SUBMITS = 10;
 
@@ -87,7 +92,7 @@ export class JobPlane {
     this.#poller = new JobPoller(this, {
       owner: d.pod,
       tickMs: d.tickMs ?? 250,
-      leaseMs: LEASE_MS,
+      leaseMs: POLL_LEASE_MS,
       log: d.log,
     });
   }
@@ -433,7 +438,7 @@ export class JobPlane {
     let verdict: JobSnapshot | 'gone' | 'retry';
     try {
       const res = await sendCall(ch, ops.poll(j.upstreamId, ch.target, req), {
-        timeoutMs: Math.min(ch.config.timeouts.firstByteMs, CALL_TIMEOUT_MS),
+        timeoutMs: Math.min(ch.config.timeouts.firstByteMs, POLL_TIMEOUT_MS),
       });
       const body = await readJson(res).catch(() => undefined);
       verdict = ops.parsePoll(res.statusCode, body);

@@ -274,11 +274,8 @@ async function streamEvents(
   });
   let version = -1;
   let closed = false;
-  let lastWrite = Date.now();
   const write = (s: string) => {
-    if (closed) return;
-    raw.write(s);
-    lastWrite = Date.now();
+    if (!closed) raw.write(s);
   };
   const send = (j: Job) => {
     if (closed || j.version <= version) return;
@@ -293,9 +290,8 @@ async function streamEvents(
       () => {},
     );
   }, refreshMs);
-  const beat = setInterval(() => {
-    if (Date.now() - lastWrite >= heartbeatMs / 2) write(': keep-alive\n\n');
-  }, heartbeatMs / 2);
+  // Unconditional: proxies that cut idle streams count bytes, not events.
+  const beat = setInterval(() => write(': keep-alive\n\n'), heartbeatMs);
   const end = () => {
     if (closed) return;
     closed = true;

@@ -20,6 +20,9 @@ const COLUMNS = `id, channel, upstream_task_id, key_id, model, kind, status, pro
 
 const OPEN = `status IN ('queued', 'in_progress')`;
 
+/** Slot transactions wait for each other (other pods') on the channel's lock: allow for a busy fleet. */
+const TX = { maxWait: 30_000, timeout: 30_000 };
+
 interface Row {
   id: string;
   channel: string;
@@ -90,6 +93,20 @@ export class JobStore {
     this.#db = db;
   }
 
+  /** This pod's slot transactions, one at a time per channel (the rest wait here, not on a connection). */
+  readonly #chains = new Map<string, Promise<unknown>>();
+
+  #serial<T>(channel: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#chains.get(channel) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.#chains.set(channel, tail);
+    void tail.then(() => {
+      if (this.#chains.get(channel) === tail) this.#chains.delete(channel);
+    });
+    return run;
+  }
+
   async #q<T>(sql: string, ...params: unknown[]): Promise<T[]> {
     this.queries++;
     return (await this.#db.$queryRawUnsafe(sql, ...params)) as T[];
@@ -106,43 +123,45 @@ export class JobStore {
     mode: 'claim' | 'queue',
     lease: { owner: string; ms: number },
   ): Promise<Placement> {
-    return this.#db.$transaction(async (tx) => {
-      this.queries += 3;
-      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))::text', j.channel);
-      const [c] = (await tx.$queryRawUnsafe(
-        `SELECT count(*) FILTER (WHERE dispatched_at IS NOT NULL)::int AS held,
+    return this.#serial(j.channel, () =>
+      this.#db.$transaction(async (tx) => {
+        this.queries += 3;
+        await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))::text', j.channel);
+        const [c] = (await tx.$queryRawUnsafe(
+          `SELECT count(*) FILTER (WHERE dispatched_at IS NOT NULL)::int AS held,
                 count(*) FILTER (WHERE dispatched_at IS NULL)::int AS waiting
          FROM media_tasks WHERE channel = $1 AND ${OPEN} AND id <> $2`,
-        j.channel,
-        j.id,
-      )) as { held: number; waiting: number }[];
-      const free = limits.maxConcurrent === null || c!.held < limits.maxConcurrent;
-      let placed: Placement;
-      if (mode === 'claim') placed = free && c!.waiting === 0 ? 'dispatched' : 'full';
-      else placed = c!.waiting < limits.maxQueue ? 'queued' : 'full';
-      if (placed === 'full') return placed;
-      const dispatched = placed === 'dispatched';
-      await tx.$queryRawUnsafe(
-        `INSERT INTO media_tasks (id, channel, key_id, model, kind, status, progress, request, input_reference,
+          j.channel,
+          j.id,
+        )) as { held: number; waiting: number }[];
+        const free = limits.maxConcurrent === null || c!.held < limits.maxConcurrent;
+        let placed: Placement;
+        if (mode === 'claim') placed = free && c!.waiting === 0 ? 'dispatched' : 'full';
+        else placed = c!.waiting < limits.maxQueue ? 'queued' : 'full';
+        if (placed === 'full') return placed;
+        const dispatched = placed === 'dispatched';
+        await tx.$queryRawUnsafe(
+          `INSERT INTO media_tasks (id, channel, key_id, model, kind, status, progress, request, input_reference,
            dispatched_at, lease_owner, lease_until, updated_at)
          VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6::jsonb, $7,
            CASE WHEN $8 THEN now() END, CASE WHEN $8 THEN $9 END,
            CASE WHEN $8 THEN now() + $10::float8 * interval '1 millisecond' END, now())
          ON CONFLICT (id) DO UPDATE SET channel = EXCLUDED.channel, dispatched_at = EXCLUDED.dispatched_at,
            lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until, updated_at = now()`,
-        j.id,
-        j.channel,
-        j.keyId,
-        j.model,
-        j.kind,
-        JSON.stringify(j.request),
-        j.input,
-        dispatched,
-        lease.owner,
-        lease.ms,
-      );
-      return placed;
-    });
+          j.id,
+          j.channel,
+          j.keyId,
+          j.model,
+          j.kind,
+          JSON.stringify(j.request),
+          j.input,
+          dispatched,
+          lease.owner,
+          lease.ms,
+        );
+        return placed;
+      }, TX),
+    );
   }
 
   /** Takes the channel's free slots for the oldest queued jobs; returns them (to be submitted). */
@@ -151,31 +170,33 @@ export class JobStore {
     limits: JobLimits,
     lease: { owner: string; ms: number },
   ): Promise<ClaimedJob[]> {
-    return this.#db.$transaction(async (tx) => {
-      this.queries += 3;
-      await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))::text', channel);
-      let n = 1000;
-      if (limits.maxConcurrent !== null) {
-        const [c] = (await tx.$queryRawUnsafe(
-          `SELECT count(*)::int AS held FROM media_tasks WHERE channel = $1 AND ${OPEN} AND dispatched_at IS NOT NULL`,
-          channel,
-        )) as { held: number }[];
-        n = limits.maxConcurrent - c!.held;
-      }
-      if (n <= 0) return [];
-      const rows = (await tx.$queryRawUnsafe(
-        `UPDATE media_tasks SET dispatched_at = now(), lease_owner = $2,
+    return this.#serial(channel, () =>
+      this.#db.$transaction(async (tx) => {
+        this.queries += 3;
+        await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))::text', channel);
+        let n = 1000;
+        if (limits.maxConcurrent !== null) {
+          const [c] = (await tx.$queryRawUnsafe(
+            `SELECT count(*)::int AS held FROM media_tasks WHERE channel = $1 AND ${OPEN} AND dispatched_at IS NOT NULL`,
+            channel,
+          )) as { held: number }[];
+          n = limits.maxConcurrent - c!.held;
+        }
+        if (n <= 0) return [];
+        const rows = (await tx.$queryRawUnsafe(
+          `UPDATE media_tasks SET dispatched_at = now(), lease_owner = $2,
            lease_until = now() + $3::float8 * interval '1 millisecond', updated_at = now()
          WHERE id IN (SELECT id FROM media_tasks WHERE channel = $1 AND status = 'queued'
                         AND dispatched_at IS NULL ORDER BY seq LIMIT $4)
          RETURNING ${COLUMNS}, input_reference, 0::float8 AS elapsed_ms, false AS expired`,
-        channel,
-        lease.owner,
-        lease.ms,
-        n,
-      )) as (Row & { elapsed_ms: number; expired: boolean })[];
-      return rows.sort((a, b) => Number(a.seq - b.seq)).map(claimedOf);
-    });
+          channel,
+          lease.owner,
+          lease.ms,
+          n,
+        )) as (Row & { elapsed_ms: number; expired: boolean })[];
+        return rows.sort((a, b) => Number(a.seq - b.seq)).map(claimedOf);
+      }, TX),
+    );
   }
 
   /**

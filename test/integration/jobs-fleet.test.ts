@@ -250,4 +250,29 @@ describe('job plane: three relays, one Redis, one PostgreSQL', () => {
     expect(beats.length).toBeGreaterThanOrEqual(1);
     expect(beats[0]!).toBeLessThanOrEqual(15_500);
   }, 60_000);
+
+  it('jobs survive a restart of every pod (all SIGKILLed at once mid-job, then started again)', async () => {
+    mock.videos.reset();
+    const queuedToo = await Promise.all(
+      [0, 1].map((i) =>
+        clients[i]!.videos.create({ model: 'sora-2', prompt: `restart ${i} [duration=2500]`, seconds: '4' }),
+      ),
+    );
+    await Promise.all([0, 1, 2].map((i) => fleet.kill(i)));
+    await Promise.all([0, 1, 2].map((i) => fleet.restart(i)));
+    for (let i = 0; i < 3; i++) {
+      clients[i] = new OpenAI({ baseURL: `${fleet.pods[i]!.url}/v1`, apiKey: 'none', maxRetries: 0 });
+    }
+    // The running one finishes; the queued one (maxConcurrent 1) is dispatched after it.
+    const done = await until(
+      'both complete after the restart',
+      async () => {
+        const now = await Promise.all(queuedToo.map((v, i) => clients[i + 1]!.videos.retrieve(v.id)));
+        return now.every((v) => v.status === 'completed') && now;
+      },
+      60_000,
+    );
+    expect(done).toHaveLength(2);
+    expect(mock.videos.stats().maxRunning).toBe(1);
+  }, 120_000);
 });

@@ -37,6 +37,7 @@ async function until<T>(
 describe('OpenAI Videos API through the relay', () => {
   let pg: Postgres;
   let mock: MockUpstream;
+  let flaky: MockUpstream;
   let h: Harness;
   let dataDir: string;
   let client: OpenAI;
@@ -56,12 +57,21 @@ describe('OpenAI Videos API through the relay', () => {
     await applyMigrations(db);
     await db.close();
     mock = await startMockUpstream({ apiKey: 'sk-channel-secret-0123456789', videos: { durationMs: 1500 } });
+    flaky = await startMockUpstream({ apiKey: 'sk-channel-secret-0123456789', videos: { durationMs: 1500 } });
     h = await startHarness(
       configYaml([
         {
+          name: 'flaky',
+          mock: flaky,
+          models: '[{ name: sora-fo }]',
+          provider: 'openai',
+          extra: '  jobs: { pollInterval: 500ms }\n',
+        },
+        {
           name: 'sora',
           mock,
-          models: `[{ name: sora-2, pricing: { perSecond: "${PER_SECOND}" } }]`,
+          priority: 1,
+          models: `[{ name: sora-2, pricing: { perSecond: "${PER_SECOND}" } }, { name: sora-fo }]`,
           provider: 'openai',
           extra: '  limits: { jobs: { maxConcurrent: 2 } }\n  jobs: { pollInterval: 500ms, timeout: 1m }\n',
         },
@@ -79,6 +89,7 @@ describe('OpenAI Videos API through the relay', () => {
   afterAll(async () => {
     await h?.close();
     await mock?.close();
+    await flaky?.close();
     await sql?.end();
     await pg?.close();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
@@ -176,6 +187,19 @@ describe('OpenAI Videos API through the relay', () => {
     });
     expect(failed.error?.code).toBe('upstream_job_not_found');
     expect(failed.error?.message).toMatch(/no longer knows this job/);
+  });
+
+  it('fails over at submit only: a 503 from the first channel sends the job to the next', async () => {
+    flaky.setFaults({ status: 503, count: 1 });
+    const { data: v, response } = await client.videos
+      .create({ model: 'sora-fo', prompt: 'failing over', seconds: '4' })
+      .withResponse();
+    expect(response.headers.get('x-kuberelay-channel')).toBe('default/sora');
+    expect(flaky.stats().byPath['/v1/videos']).toBe(1);
+    expect(mock.videos.stats().order).toContain('failing over');
+    // After the submit the job belongs to its channel: it completes there.
+    await until('completion', async () => (await client.videos.retrieve(v.id)).status === 'completed');
+    expect(flaky.videos.stats().submitted).toBe(0);
   });
 
   it('refuses bad input in OpenAI error shape', async () => {

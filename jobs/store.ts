@@ -123,6 +123,12 @@ export class JobStore {
     mode: 'claim' | 'queue',
     lease: { owner: string; ms: number },
   ): Promise<Placement> {
+    // No slot limit: nothing ever waits, so there is nothing to count and no lock to take.
+    if (mode === 'claim' && limits.maxConcurrent === null) {
+      this.queries++;
+      await insertJob(this.#db, j, true, lease);
+      return 'dispatched';
+    }
     return this.#serial(j.channel, () =>
       this.#db.$transaction(async (tx) => {
         this.queries += 3;
@@ -139,26 +145,7 @@ export class JobStore {
         if (mode === 'claim') placed = free && c!.waiting === 0 ? 'dispatched' : 'full';
         else placed = c!.waiting < limits.maxQueue ? 'queued' : 'full';
         if (placed === 'full') return placed;
-        const dispatched = placed === 'dispatched';
-        await tx.$queryRawUnsafe(
-          `INSERT INTO media_tasks (id, channel, key_id, model, kind, status, progress, request, input_reference,
-           dispatched_at, lease_owner, lease_until, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6::jsonb, $7,
-           CASE WHEN $8 THEN now() END, CASE WHEN $8 THEN $9 END,
-           CASE WHEN $8 THEN now() + $10::float8 * interval '1 millisecond' END, now())
-         ON CONFLICT (id) DO UPDATE SET channel = EXCLUDED.channel, dispatched_at = EXCLUDED.dispatched_at,
-           lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until, updated_at = now()`,
-          j.id,
-          j.channel,
-          j.keyId,
-          j.model,
-          j.kind,
-          JSON.stringify(j.request),
-          j.input,
-          dispatched,
-          lease.owner,
-          lease.ms,
-        );
+        await insertJob(tx, j, placed === 'dispatched', lease);
         return placed;
       }, TX),
     );
@@ -350,6 +337,34 @@ export class JobStore {
        FROM media_tasks WHERE ${OPEN} GROUP BY channel`,
     );
   }
+}
+
+/** Inserts a job (queued, or holding a slot), or moves a failed-over one to its new channel. */
+async function insertJob(
+  db: Pick<PrismaClient, '$queryRawUnsafe'>,
+  j: NewJob,
+  dispatched: boolean,
+  lease: { owner: string; ms: number },
+) {
+  await db.$queryRawUnsafe(
+    `INSERT INTO media_tasks (id, channel, key_id, model, kind, status, progress, request, input_reference,
+     dispatched_at, lease_owner, lease_until, updated_at)
+   VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6::jsonb, $7,
+     CASE WHEN $8 THEN now() END, CASE WHEN $8 THEN $9 END,
+     CASE WHEN $8 THEN now() + $10::float8 * interval '1 millisecond' END, now())
+   ON CONFLICT (id) DO UPDATE SET channel = EXCLUDED.channel, dispatched_at = EXCLUDED.dispatched_at,
+     lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until, updated_at = now()`,
+    j.id,
+    j.channel,
+    j.keyId,
+    j.model,
+    j.kind,
+    JSON.stringify(j.request),
+    j.input,
+    dispatched,
+    lease.owner,
+    lease.ms,
+  );
 }
 
 function jobOf(r: Row): Job {

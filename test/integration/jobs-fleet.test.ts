@@ -74,11 +74,18 @@ describe('job plane: three relays, one Redis, one PostgreSQL', () => {
         extra: '  jobs: { pollInterval: 1s, timeout: 5m }\n',
       },
     ]);
-    fleet = await startFleet(3, yaml, {
-      REDIS_URL: redis.url,
-      KUBERELAY_REDIS_PREFIX: testPrefix('jobs'),
-      DATABASE_URL: url,
-    });
+    fleet = await startFleet(
+      3,
+      yaml,
+      {
+        REDIS_URL: redis.url,
+        KUBERELAY_REDIS_PREFIX: testPrefix('jobs'),
+        DATABASE_URL: url,
+      },
+      'relay',
+      () => ({}),
+      90_000,
+    );
     for (const p of fleet.pods)
       clients.push(new OpenAI({ baseURL: `${p.url}/v1`, apiKey: 'none', maxRetries: 0 }));
   }, 120_000);

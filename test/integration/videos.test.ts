@@ -59,23 +59,33 @@ describe('OpenAI Videos API through the relay', () => {
     mock = await startMockUpstream({ apiKey: 'sk-channel-secret-0123456789', videos: { durationMs: 1500 } });
     flaky = await startMockUpstream({ apiKey: 'sk-channel-secret-0123456789', videos: { durationMs: 1500 } });
     h = await startHarness(
-      configYaml([
-        {
-          name: 'flaky',
-          mock: flaky,
-          models: '[{ name: sora-fo }]',
-          provider: 'openai',
-          extra: '  jobs: { pollInterval: 500ms }\n',
-        },
-        {
-          name: 'sora',
-          mock,
-          priority: 1,
-          models: `[{ name: sora-2, pricing: { perSecond: "${PER_SECOND}" } }, { name: sora-fo }]`,
-          provider: 'openai',
-          extra: '  limits: { jobs: { maxConcurrent: 2 } }\n  jobs: { pollInterval: 500ms, timeout: 1m }\n',
-        },
-      ]),
+      configYaml(
+        [
+          {
+            name: 'flaky',
+            mock: flaky,
+            models: '[{ name: sora-fo }]',
+            provider: 'openai',
+            extra: '  jobs: { pollInterval: 500ms }\n',
+          },
+          {
+            name: 'sora',
+            mock,
+            priority: 1,
+            models: `[{ name: sora-2, pricing: { perSecond: "${PER_SECOND}" } }, { name: sora-fo }, { name: sora-rl }]`,
+            provider: 'openai',
+            extra: '  limits: { jobs: { maxConcurrent: 2 } }\n  jobs: { pollInterval: 500ms, timeout: 1m }\n',
+          },
+        ],
+        `apiVersion: kuberelay.io/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: one-video }
+spec:
+  match: { models: [sora-rl] }
+  limitBy: apiKey
+  limits: [{ requests: 1, per: 1m }]
+`,
+      ),
       { auth: 'keys', persistence: { databaseUrl: url, dataDir, keyAuth: { cacheTtlMs: 200, pollMs: 100 } } },
     );
     const p = h.relay.persistence!;
@@ -200,6 +210,16 @@ describe('OpenAI Videos API through the relay', () => {
     // After the submit the job belongs to its channel: it completes there.
     await until('completion', async () => (await client.videos.retrieve(v.id)).status === 'completed');
     expect(flaky.videos.stats().submitted).toBe(0);
+  });
+
+  it('RateLimitPolicies apply at submit', async () => {
+    await client.videos.create({ model: 'sora-rl', prompt: 'first', seconds: '4' });
+    await expect(
+      client.videos.create({ model: 'sora-rl', prompt: 'second', seconds: '4' }),
+    ).rejects.toMatchObject({
+      status: 429,
+      error: { code: 'rate_limit_exceeded' },
+    });
   });
 
   it('refuses bad input in OpenAI error shape', async () => {

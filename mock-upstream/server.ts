@@ -27,6 +27,7 @@ import { geminiApi } from './gemini/index.ts';
 import { mockHttp } from './http.ts';
 import { openaiApi } from './openai/index.ts';
 import { responsesApi } from './openai/responses.ts';
+import { type MockVideoOptions, type MockVideos, openaiVideosApi } from './openai/videos.ts';
 import { TaskSim, type TaskSimOptions, type TaskSimStats } from './task-sim.ts';
 import { type VolcengineCredentials, volcengineApi } from './volcengine/index.ts';
 
@@ -53,6 +54,8 @@ export interface MockUpstreamOptions {
   volcengine?: VolcengineCredentials;
   /** Simulated async tasks (Volcengine, Veo): timing, the upstream's own concurrency limit, result size. */
   tasks?: TaskSimOptions;
+  /** The async video job simulator (openai/videos.ts): duration, concurrency limit, content size. */
+  videos?: MockVideoOptions;
 }
 
 export interface MockStats {
@@ -77,6 +80,8 @@ export interface MockUpstream {
   /** The simulated async tasks per API (`volcengine`, `veo`): submits, status calls per task, most running. */
   taskStats(): Record<string, TaskSimStats>;
   resetStats(): void;
+  /** The video job simulator's counters and controls (also GET /_mock/videos). */
+  videos: MockVideos;
   /** Closes the server and destroys open sockets (including stalled streams). Idempotent. */
   close(): Promise<void>;
 }
@@ -97,7 +102,9 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   // The first API owning a path answers it; OpenAI's owns everything left.
   const tasks = { volcengine: new TaskSim('', opts.tasks), veo: new TaskSim('veo', opts.tasks) };
+  const videoApi = openaiVideosApi(opts.videos);
   const apis: MockApi[] = [
+    videoApi, // OpenAI's Videos API (openai/videos.ts)
     responsesApi(), // OpenAI's and Azure's Responses API (openai/responses.ts)
     azureOpenAIApi,
     anthropicApi(),
@@ -254,6 +261,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       res.writeHead(204, { 'x-mock-name': name });
       res.end();
       return;
+    } else if (path === '/_mock/videos' && method === 'GET') {
+      return m.sendJson(res, 200, JSON.stringify(videoApi.videos.stats()));
     } else if (path === '/_mock/health' && method === 'GET') {
       return m.sendJson(res, 200, JSON.stringify({ status: 'ok', name }));
     } else if (path === '/_mock/image.png' && method === 'GET') {
@@ -313,7 +322,8 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       const port = (server.address() as AddressInfo).port;
       baseUrl = `http://${urlHost(host)}:${port}`;
       const taskStats = () => ({ volcengine: tasks.volcengine.stats(), veo: tasks.veo.stats() });
-      resolve({ url: baseUrl, port, name, setFaults, stats, taskStats, resetStats, close });
+      const videos = videoApi.videos;
+      resolve({ url: baseUrl, port, name, setFaults, stats, taskStats, resetStats, videos, close });
     });
   });
 }

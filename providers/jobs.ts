@@ -36,6 +36,12 @@ export interface JobRequest {
   extra?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * One field of a multipart body (`UpstreamCall.multipart`): text, or a file. The plane encodes
+ * `Record<string, MultipartPart>` as multipart/form-data.
+ */
+export type MultipartPart = string | { contentType: string; data: Uint8Array; filename?: string };
+
 /** One HTTP call to the upstream, as the adapter wants it sent. */
 export interface UpstreamCall {
   method: 'GET' | 'POST' | 'DELETE';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, {
+  type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
@@ -15,6 +16,7 @@ import type { PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import { MemoryLimiter } from '../core/ratelimit/memory-limiter.ts';
 import type { StateStore } from '../core/state/store.ts';
+import type { JobPlane } from '../jobs/plane.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body-limit.ts';
 import type { ChannelStats } from './channel-stats.ts';
 import { fromFastifyError, RelayError, sendError } from './errors.ts';
@@ -34,6 +36,7 @@ import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
 import { lazySchemaCompilers } from './schema-compilers.ts';
 import type { RequestTracer } from './tracing.ts';
+import { registerVideoRoutes } from './videos.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -79,6 +82,17 @@ export interface RelayAppOptions {
   tracer?: RequestTracer | undefined;
   /** Which channel each upstream object (response, file, batch) lives on; in-process when absent. */
   pins?: PinStore;
+  /** The async job plane (jobs/), built once the app's state exists; video routes answer 503 without it. */
+  jobs?: (ctx: JobPlaneContext) => JobPlane;
+}
+
+/** What the job plane gets from the app. */
+export interface JobPlaneContext {
+  state: RelayState;
+  metrics: RelayMetrics;
+  log: FastifyBaseLogger;
+  recorder: RequestRecorder | undefined;
+  maxAttempts: number;
 }
 
 export interface RelayApp {
@@ -86,6 +100,8 @@ export interface RelayApp {
   state: RelayState;
   metrics: RelayMetrics;
   gate: ConcurrencyGate;
+  /** The async job plane, when the relay has a database. */
+  jobs: JobPlane | undefined;
   /** The GET /metrics handler, for the admin listener when metrics are served there. */
   serveMetrics: (req: FastifyRequest, reply: FastifyReply) => Promise<string>;
 }
@@ -255,6 +271,15 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   registerResponseObjectRoutes(deps, app, requireKey);
   registerModelRoutes(app, state, requireKey);
   registerObjectRoutes(app, deps, requireKey); // files and batches (relay/objects/)
+  const jobs = opts.jobs?.({ state, metrics, log: app.log, recorder, maxAttempts: deps.maxAttempts });
+  registerVideoRoutes(app, {
+    plane: jobs,
+    state,
+    limits: deps,
+    requireKey,
+    requireModelAllowed,
+    bodyLimit,
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -284,12 +309,13 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   if (opts.publicMetrics !== false) app.get('/metrics', serveMetrics);
 
   app.addHook('onClose', async () => {
+    await jobs?.stop();
     gate.close();
     await deps.limiter.close();
     await state.close();
   });
 
-  return { app, state, metrics, gate, serveMetrics };
+  return { app, state, metrics, gate, jobs, serveMetrics };
 }
 
 function hasBody(req: FastifyRequest): boolean {

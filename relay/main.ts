@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { fanOut } from '../core/accounting.ts';
 import type { StateStore } from '../core/state/store.ts';
+import { JobPlane } from '../jobs/plane.ts';
 import { AccessLog, type AccessLogOptions } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
@@ -114,6 +115,10 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     trustProxy: opts.trustProxy,
     timeouts: opts.timeouts,
     publicMetrics: !metricsOnAdmin,
+    // Async jobs live in the database: with one, this pod runs its share of the job plane.
+    jobs: persistence
+      ? (ctx) => new JobPlane({ ...ctx, db: persistence.db.prisma, store, pod: shared.pod })
+      : undefined,
     logger: {
       level: opts.logLevel,
       // Secrets never reach the logs, whatever a future log line includes.
@@ -155,6 +160,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     throw new Error('give --config FILE or --config-secret NAMESPACE/NAME');
   }
   await app.listen({ port: opts.port, host: opts.host });
+  relay.jobs?.start();
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const adminUrl = await persistence?.startAdmin(

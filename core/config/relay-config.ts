@@ -56,6 +56,15 @@ export const channelConfigSchema = z.strictObject({
     maxQueue: z.number().int().min(0),
     queueTimeoutMs: z.number().min(1),
   }),
+  /** Async jobs (limits.jobs and jobs); absent when the Channel sets neither (jobs/ applies defaults). */
+  jobs: z
+    .strictObject({
+      maxConcurrent: z.number().int().min(1).nullable(),
+      maxQueue: z.number().int().min(0),
+      pollIntervalMs: z.number().min(1),
+      timeoutMs: z.number().min(1),
+    })
+    .optional(),
   cooldown: z.strictObject({
     failureThreshold: z.number().int().min(1),
     durationMs: z.number().min(1),

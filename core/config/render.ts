@@ -270,6 +270,17 @@ function toChannelConfig(
       maxQueue: s.limits.maxQueue,
       queueTimeoutMs: parseDuration(s.limits.queueTimeout),
     },
+    // Only when set: relays that predate the field keep accepting snapshots without it.
+    ...(s.limits.jobs || s.jobs
+      ? {
+          jobs: {
+            maxConcurrent: s.limits.jobs?.maxConcurrent ?? null,
+            maxQueue: s.limits.jobs?.maxQueue ?? 100,
+            pollIntervalMs: parseDuration(s.jobs?.pollInterval ?? '30s'),
+            timeoutMs: parseDuration(s.jobs?.timeout ?? '30m'),
+          },
+        }
+      : {}),
     cooldown: {
       failureThreshold: s.cooldown.failureThreshold,
       durationMs: parseDuration(s.cooldown.duration),

@@ -166,8 +166,22 @@ export const channelSpecSchema = z
         maxConcurrent: z.number().int().min(1).max(100000).optional(),
         maxQueue: z.number().int().min(0).max(100000).default(100),
         queueTimeout: duration('1ms', '1h').default('30s'),
+        /** Async jobs (video, image tasks): fleet-wide slots held from upstream submit to a terminal state. */
+        jobs: z
+          .strictObject({
+            maxConcurrent: z.number().int().min(1).max(100000).optional(),
+            maxQueue: z.number().int().min(0).max(100000).default(100),
+          })
+          .optional(),
       })
       .prefault({}),
+    /** Async jobs on this channel: how often the one poller asks, and when it gives up. */
+    jobs: z
+      .strictObject({
+        pollInterval: duration('500ms', '1h').default('30s'),
+        timeout: duration('1s', '168h').default('30m'),
+      })
+      .optional(),
     cooldown: z
       .strictObject({
         failureThreshold: z.number().int().min(1).max(1000).default(5),

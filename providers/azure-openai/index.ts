@@ -1,5 +1,6 @@
 import type { ChannelTarget, Operation, ProviderAdapter, RequestContext } from '../contract.ts';
 import { OPENAI_PATHS } from '../openai/index.ts';
+import { azureVideoPrefix, openAIVideoJobs } from '../openai/videos.ts';
 
 /**
  * Azure OpenAI: the `api-key` header and OpenAI's bodies. `azure.apiVersion` picks the URL:
@@ -31,4 +32,5 @@ export const azureOpenAI: ProviderAdapter = {
     return `${ch.basePath}/openai/deployments/${deployment}${op}${query}`;
   },
   translator: () => undefined,
+  jobs: openAIVideoJobs(azureVideoPrefix),
 };

@@ -1,4 +1,5 @@
 import type { ChannelTarget, Operation, ProviderAdapter, RequestContext } from '../contract.ts';
+import { openAIVideoJobs } from './videos.ts';
 
 /**
  * OpenAI and every OpenAI-compatible upstream (vLLM, Ollama, DeepSeek, ...): Bearer key, paths
@@ -39,6 +40,7 @@ export function openAIAdapter(
     auth: (ch: ChannelTarget) => ({ authorization: `Bearer ${ch.apiKey}` }),
     url: (ch: ChannelTarget, ctx: RequestContext) => ch.basePath + OPENAI_PATHS[ctx.operation],
     translator: () => undefined,
+    jobs: openAIVideoJobs((ch) => ch.basePath),
   };
 }
 

@@ -33,6 +33,8 @@ export async function startFleet(
   name = 'relay',
   /** Environment for one pod only (e.g. a skewed clock). */
   podEnv: (i: number) => Record<string, string> = () => ({}),
+  /** How long a pod may take to listen (a loaded machine starts three slowly). */
+  startTimeoutMs = 90_000, // a start bound, not a timing test: three relays at once on a busy 2-core machine took 38 s
 ): Promise<Fleet> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-fleet-'));
   const file = join(dir, 'config.yaml');
@@ -47,10 +49,22 @@ export async function startFleet(
       ...env,
       ...podEnv(i),
     });
-    const m = await proc.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*relay listening/, 90_000); // a start bound, not a timing test: three relays at once on a busy 2-core machine took 38 s
+    const m = await proc
+      .waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*relay listening/, startTimeoutMs)
+      .catch((err: unknown) => {
+        proc.child.kill('SIGKILL');
+        throw err;
+      });
     return { name: pod, url: m[1]!, proc };
   };
-  const pods = await Promise.all(Array.from({ length: n }, (_, i) => start(i)));
+  const started = await Promise.allSettled(Array.from({ length: n }, (_, i) => start(i)));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // None left behind: a pod that did start would otherwise outlive the test run.
+    for (const r of started) if (r.status === 'fulfilled') r.value.proc.child.kill('SIGKILL');
+    throw failed.reason;
+  }
+  const pods = started.map((r) => (r as PromiseFulfilledResult<FleetPod>).value);
   const stop = async (p: FleetPod, signal: NodeJS.Signals) => {
     if (p.proc.child.exitCode !== null || p.proc.child.signalCode !== null) return;
     p.proc.child.kill(signal);

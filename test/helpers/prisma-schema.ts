@@ -147,6 +147,8 @@ export function expectedPgType(c: Column): { udt: string; precision?: [number, n
         return { udt: 'float8' };
       case 'Json':
         return { udt: 'jsonb' };
+      case 'Bytes':
+        return { udt: 'bytea' };
       case 'DateTime':
         return {
           udt: native.startsWith('Timestamptz') ? 'timestamptz' : native === 'Date' ? 'date' : 'timestamp',

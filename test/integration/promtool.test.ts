@@ -54,7 +54,7 @@ describe('alerting rules (promtool)', () => {
   it('promtool check rules accepts the rules file', async () => {
     const r = await promtool(['check', 'rules', RULES_FILE]);
     expect(r.code, r.output).toBe(0);
-    expect(r.output).toMatch(/SUCCESS: 13 rules found/);
+    expect(r.output).toMatch(/SUCCESS: 14 rules found/);
   });
 
   it('promtool test rules passes', async () => {
@@ -76,7 +76,7 @@ describe('alerting rules (promtool)', () => {
         `${alert}: no case where it stays quiet`,
       ).toBe(true);
     }
-    expect(alerts()).toHaveLength(9);
+    expect(alerts()).toHaveLength(10);
   });
 
   /** Runs the unit tests against a copy of the rules whose `alert` has expression `expr`. */

@@ -168,6 +168,7 @@ describe('Prometheus rules', () => {
         'KuberelayConfigNotProgrammed',
         'KuberelayHighErrorRate',
         'KuberelayHighOverhead',
+        'KuberelayJobQueueStuck',
         'KuberelayModelUnavailable',
         'KuberelayOperatorNoLeader',
         'KuberelayRateLimitRejectionsSpiking',

@@ -5,8 +5,7 @@ import { RelayError } from '../../errors.ts';
 import { clientHeaders, upstreamHeaders } from '../../headers.ts';
 import type { ProxyDeps, RelayRoute, RouteRequest } from '../../proxy-deps.ts';
 import { errCode } from '../../upstream-fault.ts';
-import { responsesClientStream } from './client-streams.ts';
-import { speaksResponses } from './via-chat.ts';
+import { responsesIngress, speaksResponses } from './ingress.ts';
 
 /**
  * The Responses API's routes. `POST /v1/responses` takes the chat request path (relay/proxy.ts):
@@ -19,8 +18,8 @@ export const RESPONSES_ROUTE: RelayRoute = {
   path: '/v1/responses',
   operation: 'responses',
   streamable: true,
+  ingress: responsesIngress,
   pins: 'response',
-  clientStream: (translator, r) => responsesClientStream(translator, { model: r.model, request: r.body }),
   candidates: toPreviousResponse,
 };
 

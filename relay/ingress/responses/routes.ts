@@ -8,9 +8,9 @@ import { errCode } from '../../upstream-fault.ts';
 import { responsesIngress, speaksResponses } from './ingress.ts';
 
 /**
- * The Responses API's routes. `POST /v1/responses` takes the chat request path (relay/proxy.ts):
- * natively to openai/azure-openai channels, whose response ids are pinned to the channel that
- * made them, translated through chat completions for the others. Calls on an id (retrieve,
+ * The Responses API's routes. `POST /v1/responses` takes the chat request path (relay/proxy.ts)
+ * with its Ingress (ingress.ts): natively to openai/azure-openai channels, whose response ids are
+ * pinned to the channel that made them, translated through chat completions for the others. Calls on an id (retrieve,
  * delete, input_items, cancel) go to the pinned channel only, for the key that created it.
  */
 

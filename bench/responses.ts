@@ -8,13 +8,11 @@
 //   node bench/responses.ts --quick      a short smoke run, figures not meaningful
 
 import { parseArgs } from 'node:util';
-import {
-  NativeResponsesStream,
-  TranslatedResponsesStream,
-} from '../relay/ingress/responses/client-streams.ts';
+import { TranslatedStream } from '../relay/client-stream.ts';
+import { NativeResponsesStream } from '../relay/ingress/responses/native-stream.ts';
 import { responsesToChat } from '../relay/ingress/responses/request.ts';
 import { chatToResponse } from '../relay/ingress/responses/response.ts';
-import { ChatChunks } from '../relay/ingress/responses/via-chat.ts';
+import { ChatChunks, ResponsesFromChatStream } from '../relay/ingress/responses/via-chat.ts';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const N = args.quick ? 1000 : 50_000;
@@ -79,7 +77,7 @@ const json = time(() => {
   JSON.stringify(chatToResponse(JSON.parse(JSON.stringify(chat)), { model: 'claude', request }));
 });
 const translated = time(() => {
-  const s = new TranslatedResponsesStream(new ChatChunks(), { model: 'claude', request });
+  const s = new TranslatedStream(new ResponsesFromChatStream(new ChatChunks(), { model: 'claude', request }));
   s.push(chatSse);
   s.finish();
 });

@@ -119,6 +119,11 @@ export interface StreamTranslator {
    * the relay sends it as it is, without `data:` framing or `[DONE]`.
    */
   readonly framed?: boolean;
+  /**
+   * Framed only: the events that carried generated content so far, for an API whose events the
+   * relay cannot read for content (the Responses API's `delta` strings). Absent: the relay reads them.
+   */
+  readonly contentEvents?: number;
   /** Usage seen so far (the final figures once the stream completed). */
   usage(): TokenCounts | undefined;
 }

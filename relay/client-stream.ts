@@ -6,7 +6,9 @@ import { SseTap } from './sse.ts';
 /**
  * An upstream event stream on its way to the client, as client-ready SSE text. The pass-through
  * kind forwards the upstream's own bytes (relay/sse.ts); the translated kind parses the native
- * events and emits OpenAI chunks from the provider's StreamTranslator.
+ * events and emits OpenAI chunks from the provider's StreamTranslator, or an ingress API's own
+ * events from a framed one (relay/ingress/contract.ts). An ingress API's native stream is its
+ * NativeAnswer's.
  */
 export interface ClientStream {
   /** Upstream bytes in; SSE text for the client out ('' when none). */
@@ -48,7 +50,8 @@ export class TranslatedStream implements ClientStream {
   readonly #parser = new SseParser();
   readonly #translator: StreamTranslator;
   #done = false;
-  contentEvents = 0;
+  /** Content events read from the chunks' text (a framed translator may count its own). */
+  readonly #seen = { contentEvents: 0 };
 
   constructor(translator: StreamTranslator) {
     this.#translator = translator;
@@ -69,6 +72,10 @@ export class TranslatedStream implements ClientStream {
     return this.#done;
   }
 
+  get contentEvents() {
+    return this.#translator.contentEvents ?? this.#seen.contentEvents;
+  }
+
   usage(): Usage | undefined {
     const u = this.#translator.usage();
     return u && { ...u, estimated: false };
@@ -82,11 +89,11 @@ export class TranslatedStream implements ClientStream {
       // read after end(): a stream without an end marker (Gemini's) is complete once it ended
       const complete = this.#translator.complete();
       this.#done = complete;
-      let text = frame(out, this, this.#translator.framed);
+      let text = frame(out, this.#seen, this.#translator.framed);
       if (complete && !this.#translator.framed) text += 'data: [DONE]\n\n';
       return text;
     }
-    return frame(out, this, this.#translator.framed);
+    return frame(out, this.#seen, this.#translator.framed);
   }
 }
 

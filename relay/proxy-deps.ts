@@ -5,9 +5,8 @@ import type { PinnedKind, PinStore } from '../core/pins/store.ts';
 import type { Limiter } from '../core/ratelimit/limiter.ts';
 import type { Candidate } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
-import type { Operation, StreamTranslator } from '../providers/contract.ts';
+import type { Operation } from '../providers/contract.ts';
 import type { ChannelStats } from './channel-stats.ts';
-import type { ClientStream } from './client-stream.ts';
 import type { Ingress } from './ingress/contract.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { RelayState } from './relay-state.ts';
@@ -21,17 +20,15 @@ export interface RelayRoute {
   operation: Operation;
   /** Whether `stream: true` is meaningful (and usage can be requested for it). */
   streamable: boolean;
-  /** A non-OpenAI ingress API (Anthropic Messages): how channels serve it, its error shape. */
+  /**
+   * An ingress API other than chat completions (Anthropic Messages, the Responses API): how each
+   * channel serves it (natively or through chat) and its error shape (relay/ingress/contract.ts).
+   */
   ingress?: Ingress;
   /** The body is multipart/form-data (relay/multipart.ts), not JSON. */
   multipart?: boolean;
   /** What a 2xx answer is: JSON (default), or `media`: any type but an HTML page (audio, text). */
   answers?: 'json' | 'media';
-  /**
-   * The client stream of an answer, for an API whose events are not chat chunks (the Responses
-   * API); `translator` is set when the channel's answer is translated. Default: chat's.
-   */
-  clientStream?: (translator: StreamTranslator | undefined, req: RouteRequest) => ClientStream;
   /** Answers create an object that lives upstream: its id is pinned to the channel (core/pins/). */
   pins?: PinnedKind;
   /** Narrows the model's candidate tiers for a request (e.g. to the channel an id is pinned to). */

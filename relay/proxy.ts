@@ -391,12 +391,9 @@ async function holdEvents(
 ): Promise<NonNullable<RespondCtx['events']> | Failure> {
   const includeUsage = !f.builder.injectUsage;
   const translator = up.translator?.stream?.({ model: f.ctx.model, includeUsage, request: f.ctx.body });
-  const { route, ctx } = f;
-  const stream = route.clientStream
-    ? route.clientStream(translator, { model: ctx.model, body: ctx.body, keyId: f.req.client.keyId })
-    : translator
-      ? new TranslatedStream(translator)
-      : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
+  const stream = translator
+    ? new TranslatedStream(translator)
+    : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
   const body = peeked(res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>, f.req.trace);
   const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
   if (held.ok) return { stream, body, held: held.text, ended: held.ended };

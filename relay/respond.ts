@@ -183,7 +183,7 @@ async function sendEvents(
       failed(deps, c.ch, { reason: 'stream', channel: id, message: streamError }, false);
     if (!c.isClientGone())
       w.raw.write(
-        c.route.ingress?.streamError(streamError) ??
+        c.route.ingress?.streamError?.(streamError) ??
           sseErrorEvent(streamError, 'upstream_stream_interrupted'),
       );
   }
@@ -253,7 +253,7 @@ async function sendTranslated(
     if (answered) failed(deps, c.ch, { reason: 'stream', channel: c.ch.config.id, message }, false);
     const code = answered ? 502 : status;
     const error = genericError(502, message);
-    const body = c.route.ingress?.errorBody(code, error) ?? { error };
+    const body = c.route.ingress?.errorBody?.(code, error) ?? { error };
     return sendJson(w, code, headers, body, message);
   }
   const t = c.up.translator!;
@@ -262,7 +262,7 @@ async function sendTranslated(
       c.ch.adapter.errorOf?.(status, native) ??
       openAIError(native) ??
       genericError(status, `the upstream answered ${status}`);
-    const body = c.route.ingress?.errorBody(status, error, native) ?? { error: { param: null, ...error } };
+    const body = c.route.ingress?.errorBody?.(status, error, native) ?? { error: { param: null, ...error } };
     return sendJson(w, status, headers, body);
   }
   const request = c.req.body as Readonly<Record<string, unknown>>; // e.g. embeddings' encoding_format

@@ -3,7 +3,6 @@ import type { Readable } from 'node:stream';
 import { type Operation, type OperationTranslator, UntranslatableError } from '../providers/contract.ts';
 import { upstreamHeaders } from './headers.ts';
 import type { Ingress, NativeAnswer } from './ingress/contract.ts';
-import { responsesViaChat, speaksResponses } from './ingress/responses/via-chat.ts';
 import { formOf } from './media-routes.ts';
 import { type EncodedForm, encodeForm } from './multipart.ts';
 import type { ChannelRuntime } from './runtime.ts';
@@ -60,8 +59,8 @@ export class RequestBuilder {
   }
 
   /**
-   * The operation a channel is asked for: the route's, or the one its ingress plan or translation
-   * goes through (a Responses request to a provider without the Responses API is sent as chat).
+   * The operation a channel is asked for: the route's, or the one its ingress plan goes through
+   * (e.g. a Responses request to a provider without the Responses API is sent as chat).
    */
   operationFor(ch: ChannelRuntime): Operation {
     return this.#plan(ch).operation;
@@ -69,19 +68,13 @@ export class RequestBuilder {
 
   #plan(ch: ChannelRuntime) {
     const plan = this.#ingress?.plan(ch.adapter, this.#operation);
-    const viaChat = !plan && this.#operation === 'responses' && !speaksResponses(ch.adapter);
-    const operation: Operation = plan?.operation ?? (viaChat ? 'chat' : this.#operation);
-    return { plan, viaChat, operation };
+    return { plan, operation: plan?.operation ?? this.#operation };
   }
 
   for(ch: ChannelRuntime, upstreamModel: string): UpstreamRequest {
-    const { plan, viaChat, operation } = this.#plan(ch);
+    const { plan, operation } = this.#plan(ch);
     const ctx = { operation, upstreamModel, stream: this.#stream };
-    const translator = plan
-      ? plan.translator
-      : viaChat
-        ? responsesViaChat(ch.adapter)
-        : ch.adapter.translator(operation);
+    const translator = plan ? plan.translator : ch.adapter.translator(operation);
     if (translator && this.#stream && !translator.stream) {
       throw new UntranslatableError('stream', `provider ${ch.adapter.name} cannot stream this operation`);
     }

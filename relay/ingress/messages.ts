@@ -21,7 +21,7 @@ type Json = Record<string, unknown>;
  * providers that speak it (the body passed through, model renamed, the client's
  * `anthropic-version` kept), translated through chat completions for the others.
  */
-export const messagesIngress: Ingress = {
+export const messagesIngress = {
   plan(adapter, operation) {
     if (adapter.natively?.(operation)) return { operation, translator: undefined, native: native(operation) };
     if (operation !== 'messages') {
@@ -32,8 +32,8 @@ export const messagesIngress: Ingress = {
   errorBody(status, error, nativeBody) {
     return errorBody(status, upstreamMessage(error, nativeBody));
   },
-  streamError: (message) => errorEvent(message),
-};
+  streamError: (message: string) => errorEvent(message),
+} satisfies Ingress;
 
 const NATIVE_MESSAGES: NativeAnswer = {
   clientHeaders: ['anthropic-version'],

@@ -2,13 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { UntranslatableError } from '../../providers/contract.ts';
 import { SseParser } from '../../providers/sse.ts';
-import {
-  NativeResponsesStream,
-  TranslatedResponsesStream,
-} from '../../relay/ingress/responses/client-streams.ts';
+import { TranslatedStream } from '../../relay/client-stream.ts';
+import { NativeResponsesStream } from '../../relay/ingress/responses/native-stream.ts';
 import { responsesToChat } from '../../relay/ingress/responses/request.ts';
 import { chatToResponse } from '../../relay/ingress/responses/response.ts';
-import { ChatChunks } from '../../relay/ingress/responses/via-chat.ts';
+import { ChatChunks, ResponsesFromChatStream } from '../../relay/ingress/responses/via-chat.ts';
 
 // Responses API <-> chat completions, with requests and answers from OpenAI's API reference.
 
@@ -331,10 +329,12 @@ describe('chat stream -> Responses stream events', () => {
         fc.boolean(),
         fc.array(fc.nat(), { maxLength: 10 }),
         (pieces, args, nl, spaced, cuts) => {
-          const s = new TranslatedResponsesStream(new ChatChunks(), {
-            model: 'gpt-4o',
-            request: { input: 'x' },
-          });
+          const s = new TranslatedStream(
+            new ResponsesFromChatStream(new ChatChunks(), {
+              model: 'gpt-4o',
+              request: { input: 'x' },
+            }),
+          );
           let out = '';
           for (const part of split(Buffer.from(chatStream(pieces, args, nl, spaced)), cuts))
             out += s.push(part);
@@ -383,7 +383,9 @@ describe('chat stream -> Responses stream events', () => {
   });
 
   it('a stream cut before its end is not done (the relay then ends it with an error event)', () => {
-    const s = new TranslatedResponsesStream(new ChatChunks(), { model: 'm', request: {} });
+    const s = new TranslatedStream(
+      new ResponsesFromChatStream(new ChatChunks(), { model: 'm', request: {} }),
+    );
     const full = chatStream(['Hello', ' there'], [], '\n', false);
     s.push(Buffer.from(full.slice(0, full.indexOf('finish_reason":"stop"') - 50)));
     const rest = s.finish();

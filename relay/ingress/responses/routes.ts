@@ -5,13 +5,12 @@ import { RelayError } from '../../errors.ts';
 import { clientHeaders, upstreamHeaders } from '../../headers.ts';
 import type { ProxyDeps, RelayRoute, RouteRequest } from '../../proxy-deps.ts';
 import { errCode } from '../../upstream-fault.ts';
-import { responsesClientStream } from './client-streams.ts';
-import { speaksResponses } from './via-chat.ts';
+import { responsesIngress, speaksResponses } from './ingress.ts';
 
 /**
- * The Responses API's routes. `POST /v1/responses` takes the chat request path (relay/proxy.ts):
- * natively to openai/azure-openai channels, whose response ids are pinned to the channel that
- * made them, translated through chat completions for the others. Calls on an id (retrieve,
+ * The Responses API's routes. `POST /v1/responses` takes the chat request path (relay/proxy.ts)
+ * with its Ingress (ingress.ts): natively to openai/azure-openai channels, whose response ids are
+ * pinned to the channel that made them, translated through chat completions for the others. Calls on an id (retrieve,
  * delete, input_items, cancel) go to the pinned channel only, for the key that created it.
  */
 
@@ -19,8 +18,8 @@ export const RESPONSES_ROUTE: RelayRoute = {
   path: '/v1/responses',
   operation: 'responses',
   streamable: true,
+  ingress: responsesIngress,
   pins: 'response',
-  clientStream: (translator, r) => responsesClientStream(translator, { model: r.model, request: r.body }),
   candidates: toPreviousResponse,
 };
 

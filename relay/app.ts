@@ -19,6 +19,7 @@ import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts, serverOptions } from './http-
 import { ANONYMOUS, type Authenticator, type ClientIdentity } from './identity.ts';
 import { installJsonParser } from './json-body.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { exposition } from './metrics-exposition.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
@@ -255,10 +256,11 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     return reply.code(503).send({ status: 'error', message: problems.join('; ') });
   });
 
-  const serveMetrics = async (_req: FastifyRequest, reply: FastifyReply) => {
+  const serveMetrics = async (req: FastifyRequest, reply: FastifyReply) => {
     refreshGauges(deps);
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    const { contentType, body } = await exposition(metrics.registry, req.headers.accept);
+    reply.header('content-type', contentType);
+    return body;
   };
   if (opts.publicMetrics !== false) app.get('/metrics', serveMetrics);
 

@@ -275,7 +275,8 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }:
   const durationMs = performance.now() - c.started;
   const code = c.isClientGone() ? '499' : String(c.res.statusCode);
   deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
-  deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
+  const traceId = c.req.trace?.traceId;
+  deps.metrics.observeRequestDuration({ route: c.route.path, model: c.model }, durationMs / 1000, traceId);
   const cost = usage ? charge(deps, c, usage, durationMs) : 0;
   const record: RequestRecord = {
     requestId: String(c.req.id),
@@ -297,7 +298,7 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }:
     cost,
     errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
     ttftMs,
-    traceId: c.req.trace?.traceId ?? traceIdOf(c.req.headers.traceparent),
+    traceId: traceId ?? traceIdOf(c.req.headers.traceparent),
   };
   c.req.trace?.finish(record);
   deps.recorder?.record(record);

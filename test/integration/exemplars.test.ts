@@ -115,7 +115,10 @@ describe('exemplars: a latency bucket links to its trace', () => {
       maxRetries: 0,
       defaultHeaders: { traceparent: TRACEPARENT },
     });
-    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
 
     // The scrape succeeds in the format Prometheus asked for.
     await until('the scrape to be up', async () => {
@@ -132,7 +135,9 @@ describe('exemplars: a latency bucket links to its trace', () => {
     const series = await until('an exemplar to be stored', async () => {
       const now = Date.now() / 1000;
       const q = encodeURIComponent('kuberelay_request_duration_seconds_bucket');
-      const res = await fetch(`${promUrl}/api/v1/query_exemplars?query=${q}&start=${now - 600}&end=${now + 60}`);
+      const res = await fetch(
+        `${promUrl}/api/v1/query_exemplars?query=${q}&start=${now - 600}&end=${now + 60}`,
+      );
       const body = (await res.json()) as { status: string; error?: string; data: ExemplarSeries[] };
       if (body.status !== 'success') throw new Error(body.error);
       return body.data.length > 0 ? body.data : undefined;
@@ -153,7 +158,9 @@ describe('exemplars: a latency bucket links to its trace', () => {
 
     // The request span carries the same trace id, so the exemplar leads to it.
     await until('the request span', async () =>
-      collector.spans().some((sp) => sp.traceId === TRACE_ID && sp.kind.includes('Server')) ? true : undefined,
+      collector.spans().some((sp) => sp.traceId === TRACE_ID && sp.kind.includes('Server'))
+        ? true
+        : undefined,
     );
   }, 90_000);
 

@@ -86,6 +86,8 @@ async function forward(
   const now = Date.now();
   const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
   const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
+  if (req.trace)
+    for (const c of ctx.tiers.flat()) if (!available(c)) req.trace.skippedForCooldown(c.channel.id);
   if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
 
   const f = new Forwarding(deps, route, req, reply, ctx, available);
@@ -190,7 +192,10 @@ async function takeSlot(
   let cand = candidates[i]!;
   const first = f.live(cand.channel.id);
   if (!first) return undefined;
-  if (i > 0 && deps.store.cooldownUntil(cand.channel.id) > Date.now()) return undefined; // cooled down meanwhile
+  if (i > 0 && deps.store.cooldownUntil(cand.channel.id) > Date.now()) {
+    f.req.trace?.skippedForCooldown(cand.channel.id); // tracing
+    return undefined; // cooled down meanwhile
+  }
   // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
   if (rl && !(await rl.admitChannel(cand.channel.id))) return undefined;
 
@@ -284,11 +289,14 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   deps.metrics.inflight.inc({ channel: id });
   const fail = (failure: Failure) => {
     span?.fail({ reason: failure.reason, status: failure.status, message: failure.message }); // tracing
+    const gone = f.clientGone;
+    if (!gone) {
+      f.lastFailure = failure;
+      const cooling = failed(deps, ch, failure, willFailover);
+      span?.cooldown(cooling); // tracing: kuberelay.channel.cooldown
+    }
     done();
-    if (f.clientGone) return true;
-    f.lastFailure = failure;
-    failed(deps, ch, failure, willFailover);
-    return false;
+    return gone;
   };
 
   const sentAt = Date.now();

@@ -14,7 +14,7 @@ import type { RequestLimits } from './limits.ts';
 import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
-import { traceIdOf } from './tracing.ts';
+import { type RequestTrace, traceIdOf } from './tracing.ts';
 import { errCode, isJson } from './upstream-fault.ts';
 import type { UpstreamRequest } from './upstream-request.ts';
 
@@ -123,6 +123,7 @@ async function sendEvents(
       deps.metrics.ttft.observe({ channel: id, model: c.model }, ttftMs / 1000);
       c.req.trace?.firstToken();
     }
+    c.req.trace?.output(out); // tracing: the completion, with the content flag only
     await w.write(out);
   };
   try {
@@ -186,6 +187,7 @@ async function sendPassThrough(
   try {
     for await (const chunk of c.res.body) {
       c.req.trace?.peek(chunk as Buffer); // tracing: gen_ai.response.model
+      c.req.trace?.output(chunk as Buffer); // tracing: the completion, with the content flag only
       tail.push(chunk as Buffer);
       await w.write(chunk as Buffer);
     }
@@ -240,7 +242,7 @@ async function sendTranslated(
   const body = t.response(native, { model: c.model, includeUsage: false, request });
   const u = t.usage(native);
   const usage = u ? { ...u, estimated: false } : estimatedUsage(Buffer.byteLength(c.up.body), 0);
-  return { ...sendJson(w, status, headers, body), usage };
+  return { ...sendJson(w, status, headers, body, undefined, c.req.trace), usage };
 }
 
 function sendJson(
@@ -249,8 +251,10 @@ function sendJson(
   headers: Record<string, string | string[]>,
   body: unknown,
   streamError?: string,
+  trace?: RequestTrace,
 ): Written {
   const text = JSON.stringify(body);
+  trace?.output(text); // tracing: the completion, with the content flag only
   headers['content-type'] = 'application/json';
   headers['content-length'] = String(Buffer.byteLength(text));
   w.raw.writeHead(status, headers);

@@ -7,6 +7,7 @@ import { UntranslatableError } from '../providers/contract.ts';
 import { PassThroughStream, TranslatedStream } from './client-stream.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { exhausted, type Failure, failed, noChannel } from './failures.ts';
+import { bodyText } from './json-body.ts';
 import { admitRequest, type RequestLimits } from './limits.ts';
 import { channelPermit } from './permits.ts';
 import { holdPreamble } from './preamble.ts';
@@ -137,7 +138,7 @@ class Forwarding {
     this.ctx = ctx;
     this.available = available;
     this.stream = route.streamable && ctx.body.stream === true;
-    this.builder = new RequestBuilder(ctx.body, route.operation, this.stream, req.headers);
+    this.builder = new RequestBuilder(ctx.body, route.operation, this.stream, req.headers, bodyText(req));
     const raw = reply.raw;
     raw.on('close', () => {
       if (raw.writableFinished) return;

@@ -10,10 +10,14 @@ import { stringEnd } from './json-body.ts';
  * serialises the parsed body, as before.
  */
 export function spliceBody(text: string, upstreamModel: string, addStreamUsage: boolean): string | undefined {
-  const keys = topLevelKeys(text);
-  if (keys?.model.length !== 1) return undefined;
-  if (addStreamUsage && keys.streamOptions) return undefined;
-  const [start, end] = keys.model[0]!;
+  let model = soleModelKey(text, addStreamUsage);
+  if (model === undefined) {
+    const keys = topLevelKeys(text);
+    if (keys?.model.length !== 1) return undefined;
+    if (addStreamUsage && keys.streamOptions) return undefined;
+    model = keys.model[0]!;
+  }
+  const [start, end] = model;
   let out = text;
   if (addStreamUsage) {
     const close = text.lastIndexOf('}');
@@ -22,6 +26,24 @@ export function spliceBody(text: string, upstreamModel: string, addStreamUsage: 
   const value = JSON.stringify(upstreamModel);
   if (text.slice(start, end) === value) return out;
   return out.slice(0, start) + value + out.slice(end);
+}
+
+/**
+ * The fast path (native substring search, no scan): the body holds `"model"` once and no `\u`
+ * escape, so that one is the top-level key (the parser found a top-level model, and only a `\u`
+ * escape can spell a key's letters differently). undefined: take the full scan.
+ */
+function soleModelKey(text: string, addStreamUsage: boolean): [number, number] | undefined {
+  const at = text.indexOf('"model"');
+  if (at < 0 || text.indexOf('"model"', at + 7) >= 0 || text.includes('\\u')) return undefined;
+  if (addStreamUsage && text.includes('"stream_options"')) return undefined;
+  let j = at + 7;
+  while (isSpace(text.charCodeAt(j))) j++;
+  if (text.charCodeAt(j) !== 0x3a /* : */) return undefined;
+  j++;
+  while (isSpace(text.charCodeAt(j))) j++;
+  if (text.charCodeAt(j) !== 0x22) return undefined;
+  return [j, stringEnd(text, j + 1) + 1];
 }
 
 interface TopLevel {

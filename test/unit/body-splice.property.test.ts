@@ -78,6 +78,12 @@ describe('spliceBody', () => {
     expect(spliceBody('{"model":"a","stream_options":{"include_usage":false}}', 'a', true)).toBeUndefined();
     // An escaped key is still the model key.
     expect(JSON.parse(spliceBody('{"mod\\u0065l":"a","n":1}', 'b', false)!)).toEqual({ model: 'b', n: 1 });
+    // "model" as a value (Gemini's role) and after the key: the scan tells them apart.
+    expect(JSON.parse(spliceBody('{"contents":[{"role":"model"}],"model":"a"}', 'b', true)!)).toEqual({
+      contents: [{ role: 'model' }],
+      model: 'b',
+      stream_options: { include_usage: true },
+    });
     // Nested model keys are not the request's.
     expect(JSON.parse(spliceBody('{"tools":[{"model":"x"}],"model":"a"}', 'b', false)!)).toEqual({
       tools: [{ model: 'x' }],

@@ -114,8 +114,8 @@ class Forwarding {
   clientGone = false;
   /** Aborts every in-flight attempt when the client leaves. */
   readonly inflight = new Set<AbortController>();
-  /** Takes the request out of permit queues when the client leaves. */
-  readonly gone = new AbortController();
+  /** Takes the request out of permit queues when the client leaves; made only for a queue. */
+  #gone: AbortController | undefined;
   upstreamMs = 0;
   attempts = 0;
   busy = 0;
@@ -143,9 +143,18 @@ class Forwarding {
     raw.on('close', () => {
       if (raw.writableFinished) return;
       this.clientGone = true;
-      this.gone.abort();
+      this.#gone?.abort();
       for (const ac of this.inflight) ac.abort();
     });
+  }
+
+  /** Aborts when the client leaves (for a permit queue; attempts have their own controller). */
+  get gone(): AbortSignal {
+    if (!this.#gone) {
+      this.#gone = new AbortController();
+      if (this.clientGone) this.#gone.abort();
+    }
+    return this.#gone.signal;
   }
 
   /** The channel as the live config has it (a retired pool is closing; a removed channel is gone). */
@@ -203,7 +212,7 @@ async function takeSlot(
   let lease: Slot['lease'] = null;
   if (first.config.limits.maxConcurrent !== null) {
     const r = await channelPermit(deps.gate, candidates, i, {
-      signal: f.gone.signal,
+      signal: f.gone,
       available: f.available,
       leaseMarginMs: LEASE_MARGIN_MS,
     });

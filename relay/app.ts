@@ -29,6 +29,7 @@ import { RESPONSES_ROUTE, registerResponseObjectRoutes } from './ingress/respons
 import { installJsonParser } from './json-body.ts';
 import { cleanUpForm, installMultipartParser, MEDIA_ROUTES, requireForm } from './media-routes.ts';
 import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
+import { exposition } from './metrics-exposition.ts';
 import { registerModelRoutes } from './models.ts';
 import { registerObjectRoutes } from './objects/routes.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
@@ -301,10 +302,11 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     return reply.code(503).send({ status: 'error', message: problems.join('; ') });
   });
 
-  const serveMetrics = async (_req: FastifyRequest, reply: FastifyReply) => {
+  const serveMetrics = async (req: FastifyRequest, reply: FastifyReply) => {
     refreshGauges(deps);
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    const { contentType, body } = await exposition(metrics.registry, req.headers.accept);
+    reply.header('content-type', contentType);
+    return body;
   };
   if (opts.publicMetrics !== false) app.get('/metrics', serveMetrics);
 

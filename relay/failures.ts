@@ -14,25 +14,36 @@ export interface Failure {
   message?: string;
 }
 
-/** Counts a failure against the channel: metrics, pod stats, the cooldown counter. */
-export function failed(deps: ProxyDeps, ch: ChannelRuntime, f: Failure, willFailover: boolean) {
+/**
+ * Counts a failure against the channel: metrics, pod stats, the cooldown counter. Resolves to
+ * whether this failure put the channel into cooldown (false when the store could not say).
+ */
+export function failed(
+  deps: ProxyDeps,
+  ch: ChannelRuntime,
+  f: Failure,
+  willFailover: boolean,
+): Promise<boolean> {
   const id = ch.config.id;
   deps.metrics.upstreamErrors.inc({ channel: id, reason: f.reason });
   if (willFailover) deps.metrics.failovers.inc({ channel: id, reason: f.reason });
   deps.stats?.failure(id, f.reason, failureMessage(f));
   const wasCooling = deps.store.cooldownUntil(id) > Date.now();
-  deps.store
+  return deps.store
     .recordFailure(id, ch.config.cooldown, f.retryAfterMs)
     .then((h) => {
-      if (!wasCooling && h.cooldownUntil > Date.now()) {
-        deps.metrics.cooldowns.inc({ channel: id });
-        deps.log.warn(
-          { channel: id, until: new Date(h.cooldownUntil).toISOString(), reason: f.reason },
-          'channel cooling down',
-        );
-      }
+      if (wasCooling || h.cooldownUntil <= Date.now()) return false;
+      deps.metrics.cooldowns.inc({ channel: id });
+      deps.log.warn(
+        { channel: id, until: new Date(h.cooldownUntil).toISOString(), reason: f.reason },
+        'channel cooling down',
+      );
+      return true;
     })
-    .catch((err) => deps.log.warn({ err }, 'state store: recordFailure failed'));
+    .catch((err) => {
+      deps.log.warn({ err }, 'state store: recordFailure failed');
+      return false;
+    });
 }
 
 export function failureMessage(f: Failure): string {

@@ -5,8 +5,8 @@ import type { IncomingHttpHeaders } from 'node:http';
  * the client's credentials, cookies, addresses, identity (user agent, SDK platform headers) and
  * method overrides never reach a provider, and the provider's account headers (organization,
  * project, cookies, its own rate-limit figures) never reach a client. The relay sets body framing
- * itself: it re-serialises the request body, so the client's `content-length`, `content-encoding`
- * or `expect` would describe another body.
+ * itself: it may rewrite the request body (a renamed model, a translated request), so the client's
+ * `content-length`, `content-encoding` or `expect` would describe another body.
  */
 
 /** Client request headers a provider may see: API feature switches and retry identity. */

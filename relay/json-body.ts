@@ -25,7 +25,7 @@ export function nestsDeeperThan(text: string, max: number): boolean {
 }
 
 /** Index of the quote closing the string that starts at `from` (or the end of the text). */
-function stringEnd(text: string, from: number): number {
+export function stringEnd(text: string, from: number): number {
   for (let i = text.indexOf('"', from); i !== -1; i = text.indexOf('"', i + 1)) {
     let backslashes = 0;
     while (text.charCodeAt(i - 1 - backslashes) === 0x5c) backslashes++;
@@ -35,6 +35,7 @@ function stringEnd(text: string, from: number): number {
 }
 
 const BODY_CHARS = Symbol('kuberelay.bodyChars');
+const BODY_TEXT = Symbol('kuberelay.bodyText');
 
 /**
  * Size of the JSON body as parsed (UTF-16 units, close enough for a token estimate): a chunked
@@ -42,6 +43,11 @@ const BODY_CHARS = Symbol('kuberelay.bodyChars');
  */
 export function bodyChars(req: object): number {
   return (req as { [BODY_CHARS]?: number })[BODY_CHARS] ?? 0;
+}
+
+/** The JSON body's text as the client sent it (for relay/body-splice.ts), if it was JSON. */
+export function bodyText(req: object): string | undefined {
+  return (req as { [BODY_TEXT]?: string })[BODY_TEXT];
 }
 
 /**
@@ -54,6 +60,7 @@ export function installJsonParser(app: FastifyInstance) {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     const text = body as string; // parseAs: 'string'
     (req as { [BODY_CHARS]?: number })[BODY_CHARS] = text.length;
+    (req as { [BODY_TEXT]?: string })[BODY_TEXT] = text;
     if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
       done(
         badRequest('invalid_json', `the request body nests deeper than ${MAX_JSON_DEPTH} levels`),

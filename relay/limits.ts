@@ -15,6 +15,7 @@ import { estimateTokens } from '../core/usage.ts';
 import { RelayError } from './errors.ts';
 import { bodyChars } from './json-body.ts';
 import type { RelayMetrics } from './metrics.ts';
+import type { RequestTrace } from './tracing.ts';
 
 /**
  * The `limits` step of the request path: RateLimitPolicies (core/ratelimit) applied to one request.
@@ -66,8 +67,17 @@ export class RequestLimits {
   /** Why the last channel was refused by a channel policy (the error when no channel is left). */
   rejection: RelayError | undefined;
 
-  constructor(deps: LimitDeps, policies: CompiledPolicies, facts: RequestFacts, reserveTokens: number) {
+  readonly #trace: RequestTrace | undefined;
+
+  constructor(
+    deps: LimitDeps,
+    policies: CompiledPolicies,
+    facts: RequestFacts,
+    reserveTokens: number,
+    trace?: RequestTrace,
+  ) {
     this.#deps = deps;
+    this.#trace = trace;
     this.#policies = policies;
     this.#facts = facts;
     this.#reserveTokens = reserveTokens;
@@ -140,10 +150,9 @@ export class RequestLimits {
     const count = () => {
       if (!prev) return;
       const shadow = prev.config.shadow;
-      m.ratelimitDecisions.inc({
-        policy: prev.id,
-        decision: policyRejected ? (shadow ? 'shadow_rejected' : 'rejected') : 'allowed',
-      });
+      const d = policyRejected ? (shadow ? 'shadow_rejected' : 'rejected') : 'allowed';
+      m.ratelimitDecisions.inc({ policy: prev.id, decision: d });
+      this.#trace?.rateLimit(prev.id, d); // tracing
     };
     decision.outcomes.forEach((o, i) => {
       const owner = owners[i]!;
@@ -202,10 +211,9 @@ export class RequestLimits {
       if (seen.has(o.policy.id)) continue;
       seen.add(o.policy.id);
       const deny = o.policy.config.onRedisUnavailable === 'deny' && !o.policy.config.shadow;
-      m.ratelimitDecisions.inc({
-        policy: o.policy.id,
-        decision: deny ? 'unavailable_denied' : 'unavailable_allowed',
-      });
+      const d = deny ? 'unavailable_denied' : 'unavailable_allowed';
+      m.ratelimitDecisions.inc({ policy: o.policy.id, decision: d });
+      this.#trace?.rateLimit(o.policy.id, d); // tracing
       if (deny) denied ??= o;
     }
     const now = Date.now();
@@ -269,7 +277,7 @@ export async function admitRequest(
       return Array.isArray(v) ? v[0] : v;
     },
   };
-  const limits = new RequestLimits(deps, policies, facts, reserveTokens(req, body));
+  const limits = new RequestLimits(deps, policies, facts, reserveTokens(req, body), req.trace);
   await limits.admit();
   if (limits.headers.ratelimit) reply.headers(limits.headers);
   return limits;

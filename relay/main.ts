@@ -19,7 +19,7 @@ import { DEFAULT_REQUEST_LOG_OPTIONS } from './request-log.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
 import { sseErrorEvent } from './sse.ts';
-import { loadTracer } from './tracing.ts';
+import { loadTracer, tracingEnabled } from './tracing.ts';
 
 export type MetricsListener = 'public' | 'admin';
 
@@ -76,7 +76,8 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   const shared = await openSharedState(opts.shared);
   const store = shared.store;
   const stats = new ChannelStats();
-  const metrics = createRelayMetrics();
+  // Exemplars (a latency bucket's trace id) only when there are traces to link to.
+  const metrics = createRelayMetrics({ exemplars: tracingEnabled() });
   // Loaded only when used: Prisma and the drivers cost ~20 MB a relay without a database can skip.
   const persistence = opts.persistence
     ? await (await import('./persistence.ts')).startPersistence(opts.persistence, {

@@ -12,25 +12,40 @@ const OVERHEAD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0
 
 export type RelayMetrics = ReturnType<typeof createRelayMetrics>;
 
-export function createRelayMetrics(opts: { defaultMetrics?: boolean } = {}) {
+export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?: boolean } = {}) {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'kuberelay_' });
   const registers = [registry];
+  // With tracing on, a request's duration carries its trace id as an exemplar (OpenMetrics only:
+  // metrics-exposition.ts). prom-client refuses exemplars on a Prometheus-typed registry at
+  // construction, so the histogram joins the registry by hand; the Prometheus text omits them.
+  const exemplars = opts.exemplars === true;
+  const requestDuration = new Histogram({
+    name: 'kuberelay_request_duration_seconds',
+    help: 'Total time from request to the last byte sent to the client',
+    labelNames: ['route', 'model'],
+    buckets: LATENCY_BUCKETS,
+    enableExemplars: exemplars,
+    registers: [],
+  });
+  registry.registerMetric(requestDuration);
   return {
     registry,
+    /** Observes one request's duration; `traceId` becomes the bucket's exemplar when exemplars are on. */
+    observeRequestDuration(labels: { route: string; model: string }, seconds: number, traceId?: string) {
+      if (exemplars) {
+        // prom-client types exemplar labels as the metric's own label names; they are not.
+        const exemplarLabels = (traceId === undefined ? {} : { trace_id: traceId }) as typeof labels;
+        requestDuration.observe({ labels, value: seconds, exemplarLabels });
+      } else requestDuration.observe(labels, seconds);
+    },
     requests: new Counter({
       name: 'kuberelay_requests_total',
       help: 'Client requests by route, model, serving channel and HTTP status',
       labelNames: ['route', 'model', 'channel', 'code'],
       registers,
     }),
-    requestDuration: new Histogram({
-      name: 'kuberelay_request_duration_seconds',
-      help: 'Total time from request to the last byte sent to the client',
-      labelNames: ['route', 'model'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    }),
+    requestDuration,
     upstreamDuration: new Histogram({
       name: 'kuberelay_upstream_duration_seconds',
       help: 'Time from sending to an upstream until its response headers, per attempt',

@@ -21,17 +21,20 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { FastifyRequest } from 'fastify';
 import type { RequestRecord } from '../core/accounting.ts';
+import { CompletionRecorder } from './trace-content.ts';
 import { type AttemptInfo, operationOf, type RequestTrace, type RequestTracer } from './tracing.ts';
 
 /**
  * The OpenTelemetry implementation, loaded only when tracing is on. The SDK reads the standard
  * variables itself: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS/TIMEOUT/COMPRESSION, OTEL_BSP_*,
  * OTEL_TRACES_SAMPLER(_ARG), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. Attributes follow the
- * GenAI semantic conventions (gen_ai.*) plus kuberelay.*; prompts are recorded only with
+ * GenAI semantic conventions (gen_ai.*) plus kuberelay.*; prompts and completions are recorded only with
  * KUBERELAY_TRACE_CONTENT=true.
  */
 
 const propagator = new W3CTraceContextPropagator();
+// How long an ended attempt span waits for the state store's cooldown answer.
+const COOLDOWN_WAIT_MS = 2_000;
 const RESPONSE_MODEL = /"model"\s*:\s*"([^"\\]{1,200})"/;
 
 export function createOtelTracer(o: { recordContent: boolean }): RequestTracer {
@@ -64,6 +67,10 @@ export function createOtelTracer(o: { recordContent: boolean }): RequestTracer {
       let firstTokenAt: number | undefined;
       let current: Span | undefined;
       let peeked = 0;
+      const skipped: string[] = [];
+      const policies: string[] = [];
+      const decisions: string[] = [];
+      const completion = o.recordContent ? new CompletionRecorder(body?.stream === true) : undefined;
       return {
         traceId: span.spanContext().traceId,
         attempt: (a) => {
@@ -88,13 +95,30 @@ export function createOtelTracer(o: { recordContent: boolean }): RequestTracer {
           span.setAttribute('gen_ai.response.model', m);
           current?.setAttribute('gen_ai.response.model', m);
         },
+        skippedForCooldown(channel: string) {
+          if (!skipped.includes(channel)) skipped.push(channel);
+        },
+        rateLimit(policy: string, decision: string) {
+          policies.push(policy);
+          decisions.push(decision);
+        },
         firstToken() {
           if (firstTokenAt !== undefined) return;
           firstTokenAt = performance.now();
           span.addEvent('gen_ai.first_token');
         },
+        output(chunk: string | Buffer) {
+          completion?.push(chunk);
+        },
         finish(r: RequestRecord) {
+          const messages = completion?.messages();
+          if (messages) current?.setAttribute('gen_ai.output.messages', JSON.stringify(messages));
           span.setAttributes(usageAttributes(r));
+          if (skipped.length > 0) span.setAttribute('kuberelay.channels.skipped_cooldown', skipped);
+          if (policies.length > 0) {
+            span.setAttribute('kuberelay.ratelimit.policy', policies);
+            span.setAttribute('kuberelay.ratelimit.decision', decisions);
+          }
           if (firstTokenAt !== undefined)
             span.setAttribute('gen_ai.server.time_to_first_token', (firstTokenAt - started) / 1000);
           span.setAttribute('http.response.status_code', r.status);
@@ -136,6 +160,7 @@ function attemptSpan(
     parent,
   );
   let failed = false;
+  let counted: Promise<void> | undefined;
   return {
     span,
     inject(headers: Record<string, string | string[]>) {
@@ -147,9 +172,26 @@ function attemptSpan(
       if (f.status !== undefined) span.setAttribute('http.response.status_code', f.status);
       span.setStatus({ code: SpanStatusCode.ERROR, message: f.message ?? f.reason });
     },
+    cooldown(entered: Promise<boolean>) {
+      counted = entered.then(
+        (yes) => void span.setAttribute('kuberelay.channel.cooldown', yes),
+        () => {},
+      );
+    },
     end(status?: number) {
       if (status !== undefined && !failed) span.setAttribute('http.response.status_code', status);
-      span.end();
+      if (!counted) return span.end();
+      // The span ends now; it is handed to the exporter once the state store said whether this
+      // failure started a cooldown (bounded: a store that does not answer in time leaves it out).
+      const at = performance.timeOrigin + performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((r) => {
+        timer = setTimeout(r, COOLDOWN_WAIT_MS);
+      });
+      void Promise.race([counted, late]).then(() => {
+        clearTimeout(timer);
+        span.end(at);
+      });
     },
   };
 }

@@ -7,6 +7,7 @@ import { UntranslatableError } from '../providers/contract.ts';
 import { PassThroughStream, TranslatedStream } from './client-stream.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { exhausted, type Failure, failed, noChannel } from './failures.ts';
+import { bodyText } from './json-body.ts';
 import { admitRequest, type RequestLimits } from './limits.ts';
 import { channelPermit } from './permits.ts';
 import { holdPreamble } from './preamble.ts';
@@ -88,6 +89,8 @@ async function forward(
   const now = Date.now();
   const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
   const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
+  if (req.trace)
+    for (const c of ctx.tiers.flat()) if (!available(c)) req.trace.skippedForCooldown(c.channel.id);
   if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
 
   const f = new Forwarding(deps, route, req, reply, ctx, available);
@@ -113,8 +116,8 @@ class Forwarding {
   clientGone = false;
   /** Aborts every in-flight attempt when the client leaves. */
   readonly inflight = new Set<AbortController>();
-  /** Takes the request out of permit queues when the client leaves. */
-  readonly gone = new AbortController();
+  /** Takes the request out of permit queues when the client leaves; made only for a queue. */
+  #gone: AbortController | undefined;
   upstreamMs = 0;
   attempts = 0;
   busy = 0;
@@ -137,14 +140,30 @@ class Forwarding {
     this.ctx = ctx;
     this.available = available;
     this.stream = route.streamable && ctx.body.stream === true;
-    this.builder = new RequestBuilder(ctx.body, route.operation, this.stream, req.headers, route.ingress);
+    this.builder = new RequestBuilder(
+      ctx.body,
+      route.operation,
+      this.stream,
+      req.headers,
+      route.ingress,
+      bodyText(req),
+    );
     const raw = reply.raw;
     raw.on('close', () => {
       if (raw.writableFinished) return;
       this.clientGone = true;
-      this.gone.abort();
+      this.#gone?.abort();
       for (const ac of this.inflight) ac.abort();
     });
+  }
+
+  /** Aborts when the client leaves (for a permit queue; attempts have their own controller). */
+  get gone(): AbortSignal {
+    if (!this.#gone) {
+      this.#gone = new AbortController();
+      if (this.clientGone) this.#gone.abort();
+    }
+    return this.#gone.signal;
   }
 
   /** The channel as the live config has it (a retired pool is closing; a removed channel is gone). */
@@ -192,14 +211,17 @@ async function takeSlot(
   let cand = candidates[i]!;
   const first = f.live(cand.channel.id);
   if (!first) return undefined;
-  if (i > 0 && deps.store.cooldownUntil(cand.channel.id) > Date.now()) return undefined; // cooled down meanwhile
+  if (i > 0 && deps.store.cooldownUntil(cand.channel.id) > Date.now()) {
+    f.req.trace?.skippedForCooldown(cand.channel.id); // tracing
+    return undefined; // cooled down meanwhile
+  }
   // Channel policies limit what the fleet sends to this upstream: a refusal skips it like a busy one.
   if (rl && !(await rl.admitChannel(cand.channel.id))) return undefined;
 
   let lease: Slot['lease'] = null;
   if (first.config.limits.maxConcurrent !== null) {
     const r = await channelPermit(deps.gate, candidates, i, {
-      signal: f.gone.signal,
+      signal: f.gone,
       available: f.available,
       leaseMarginMs: LEASE_MARGIN_MS,
     });
@@ -290,11 +312,14 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   deps.metrics.inflight.inc({ channel: id });
   const fail = (failure: Failure) => {
     span?.fail({ reason: failure.reason, status: failure.status, message: failure.message }); // tracing
+    const gone = f.clientGone;
+    if (!gone) {
+      f.lastFailure = failure;
+      const cooling = failed(deps, ch, failure, willFailover);
+      span?.cooldown(cooling); // tracing: kuberelay.channel.cooldown
+    }
     done();
-    if (f.clientGone) return true;
-    f.lastFailure = failure;
-    failed(deps, ch, failure, willFailover);
-    return false;
+    return gone;
   };
 
   const sentAt = Date.now();

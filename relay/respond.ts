@@ -16,7 +16,7 @@ import { BodyHead, pinAnswer, pinsAnswer } from './pin-answer.ts';
 import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
-import { traceIdOf } from './tracing.ts';
+import { type RequestTrace, traceIdOf } from './tracing.ts';
 import { errCode, isJson } from './upstream-fault.ts';
 import type { UpstreamRequest } from './upstream-request.ts';
 
@@ -125,6 +125,7 @@ async function sendEvents(
       deps.metrics.ttft.observe({ channel: id, model: c.model }, ttftMs / 1000);
       c.req.trace?.firstToken();
     }
+    c.req.trace?.output(out); // tracing: the completion, with the content flag only
     await w.write(out);
   };
   // The created object's id is pinned before the client reads it (it comes with the preamble).
@@ -205,6 +206,7 @@ async function sendPassThrough(
   try {
     for await (const chunk of c.res.body) {
       c.req.trace?.peek(chunk as Buffer); // tracing: gen_ai.response.model
+      c.req.trace?.output(chunk as Buffer); // tracing: the completion, with the content flag only
       tail.push(chunk as Buffer);
       head?.push(chunk as Buffer);
       await w.write(chunk as Buffer);
@@ -269,7 +271,7 @@ async function sendTranslated(
   const body = t.response(native, { model: c.model, includeUsage: false, request });
   const u = t.usage(native);
   const usage = u ? { ...u, estimated: false } : estimatedUsage(Buffer.byteLength(c.up.body), 0);
-  return { ...sendJson(w, status, headers, body), usage };
+  return { ...sendJson(w, status, headers, body, undefined, c.req.trace), usage };
 }
 
 /** An OpenAI-shaped upstream's own error object (a translated operation on an OpenAI-style upstream). */
@@ -290,8 +292,10 @@ function sendJson(
   headers: Record<string, string | string[]>,
   body: unknown,
   streamError?: string,
+  trace?: RequestTrace,
 ): Written {
   const text = JSON.stringify(body);
+  trace?.output(text); // tracing: the completion, with the content flag only
   headers['content-type'] = 'application/json';
   headers['content-length'] = String(Buffer.byteLength(text));
   w.raw.writeHead(status, headers);
@@ -316,7 +320,8 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }:
   const durationMs = performance.now() - c.started;
   const code = c.isClientGone() ? '499' : String(c.res.statusCode);
   deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
-  deps.metrics.requestDuration.observe({ route: c.route.path, model: c.model }, durationMs / 1000);
+  const traceId = c.req.trace?.traceId;
+  deps.metrics.observeRequestDuration({ route: c.route.path, model: c.model }, durationMs / 1000, traceId);
   const cost = usage ? charge(deps, c, usage, durationMs) : 0;
   const record: RequestRecord = {
     requestId: String(c.req.id),
@@ -338,7 +343,7 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }:
     cost,
     errorCode: streamError === undefined ? undefined : 'upstream_stream_interrupted',
     ttftMs,
-    traceId: c.req.trace?.traceId ?? traceIdOf(c.req.headers.traceparent),
+    traceId: traceId ?? traceIdOf(c.req.headers.traceparent),
   };
   c.req.trace?.finish(record);
   deps.recorder?.record(record);

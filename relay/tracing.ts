@@ -25,6 +25,8 @@ export interface AttemptTrace {
   /** Sets `traceparent` (and `tracestate`) of this attempt's span on the upstream request. */
   inject(headers: Record<string, string | string[]>): void;
   fail(f: AttemptFailure): void;
+  /** This attempt's failure is being counted: the span ends once it is known whether it started a cooldown. */
+  cooldown(entered: Promise<boolean>): void;
   /** Ends the span; `status` is the upstream's HTTP status when it answered. */
   end(status?: number): void;
 }
@@ -33,8 +35,14 @@ export interface RequestTrace {
   readonly traceId: string;
   attempt(a: AttemptInfo): AttemptTrace;
   firstToken(): void;
+  /** A candidate channel left out because it is cooling down. */
+  skippedForCooldown(channel: string): void;
+  /** A RateLimitPolicy's decision on this request (or one of its attempts). */
+  rateLimit(policy: string, decision: string): void;
   /** Sees the first chunks of the answer (JSON or SSE), for the model the upstream names. */
   peek(chunk: Buffer): void;
+  /** Sees what the client receives (recorded only with KUBERELAY_TRACE_CONTENT=true). */
+  output(chunk: string | Buffer): void;
   /** Ends the request span with what the request log records. */
   finish(r: RequestRecord): void;
 }

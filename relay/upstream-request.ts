@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type Operation, type OperationTranslator, UntranslatableError } from '../providers/contract.ts';
+import { spliceBody } from './body-splice.ts';
 import { upstreamHeaders } from './headers.ts';
 import type { Ingress, NativeAnswer } from './ingress/contract.ts';
 import { formOf } from './media-routes.ts';
@@ -22,8 +23,9 @@ export interface UpstreamRequest {
 
 /**
  * Builds the upstream request for each candidate channel of one client request. OpenAI-shaped
- * upstreams get the client's body with the model renamed (serialised once per upstream model
- * name); translating providers get their native body. Throws the adapter's UntranslatableError.
+ * upstreams get the client's body with the model renamed: its own text (`text`, what the parsed
+ * `body` came from) spliced where it can be (relay/body-splice.ts), else the body re-serialised;
+ * once per upstream model name. Translating providers get their native body. Throws the adapter's UntranslatableError.
  */
 export class RequestBuilder {
   readonly #bodies = new Map<string, string>();
@@ -33,6 +35,7 @@ export class RequestBuilder {
   readonly #stream: boolean;
   readonly #incoming: IncomingHttpHeaders;
   readonly #ingress: Ingress | undefined;
+  readonly #text: string | undefined;
   /** Ask an OpenAI-shaped upstream for stream usage the client did not ask for (and hide it). */
   readonly injectUsage: boolean;
 
@@ -41,9 +44,11 @@ export class RequestBuilder {
     operation: Operation,
     stream: boolean,
     incoming: IncomingHttpHeaders,
-    ingress?: Ingress,
+    ingress: Ingress | undefined,
+    text?: string,
   ) {
     this.#body = body;
+    this.#text = text;
     this.#operation = operation;
     this.#stream = stream;
     this.#incoming = incoming;
@@ -93,9 +98,9 @@ export class RequestBuilder {
     const key = translator ? `${ch.adapter.name}\0${upstreamModel}` : upstreamModel;
     let body = this.#bodies.get(key);
     if (body === undefined) {
-      body = JSON.stringify(
-        translator ? translator.request(this.#body, ctx) : this.#passThrough(upstreamModel),
-      );
+      body = translator
+        ? JSON.stringify(translator.request(this.#body, ctx))
+        : this.#passThrough(upstreamModel);
       this.#bodies.set(key, body);
     }
     const path = ch.adapter.url(ch.target, ctx);
@@ -120,7 +125,13 @@ export class RequestBuilder {
     return { path, headers, body, translator, native: plan?.native };
   }
 
-  #passThrough(upstreamModel: string): Record<string, unknown> {
+  #passThrough(upstreamModel: string): string {
+    const spliced =
+      this.#text === undefined ? undefined : spliceBody(this.#text, upstreamModel, this.injectUsage);
+    return spliced ?? JSON.stringify(this.#renamed(upstreamModel));
+  }
+
+  #renamed(upstreamModel: string): Record<string, unknown> {
     const out: Record<string, unknown> = { ...this.#body, model: upstreamModel };
     if (this.injectUsage) {
       const so = this.#body.stream_options as Record<string, unknown> | undefined;

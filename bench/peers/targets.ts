@@ -4,7 +4,7 @@
 // proxy with the mock as an OpenAI-compatible model, one worker, a master key.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Child, freePort, ROOT, startChild, startProcess, waitReady } from '../lib/children.ts';
 import { CHAT_MODEL } from '../lib/requests.ts';
@@ -43,11 +43,13 @@ export async function startKuberelay(
     const migrate = startChild('kuberelay migrate', [opts.cli, 'migrate'], db);
     if ((await migrate.exited) !== 0) throw new Error(`kuberelay migrate failed: ${migrate.output()}`);
   }
-  // Client auth is left at its default (keys); KUBERELAY_AUTH and LOG_LEVEL are not set.
+  // Client auth is left at its default (keys); KUBERELAY_AUTH and LOG_LEVEL are not set. The
+  // image's own environment (NODE_ENV, NODE_OPTIONS: its small young generation) is, as it runs.
   const child = startChild(
     'kuberelay',
     [...opts.nodeArgs, opts.cli, 'relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'],
     {
+      ...imageEnv(),
       KUBERELAY_DATA_DIR: dataDir,
       ADMIN_PORT: String(adminPort),
       ADMIN_HOST: '127.0.0.1',
@@ -117,3 +119,14 @@ litellm_settings:
 }
 
 export const CLI = path.join(ROOT, 'cli', 'index.ts');
+
+/** NODE_ENV and NODE_OPTIONS as the project's Dockerfile sets them for the relay's container. */
+export function imageEnv(): Record<string, string> {
+  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const name of ['NODE_ENV', 'NODE_OPTIONS']) {
+    const m = new RegExp(`^\\s*(?:ENV\\s+)?${name}=(\\S+)`, 'm').exec(dockerfile);
+    if (m) env[name] = m[1]!;
+  }
+  return env;
+}

@@ -345,3 +345,38 @@ describe('media endpoints: rerank, failover, limits', () => {
     expect(f.status).toBe(415);
   });
 });
+
+describe('media endpoints: a model on channels of several providers', () => {
+  let mocks: MockUpstream[];
+  let h: Harness;
+  beforeAll(async () => {
+    mocks = await startMocks(['claude', 'openai']);
+    h = await startHarness(
+      configYaml([
+        // tried first, but Anthropic serves no speech: skipped without a request upstream
+        {
+          name: 'claude',
+          baseURL: mocks[0]!.url,
+          provider: 'anthropic',
+          models: '[{ name: tts-1 }]',
+          priority: 0,
+        },
+        { name: 'openai', mock: mocks[1], provider: 'openai', models: '[{ name: tts-1 }]', priority: 1 },
+      ]),
+    );
+  });
+  afterAll(async () => {
+    await h.close();
+    await Promise.all(mocks.map((m) => m.close()));
+  });
+
+  it('the channel whose provider serves the endpoint answers; the other never sees the request', async () => {
+    const r = await client(h)
+      .audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'hello' })
+      .asResponse();
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-kuberelay-channel')).toBe('default/openai');
+    expect(sha(Buffer.from(await r.arrayBuffer()))).toBe(sha(speechBytes('tts-1', 'alloy', 'hello', 'mp3')));
+    expect(mocks[0]!.stats().requests).toBe(0);
+  });
+});

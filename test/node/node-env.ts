@@ -130,7 +130,7 @@ export async function deployMockUpstreams(
 }
 
 interface PodJson {
-  metadata: { name: string };
+  metadata: { name: string; deletionTimestamp?: string };
   status: {
     phase: string;
     conditions?: { type: string; status: string }[];

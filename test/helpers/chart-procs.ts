@@ -81,12 +81,15 @@ export async function installChart(
   const procs: Proc[] = [];
   let n = 0;
   // The bundled Redis (the default) as the kubelet would run it: a redis-server with the chart's
-  // args, its Service address replaced by a local one. Killed with the other procs.
-  const redisUrl = await bundledRedis(chart, procs);
-  const redisEnv = (c: ChartContainer): Record<string, string> =>
-    redisUrl !== undefined && c.env['REDIS_URL'] === `redis://${RELEASE}-kuberelay-redis:6379`
-      ? { REDIS_URL: redisUrl }
-      : {};
+  // args, its Service address replaced by a local one. Started with the first operator or relay
+  // (so a test that starts neither has none to stop), and killed with them.
+  let bundled: Promise<string | undefined> | undefined;
+  const redisEnv = async (c: ChartContainer): Promise<Record<string, string>> => {
+    if (c.env['REDIS_URL'] !== `redis://${RELEASE}-kuberelay-redis:6379`) return {};
+    bundled ??= bundledRedis(chart, procs);
+    const url = await bundled;
+    return url === undefined ? {} : { REDIS_URL: url };
+  };
 
   return {
     namespace,
@@ -99,7 +102,7 @@ export async function installChart(
       const data = await mkdtemp(join(tmpdir(), 'kuberelay-operator-'));
       const rendered = chart.container(`${RELEASE}-kuberelay-operator`, 'operator', { name: pod, namespace });
       const c = localize(withImageEnv(image, rendered), {
-        env: { METRICS_PORT: String(port), ...redisEnv(rendered) },
+        env: { METRICS_PORT: String(port), ...(await redisEnv(rendered)) },
         paths: { '/data': data },
         kubeconfig: operatorKubeconfig,
       });
@@ -118,7 +121,7 @@ export async function installChart(
       const data = await mkdtemp(join(tmpdir(), 'kuberelay-relay-data-'));
       const rendered = chart.container(`${RELEASE}-kuberelay-relay`, 'relay', { name: pod, namespace });
       const c = localize(withImageEnv(image, rendered), {
-        env: { PORT: String(port), ADMIN_PORT: String(adminPort), ...redisEnv(rendered) },
+        env: { PORT: String(port), ADMIN_PORT: String(adminPort), ...(await redisEnv(rendered)) },
         // No kubelet mounts the Secret here: the fallback file is absent, as before the first write.
         paths: { '/etc/kuberelay/config/config.json': join(data, 'mounted-config.json'), '/data': data },
         kubeconfig: relayKubeconfig,

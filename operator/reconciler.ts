@@ -465,7 +465,15 @@ export class Reconciler {
               ? await this.#o.fleet.spend(id).catch(() => undefined)
               : undefined;
           desired = channelStatus(
-            { result: r, suspend: obj.spec?.suspend === true, id, reports, spend, now },
+            {
+              result: r,
+              suspend: obj.spec?.suspend === true,
+              id,
+              reports,
+              reportsAvailable: this.#o.fleet !== undefined,
+              spend,
+              now,
+            },
             previous?.conditions,
           );
         }

@@ -51,8 +51,21 @@ export interface ChannelFacts {
   /** Channel id (`namespace/name`) as the relays know it. */
   id: string;
   reports: readonly PodReport[];
+  /** False when the operator has no Redis to read reports from (no REDIS_URL): nothing can report. */
+  reportsAvailable?: boolean;
   spend: { today: number; month: number } | undefined;
   now: number;
+}
+
+/** Why no relay has reported: none is live, or the operator has nowhere to read reports from. */
+function noReports(f: ChannelFacts) {
+  return f.reportsAvailable === false
+    ? {
+        reason: 'ReportsUnavailable',
+        message:
+          'the operator has no Redis (REDIS_URL), through which relays report: set redis.url, redis.existingSecret or redis.bundled.enabled',
+      }
+    : { reason: 'NoRelays', message: 'no live relay has reported' };
 }
 
 export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined): ChannelStatus {
@@ -83,12 +96,7 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
   const serving = live.filter((r) => r.channels[f.id]?.generation === gen);
   status.relays = { ready: serving.length, total: live.length };
   if (live.length === 0) {
-    conds.push({
-      type: 'Programmed',
-      status: 'Unknown',
-      reason: 'NoRelays',
-      message: 'no live relay has reported',
-    });
+    conds.push({ type: 'Programmed', status: 'Unknown', ...noReports(f) });
   } else if (serving.length === live.length) {
     conds.push({
       type: 'Programmed',
@@ -137,12 +145,7 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
     };
   } else if (mine.length === 0) {
     health = 'Unknown';
-    healthy = {
-      type: 'Healthy',
-      status: 'Unknown',
-      reason: 'NoRelays',
-      message: 'no live relay has reported',
-    };
+    healthy = { type: 'Healthy', status: 'Unknown', ...noReports(f) };
   } else if (requests >= DEGRADED_MIN_REQUESTS && errorRate > DEGRADED_ERROR_RATE) {
     health = 'Degraded';
     healthy = {

@@ -141,7 +141,9 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
-    return503OnClosing: true,
+    // A request that still arrives on an open connection while the relay drains (a client's
+    // pooled connection to a pod being replaced) is served, with `Connection: close` (drain.ts).
+    return503OnClosing: false,
     // Slow clients are cut in bounded time; Node's parser errors answer in the OpenAI shape.
     ...serverOptions({ ...DEFAULT_HTTP_TIMEOUTS, ...opts.timeouts }),
   });

@@ -7,6 +7,7 @@ import { JobPlane } from '../jobs/plane.ts';
 import { AccessLog, type AccessLogOptions } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
+import { connectionDrain } from './drain.ts';
 import { FileConfigSource } from './file-source.ts';
 import type { HttpTimeouts } from './http-timeouts.ts';
 import { type LogFormat, logDestination } from './logger.ts';
@@ -143,6 +144,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     );
   }
   const streams = trackStreams(relay);
+  const drain = connectionDrain(app.server);
   const source = opts.configFile ? new FileConfigSource(opts.configFile, relay.state) : undefined;
   let secretSource: SecretConfigSource | undefined;
   if (opts.configSecret) {
@@ -186,13 +188,14 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   const shutdown = () => {
     closing ??= (async () => {
       relay.state.draining = true;
+      drain.start();
       source?.stop();
       await secretSource?.stop();
       const deadline = setTimeout(() => {
         app.log.warn('shutdown deadline reached; closing remaining connections');
         void streams.endAll().then(() => app.server.closeAllConnections());
       }, opts.shutdownTimeoutMs);
-      // Keep-alive connections become idle as their last response ends; close them as they do.
+      // Keep-alive connections become idle as their last response ends; close them once quiet.
       const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
       try {
         await app.close();

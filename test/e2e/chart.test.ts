@@ -203,7 +203,7 @@ describe('Helm chart', () => {
     });
   }
 
-  it('defaults: one relay on embedded PGlite (PVC, Recreate, fixed hostname), two operators, no Redis', async () => {
+  it('defaults: one relay on embedded PGlite (PVC, Recreate, fixed hostname), two operators, the bundled Redis', async () => {
     const { objects } = await render('defaults');
     const relay = find(objects, 'Deployment', 'kr-kuberelay-relay');
     expect(relay.spec.replicas).toBe(1);
@@ -218,7 +218,10 @@ describe('Helm chart', () => {
       '--config',
       '/etc/kuberelay/config/config.json',
     ]);
-    expect(env(c, 'REDIS_URL')).toBeUndefined();
+    // The bundled Redis: relays report through it, so Channels get Programmed and Healthy.
+    expect(env(c, 'REDIS_URL')?.value).toBe('redis://kr-kuberelay-redis:6379');
+    expect(find(objects, 'Deployment', 'kr-kuberelay-redis').spec.replicas).toBe(1);
+    expect(find(objects, 'Service', 'kr-kuberelay-redis').spec.ports[0].port).toBe(6379);
     expect(env(c, 'DATABASE_URL')).toBeUndefined();
     expect(env(c, 'KUBERELAY_DATA_DIR')?.value).toBe('/data');
     expect(env(c, 'KUBERELAY_AUTH')?.value).toBe('keys');
@@ -264,6 +267,7 @@ describe('Helm chart', () => {
     ]);
     expect(env(oc, 'POD_NAMESPACE')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
     expect(env(oc, 'WATCH_NAMESPACES')?.value).toBe(NS.defaults);
+    expect(env(oc, 'REDIS_URL')?.value).toBe('redis://kr-kuberelay-redis:6379');
     expect(find(objects, 'PodDisruptionBudget', 'kr-kuberelay-operator').spec.minAvailable).toBe(1);
 
     // The admin API has its own ClusterIP Service; the public one serves the API and /metrics.
@@ -311,6 +315,8 @@ describe('Helm chart', () => {
     const c = container(relay, 'relay');
     expect(c.image).toBe('ghcr.io/kuberelay/kuberelay:0.1.0-rc.1');
     expect(env(c, 'REDIS_URL')?.valueFrom).toEqual({ secretKeyRef: { name: 'redis', key: 'url' } });
+    // A Redis of one's own replaces the bundled one.
+    expect(objects.filter((o) => o.metadata.name === 'kr-kuberelay-redis')).toEqual([]);
     expect(env(c, 'DATABASE_URL')?.valueFrom).toEqual({
       secretKeyRef: { name: 'postgres', key: 'database-url' },
     });
@@ -464,6 +470,7 @@ describe('Helm chart', () => {
     expect(find(objects, 'Secret', 'relay-redis-url').stringData).toEqual({
       'redis-url': 'redis://redis.cache.svc:6379/2',
     });
+    expect(objects.filter((o) => o.metadata.name === 'relay-redis')).toEqual([]);
     expect(env(c, 'ADMIN_TOKEN')?.valueFrom).toEqual({ secretKeyRef: { name: 'admin', key: 'token' } });
     expect(objects.find((o) => o.kind === 'Secret' && o.metadata.name === 'relay-admin')).toBeUndefined();
     // The names the e2e operator test relies on follow fullnameOverride.
@@ -508,13 +515,17 @@ describe('Helm chart', () => {
     ],
     [
       'a fleet without Redis',
-      { relay: { replicas: 3 }, database: { external: { existingSecret: 'pg' } } },
+      {
+        relay: { replicas: 3 },
+        redis: { bundled: { enabled: false } },
+        database: { external: { existingSecret: 'pg' } },
+      },
       /\/relay\/replicas'.*without Redis every relay keeps limits/,
     ],
     [
       'two Redis sources',
-      { redis: { url: 'redis://a:6379', bundled: { enabled: true } } },
-      /\/redis\/bundled\/enabled'.*at most one of redis.url, redis.existingSecret and redis.bundled.enabled/,
+      { redis: { url: 'redis://a:6379', existingSecret: 'redis' } },
+      /\/redis\/existingSecret'.*at most one of redis.url and redis.existingSecret/,
     ],
     [
       'a Redis URL that is not redis://',

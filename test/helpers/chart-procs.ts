@@ -1,10 +1,11 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterClient } from '../cluster/control-plane.ts';
-import { imageEnv, localize, type RenderedChart, renderChart } from './chart-env.ts';
-import { freePort, kuberelay, type Proc, REPO } from './process.ts';
+import { type ChartContainer, imageEnv, localize, type RenderedChart, renderChart } from './chart-env.ts';
+import { freePort, kuberelay, type Proc, REPO, spawnProc } from './process.ts';
 
 /**
  * The operator and relay processes exactly as the chart runs them (see chart-env.ts), for e2e
@@ -79,6 +80,16 @@ export async function installChart(
   const relayKubeconfig = await k.mintServiceAccountKubeconfig(namespace, `${RELEASE}-kuberelay-relay`);
   const procs: Proc[] = [];
   let n = 0;
+  // The bundled Redis (the default) as the kubelet would run it: a redis-server with the chart's
+  // args, its Service address replaced by a local one. Started with the first operator or relay
+  // (so a test that starts neither has none to stop), and killed with them.
+  let bundled: Promise<string | undefined> | undefined;
+  const redisEnv = async (c: ChartContainer): Promise<Record<string, string>> => {
+    if (c.env['REDIS_URL'] !== `redis://${RELEASE}-kuberelay-redis:6379`) return {};
+    bundled ??= bundledRedis(chart, procs);
+    const url = await bundled;
+    return url === undefined ? {} : { REDIS_URL: url };
+  };
 
   return {
     namespace,
@@ -89,13 +100,12 @@ export async function installChart(
     async startOperator(pod = `${RELEASE}-kuberelay-operator-${n++}`) {
       const port = await freePort();
       const data = await mkdtemp(join(tmpdir(), 'kuberelay-operator-'));
-      const c = localize(
-        withImageEnv(
-          image,
-          chart.container(`${RELEASE}-kuberelay-operator`, 'operator', { name: pod, namespace }),
-        ),
-        { env: { METRICS_PORT: String(port) }, paths: { '/data': data }, kubeconfig: operatorKubeconfig },
-      );
+      const rendered = chart.container(`${RELEASE}-kuberelay-operator`, 'operator', { name: pod, namespace });
+      const c = localize(withImageEnv(image, rendered), {
+        env: { METRICS_PORT: String(port), ...(await redisEnv(rendered)) },
+        paths: { '/data': data },
+        kubeconfig: operatorKubeconfig,
+      });
       const proc = chartProcess(c.args, c.env, opts.built === true);
       procs.push(proc);
       await proc.waitFor(/operator started/, 60_000);
@@ -109,21 +119,39 @@ export async function installChart(
     async startRelay(pod = `${RELEASE}-kuberelay-relay-${n++}`) {
       const [port, adminPort] = [await freePort(), await freePort()];
       const data = await mkdtemp(join(tmpdir(), 'kuberelay-relay-data-'));
-      const c = localize(
-        withImageEnv(image, chart.container(`${RELEASE}-kuberelay-relay`, 'relay', { name: pod, namespace })),
-        {
-          env: { PORT: String(port), ADMIN_PORT: String(adminPort) },
-          // No kubelet mounts the Secret here: the fallback file is absent, as before the first write.
-          paths: { '/etc/kuberelay/config/config.json': join(data, 'mounted-config.json'), '/data': data },
-          kubeconfig: relayKubeconfig,
-        },
-      );
+      const rendered = chart.container(`${RELEASE}-kuberelay-relay`, 'relay', { name: pod, namespace });
+      const c = localize(withImageEnv(image, rendered), {
+        env: { PORT: String(port), ADMIN_PORT: String(adminPort), ...(await redisEnv(rendered)) },
+        // No kubelet mounts the Secret here: the fallback file is absent, as before the first write.
+        paths: { '/etc/kuberelay/config/config.json': join(data, 'mounted-config.json'), '/data': data },
+        kubeconfig: relayKubeconfig,
+      });
       const proc = chartProcess(c.args, c.env, opts.built === true);
       procs.push(proc);
       await proc.waitFor(/relay listening/, 60_000);
       return { proc, url: `http://127.0.0.1:${port}` };
     },
   };
+}
+
+/** Starts the chart's bundled Redis when it renders one; its local URL. */
+async function bundledRedis(chart: RenderedChart, procs: Proc[]): Promise<string | undefined> {
+  const d = chart.objects.find(
+    (o) => o.kind === 'Deployment' && (o.metadata as { name: string }).name === `${RELEASE}-kuberelay-redis`,
+  ) as { spec: { template: { spec: { containers: { args: string[] }[] } } } } | undefined;
+  if (!d) return undefined;
+  const [command, ...args] = d.spec.template.spec.containers[0]!.args;
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'kuberelay-bundled-redis-'));
+  const proc = spawnProc(
+    command!,
+    [...args, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir],
+    process.env,
+    () => rmSync(dir, { recursive: true, force: true }),
+  );
+  procs.push(proc);
+  await proc.waitFor(/Ready to accept connections/, 10_000);
+  return `redis://127.0.0.1:${port}`;
 }
 
 /** The image's ENV under the container's own env, as Kubernetes merges them. */

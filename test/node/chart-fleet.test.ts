@@ -1,6 +1,7 @@
 // The production-shaped install: external PostgreSQL (started by the test on this machine, reached
 // by the pods through the node IP), the bundled Redis, and the relay Deployment scaled 1 -> 3 -> 1
-// with a fleet-wide RateLimitPolicy that stays exact across the pods.
+// with a fleet-wide RateLimitPolicy that stays exact across the pods, then rolled by `helm upgrade`
+// under continuous load.
 import OpenAI from 'openai';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,14 +74,6 @@ describe('helm install with external PostgreSQL and the bundled Redis', () => {
       ...localImageValues(c.env),
       '--set',
       'database.external.existingSecret=database',
-      '--set',
-      'redis.bundled.enabled=true',
-      '--set',
-      `redis.bundled.image.repository=${c.env['REDIS_IMAGE']!.split(':')[0]}`,
-      '--set',
-      `redis.bundled.image.tag=${c.env['REDIS_IMAGE']!.split(':')[1]}`,
-      '--set',
-      'redis.bundled.image.pullPolicy=Never',
       '--wait',
       '--timeout=8m',
     ]);
@@ -205,6 +198,115 @@ spec:
       expect(run.other).toEqual([]);
       expect(run.ok).toBe(LIMIT);
     }
+  });
+
+  // What an upgrade does to a fleet in service: every relay pod replaced one by one (maxSurge 25%,
+  // maxUnavailable 0), each old pod taken out of the Service (readiness, preStop pause) and then
+  // drained. The clients are the openai SDK without retries: any failure would show.
+  it('helm upgrade rolls the relays under continuous load: 0 failed requests', async () => {
+    // Two replicas in the values; Helm takes .spec.replicas back from `kubectl scale` above.
+    await c.h([
+      'upgrade',
+      release,
+      CHART,
+      '-n',
+      ns,
+      '--reuse-values',
+      '--set',
+      'relay.replicas=2',
+      '--force-conflicts',
+      '--wait',
+    ]);
+    await scale(2);
+    // Streams go to a Channel whose upstream paces its chunks (a static header of the Channel), so
+    // some are mid-stream when their pod is told to stop.
+    await c.k(
+      ['-n', ns, 'apply', '-f', '-'],
+      `apiVersion: kuberelay.io/v1alpha1
+kind: Channel
+metadata: { name: paced }
+spec:
+  provider: openai-compatible
+  baseURL: http://mock-upstream:9201/v1
+  apiKeySecretRef: { name: mock-provider }
+  headers: { x-mock-chunk-delay-ms: "100" }
+  models: [{ name: paced-model }]
+`,
+    );
+    await eventually('the paced Channel served', 60_000, async () =>
+      client.chat.completions.create(
+        { model: 'paced-model', messages: [{ role: 'user', content: 'hi' }] },
+        { headers: { 'x-tenant': 'warm-up-paced' } },
+      ),
+    );
+    const before = (await pods(c, ns, 'app.kubernetes.io/component=relay'))
+      .filter((p) => !p.metadata.deletionTimestamp)
+      .map((p) => p.metadata.name);
+    expect(before).toHaveLength(2);
+
+    let stop = false;
+    const outcome = { ok: 0, streams: 0, failed: [] as string[] };
+    let seq = 0;
+    const one = async (stream: boolean) => {
+      // A tenant per request: the per-tenant RateLimitPolicy never refuses one.
+      const headers = { 'x-tenant': `roll-${++seq}` };
+      const messages = [{ role: 'user' as const, content: 'roll' }];
+      if (!stream) {
+        const r = await client.chat.completions.create({ model: 'gpt-4o-mini', messages }, { headers });
+        if (!r.choices[0]?.message.content) throw new Error('an empty completion');
+        return;
+      }
+      const s = await client.chat.completions.create(
+        { model: 'paced-model', messages, stream: true },
+        { headers },
+      );
+      let text = '';
+      for await (const chunk of s) text += chunk.choices[0]?.delta.content ?? '';
+      if (!text) throw new Error('an empty stream');
+      outcome.streams++;
+    };
+    const worker = async (w: number) => {
+      for (let i = 0; !stop; i++) {
+        try {
+          await one((w + i) % 2 === 0);
+          outcome.ok++;
+        } catch (err) {
+          outcome.failed.push(String((err as Error).message ?? err));
+        }
+      }
+    };
+    const load = Promise.all([0, 1, 2, 3].map(worker));
+
+    const started = Date.now();
+    await c.h([
+      'upgrade',
+      release,
+      CHART,
+      '-n',
+      ns,
+      '--reuse-values',
+      '--set-string',
+      `relay.podAnnotations.kuberelay\\.io/rolled=${started}`,
+      '--wait',
+      '--timeout=8m',
+    ]);
+    await c.k(['-n', ns, 'rollout', 'status', relay, '--timeout=300s'], undefined, 320_000);
+    // The old pods are gone only after their drain: keep the load on until then.
+    await eventually('the old relay pods gone', 120_000, async () => {
+      const now = (await pods(c, ns, 'app.kubernetes.io/component=relay')).map((p) => p.metadata.name);
+      return now.some((name) => before.includes(name)) ? undefined : now;
+    });
+    const rolledMs = Date.now() - started;
+    stop = true;
+    await load;
+    const total = outcome.ok + outcome.failed.length;
+    console.log(
+      `[node] helm upgrade rolled ${before.length} relays in ${(rolledMs / 1000).toFixed(0)} s under load: ` +
+        `${outcome.failed.length} of ${total} requests failed (${outcome.streams} streams)`,
+    );
+    expect(outcome.failed).toEqual([]);
+    expect(outcome.streams).toBeGreaterThan(20);
+    expect(total).toBeGreaterThan(100);
   });
 
   it('no container restarted or was OOM-killed', async () => {

@@ -266,6 +266,7 @@ YAML
     echo "NODE_IP=$node_ip"
     echo "PV_DIR=$dir/pv"
     echo "CTR_ADDRESS=$ctrd/containerd.sock"
+    echo "CTR=$bin/containerd-$CONTAINERD_VERSION/ctr"
     echo "STARTUP_SECONDS=$((SECONDS - t0))"
   } >>"$dir/env"
   log "cluster ready in $((SECONDS - t0)) s (CoreDNS available); kubeconfig $dir/admin.kubeconfig"

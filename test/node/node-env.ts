@@ -1,10 +1,14 @@
 // Helpers of the node tier: what a user does with kubectl and helm against the one-node
 // cluster of global-setup.ts, plus the checks every test ends with.
+import { execFile } from 'node:child_process';
 import { chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { type ClusterClient, connect } from '../cluster/control-plane.ts';
+
+const run = promisify(execFile) as unknown as (cmd: string, args: string[]) => Promise<{ stdout: string }>;
 
 export const REPO = join(import.meta.dirname, '../..');
 export const CHART = join(REPO, 'charts/kuberelay');
@@ -33,18 +37,22 @@ export function nodeCluster(): NodeCluster {
   return { ...client, env, k, h };
 }
 
-/** The chart's values that point it at the images imported into containerd (never pulled). */
+/**
+ * The chart's values that point it at the images imported into containerd (never pulled): the
+ * project image and the bundled Redis (Debian's redis-server, standing in for redis:7.4-alpine).
+ */
 export function localImageValues(env: Record<string, string>): string[] {
-  const ref = env['KUBERELAY_IMAGE']!;
-  const colon = ref.lastIndexOf(':');
+  const image = (ref: string) => [ref.slice(0, ref.lastIndexOf(':')), ref.slice(ref.lastIndexOf(':') + 1)];
+  const [repository, tag] = image(env['KUBERELAY_IMAGE']!);
+  const [redisRepository, redisTag] = image(env['REDIS_IMAGE']!);
   return [
-    '--set',
-    `image.repository=${ref.slice(0, colon)}`,
-    '--set',
-    `image.tag=${ref.slice(colon + 1)}`,
-    '--set',
+    `image.repository=${repository}`,
+    `image.tag=${tag}`,
     'image.pullPolicy=Never',
-  ];
+    `redis.bundled.image.repository=${redisRepository}`,
+    `redis.bundled.image.tag=${redisTag}`,
+    'redis.bundled.image.pullPolicy=Never',
+  ].flatMap((v) => ['--set', v]);
 }
 
 /**
@@ -122,7 +130,7 @@ export async function deployMockUpstreams(
 }
 
 interface PodJson {
-  metadata: { name: string };
+  metadata: { name: string; deletionTimestamp?: string };
   status: {
     phase: string;
     conditions?: { type: string; status: string }[];
@@ -130,6 +138,7 @@ interface PodJson {
       name: string;
       restartCount: number;
       ready: boolean;
+      containerID?: string;
       lastState?: { terminated?: { reason?: string; exitCode?: number } };
       state?: { terminated?: { reason?: string } };
     }[];
@@ -157,13 +166,29 @@ export async function restartedContainers(c: NodeCluster, namespace: string): Pr
       const last = s.lastState?.terminated;
       const now = s.state?.terminated;
       if (s.restartCount > 0 || last || now?.reason === 'OOMKilled') {
-        bad.push(
-          `${p.metadata.name}/${s.name}: restarts=${s.restartCount} last=${JSON.stringify(last ?? {})}`,
-        );
+        const why = last ? `${last.reason ?? '?'} exit ${last.exitCode ?? '?'}` : `now ${now?.reason}`;
+        bad.push(`${p.metadata.name}/${s.name}: restarts=${s.restartCount} last=${why}`);
       }
     }
   }
   return bad;
+}
+
+/** The host PID of a container's init process (containerd's task), from its `containerd://ID`. */
+export async function containerPid(c: NodeCluster, containerId: string): Promise<number> {
+  const id = containerId.replace(/^containerd:\/\//, '');
+  const { stdout: r } = await run(c.env['CTR']!, [
+    '--address',
+    c.env['CTR_ADDRESS']!,
+    '-n',
+    'k8s.io',
+    'tasks',
+    'ls',
+  ]);
+  const line = r.split('\n').find((l) => l.startsWith(`${id} `));
+  const pid = Number(line?.trim().split(/\s+/)[1]);
+  if (!(pid > 1)) throw new Error(`no containerd task ${id}:\n${r}`);
+  return pid;
 }
 
 /** Polls check() until it returns a value (not undefined), or throws with the last error. */

@@ -122,6 +122,15 @@ describe('operator: channel status from pod reports', () => {
     expect(cond(none, 'Programmed')).toMatchObject({ status: 'Unknown', reason: 'NoRelays' });
   });
 
+  it('says what to enable when the operator has no Redis to read reports from', () => {
+    const s = channelStatus({ ...facts([]), reportsAvailable: false }, undefined);
+    expect(s.health).toBe('Unknown');
+    for (const type of ['Programmed', 'Healthy'])
+      expect(cond(s, type)).toMatchObject({ status: 'Unknown', reason: 'ReportsUnavailable' });
+    expect(cond(s, 'Programmed')?.message).toMatch(/REDIS_URL.*redis\.bundled\.enabled/);
+    expect(cond(s, 'Accepted')).toMatchObject({ status: 'True' });
+  });
+
   it('keeps lastTransitionTime while a condition keeps its status, and moves it on a flip', () => {
     const first = channelStatus(facts([pod('p1', ch())]), undefined);
     const later = { ...facts([pod('p1', ch())]), now: NOW + 60_000 };

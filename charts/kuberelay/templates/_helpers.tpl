@@ -64,9 +64,14 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if not .Values.database.external.existingSecret -}}true{{- end -}}
 {{- end -}}
 
+{{- /* "true" when the chart runs its bundled Redis: enabled, and no other Redis given. */ -}}
+{{- define "kuberelay.bundledRedis" -}}
+{{- if and .Values.redis.bundled.enabled (not .Values.redis.url) (not .Values.redis.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
 {{- /* "true" when the relay has a Redis (external or bundled). */ -}}
 {{- define "kuberelay.hasRedis" -}}
-{{- if or .Values.redis.url .Values.redis.existingSecret .Values.redis.bundled.enabled -}}true{{- end -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret (include "kuberelay.bundledRedis" .) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "kuberelay.adminSecretName" -}}
@@ -87,7 +92,7 @@ app.kubernetes.io/component: {{ index . 1 }}
     secretKeyRef:
       name: {{ include "kuberelay.fullname" . }}-redis-url
       key: redis-url
-{{- else if .Values.redis.bundled.enabled }}
+{{- else if include "kuberelay.bundledRedis" . }}
 - name: REDIS_URL
   value: {{ printf "redis://%s-redis:6379" (include "kuberelay.fullname" .) | quote }}
 {{- end }}

@@ -9,6 +9,7 @@ import { applyMigrations } from '../../db/migrate.ts';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { type Backend, startBackend } from '../helpers/backends.ts';
 import { CHANNEL_KEY, type Harness, metric, startHarness } from '../helpers/harness.ts';
+import { refused } from '../helpers/sdk-errors.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 const UPSTREAM_MODEL = 'claude-sonnet-4-20250514';
@@ -64,15 +65,6 @@ describe('anthropic provider through the relay (openai SDK client)', () => {
     return (await res.json()) as any;
   };
   const upstreamBody = () => mock.stats().last!.body as Record<string, unknown>;
-  const refused = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      if (err instanceof OpenAI.APIError) return err;
-      throw err;
-    }
-    throw new Error('the request was expected to fail');
-  };
 
   beforeAll(async () => {
     backend = await startBackend('pglite');

@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { CHANNEL_KEY, type Harness, metric, startHarness } from '../helpers/harness.ts';
+import { refused } from '../helpers/sdk-errors.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 
@@ -45,15 +46,6 @@ describe('gemini provider: OpenAI SDK -> relay -> Gemini API', () => {
     });
     // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response shapes
     return (await res.json()) as any;
-  };
-  const refused = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      if (err instanceof OpenAI.APIError) return err;
-      throw err;
-    }
-    throw new Error('the request was expected to fail');
   };
 
   beforeAll(async () => {

@@ -15,6 +15,7 @@ import {
   startHarness,
   startMocks,
 } from '../helpers/harness.ts';
+import { refused } from '../helpers/sdk-errors.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 
@@ -44,15 +45,6 @@ describe.each(BACKENDS)('client keys, usage and the admin API on %s', (backendNa
   };
   const client = (apiKey: string, maxRetries = 0) =>
     new OpenAI({ baseURL: `${h.url}/v1`, apiKey, maxRetries });
-  const refused = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      if (err instanceof OpenAI.APIError) return err;
-      throw err;
-    }
-    throw new Error('the request was expected to fail');
-  };
 
   beforeAll(async () => {
     backend = await startBackend(backendName);

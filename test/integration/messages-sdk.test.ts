@@ -11,6 +11,7 @@ import { applyMigrations } from '../../db/migrate.ts';
 import type { MockUpstream } from '../../mock-upstream/server.ts';
 import { type Backend, startBackend } from '../helpers/backends.ts';
 import { configYaml, type Harness, metric, post, startHarness, startMocks } from '../helpers/harness.ts';
+import { refusedAnthropic as refused } from '../helpers/sdk-errors.ts';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 const PRICING = '{ inputPer1M: "3", outputPer1M: "15", cachedInputPer1M: "0.3", cacheWritePer1M: "3.75" }';
@@ -65,15 +66,6 @@ describe('POST /v1/messages with the Anthropic SDK', () => {
     });
     // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response shapes
     return (await res.json()) as any;
-  };
-  const refused = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      if (err instanceof Anthropic.APIError) return err;
-      throw err;
-    }
-    throw new Error('the request was expected to fail');
   };
   const upstream = (m: MockUpstream) => m.stats().last!;
 

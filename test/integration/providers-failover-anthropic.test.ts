@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MockUpstream } from '../../mock-upstream/server.ts';
 import { configYaml, type Harness, startHarness, startMocks } from '../helpers/harness.ts';
+import { refused } from '../helpers/sdk-errors.ts';
 
 // Failover between an anthropic and an openai channel for one model name, both ways, stream
 // included: the client (the official openai SDK) sees one answer in OpenAI's shape, whichever
@@ -151,15 +152,6 @@ describe('an anthropic channel alone under upstream faults: OpenAI-shaped errors
     await mock.close();
   });
 
-  const refused = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      if (err instanceof OpenAI.APIError) return err;
-      throw err;
-    }
-    throw new Error('the request was expected to fail');
-  };
   const ask = () => client(h).chat.completions.create({ model: 'gpt-4o-mini', messages });
 
   it('a 429, an HTML page, a reset: errors in OpenAI shape, never the upstream body', async () => {

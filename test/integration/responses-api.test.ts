@@ -5,6 +5,7 @@ import { completionText } from '../../mock-upstream/content.ts';
 import type { MockUpstream } from '../../mock-upstream/server.ts';
 import { type Backend, startBackend } from '../helpers/backends.ts';
 import { configYaml, type Harness, metric, startHarness, startMocks } from '../helpers/harness.ts';
+import { refused } from '../helpers/sdk-errors.ts';
 
 // The Responses API through the relay, with the official openai SDK as the client and client keys
 // on (the default): natively to openai and azure-openai channels (ids pinned to the channel that
@@ -113,16 +114,6 @@ describe('the Responses API (native, pinned, translated)', () => {
     await Promise.all([main, a, b].map((m) => m?.close()));
     await backend?.close();
   });
-
-  const refused = async (p: Promise<unknown>) => {
-    try {
-      await p;
-    } catch (err) {
-      if (err instanceof OpenAI.APIError) return err;
-      throw err;
-    }
-    throw new Error('the request was expected to fail');
-  };
 
   describe('native (openai channel)', () => {
     it('responses.create: the answer in OpenAI shape, the model renamed upstream, usage billed', async () => {
@@ -447,7 +438,7 @@ spec:
       const err = await refused(bob.responses.create({ model: 'gpt-4o-mini', input: 'x' }));
       expect(err.status).toBe(429);
       expect(err.error).toMatchObject({ code: 'rate_limit_exceeded' });
-      expect(err.headers.get('retry-after')).toBeTruthy();
+      expect(err.headers?.get('retry-after')).toBeTruthy();
       // another route is not counted
       expect(
         (

@@ -28,7 +28,7 @@ import {
 } from './model.ts';
 import { JobPoller } from './poller.ts';
 import { fetchResult } from './result-fetch.ts';
-import { type ClaimedJob, type JobChange, JobStore, type NewJob } from './store.ts';
+import { type ClaimedJob, type JobChange, type JobCounts, JobStore, type NewJob } from './store.ts';
 import { readJson, sendCall } from './upstream.ts';
 
 /**
@@ -392,6 +392,9 @@ export class JobPlane {
     return { ok: true, job };
   }
 
+  /** The last fleet-wide job figures per channel (refreshGauges), for the pod report. */
+  counts = new Map<string, JobCounts>();
+
   // ---- the queue -----------------------------------------------------------------------------
 
   /** Submits the oldest queued jobs of a channel into its free slots, in submit order. */
@@ -635,7 +638,8 @@ export class JobPlane {
 
   /** Gauges from the job table (fleet-wide figures). */
   async refreshGauges(): Promise<void> {
-    const counts = await this.store.openCounts();
+    const counts = await this.store.channelCounts();
+    this.counts = new Map(counts.map(({ channel, ...c }) => [channel, c]));
     this.metrics.queued.reset();
     this.metrics.running.reset();
     for (const id of this.#d.state.runtime?.channels.keys() ?? []) {

@@ -141,6 +141,13 @@ describe('Veo and Volcengine video jobs through the relay', () => {
     });
   }
 
+  it('counts the jobs per channel for the pod report: completed ones, none open', async () => {
+    await h.relay.jobs!.refreshGauges();
+    const counts = h.relay.jobs!.counts;
+    expect(counts.get('default/veo')).toEqual({ queued: 0, running: 0, completed: 1, failed: 0 });
+    expect(counts.get('default/jimeng')).toEqual({ queued: 0, running: 0, completed: 1, failed: 0 });
+  });
+
   it("a refused submit carries the adapter's message and code (Volcengine's error shape)", async () => {
     bad.setFaults({ status: 400 });
     const err = await client.videos.create({ model: 'jimeng-bad', prompt: 'x' }).then(

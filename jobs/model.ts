@@ -49,6 +49,8 @@ export interface StoredRequest {
 export interface JobResult {
   seconds?: number;
   resultURL?: string;
+  /** The resultURL needs the channel's credential (on the channel's origin only). */
+  resultAuth?: boolean;
   meta?: Record<string, unknown>;
 }
 
@@ -170,6 +172,7 @@ export function applySnapshot(
   const result: JobResult = { ...j.result };
   if (s.seconds !== undefined) result.seconds = s.seconds;
   if (s.resultURL !== undefined) result.resultURL = s.resultURL;
+  if (s.resultAuth) result.resultAuth = true;
   if (s.meta) result.meta = { ...result.meta, ...s.meta };
   if (JSON.stringify(result) !== JSON.stringify(j.result)) next.result = result;
   if (s.status === 'failed')

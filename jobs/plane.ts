@@ -27,7 +27,8 @@ import {
   type StoredRequest,
 } from './model.ts';
 import { JobPoller } from './poller.ts';
-import { type ClaimedJob, type JobChange, JobStore, type NewJob } from './store.ts';
+import { fetchResult } from './result-fetch.ts';
+import { type ClaimedJob, type JobChange, type JobCounts, JobStore, type NewJob } from './store.ts';
 import { readJson, sendCall } from './upstream.ts';
 
 /**
@@ -331,7 +332,7 @@ export class JobPlane {
     const body = await readJson(res).catch(() => undefined);
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const retryable = ch.isFailure(res.statusCode);
-      const upstream = errorOfBody(body);
+      const upstream = upstreamErrorOf(ch, res.statusCode, body);
       const message = upstream?.message ?? `the upstream answered ${res.statusCode}`;
       return fail({
         ok: false,
@@ -390,6 +391,9 @@ export class JobPlane {
     if (isTerminal(job.status)) this.#terminal(job, 'upstream');
     return { ok: true, job };
   }
+
+  /** The last fleet-wide job figures per channel (refreshGauges), for the pod report. */
+  counts = new Map<string, JobCounts>();
 
   // ---- the queue -----------------------------------------------------------------------------
 
@@ -606,13 +610,10 @@ export class JobPlane {
     const timeoutMs = ch.config.timeouts.totalMs;
     try {
       if (j.result.resultURL && !variant) {
-        const u = new URL(j.result.resultURL);
-        const { request } = await import('undici');
-        return await request(u, {
-          method: 'GET',
+        return await fetchResult(ch, j.result.resultURL, {
+          auth: j.result.resultAuth === true,
           headers,
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
+          timeoutMs,
         });
       }
       if (!ops.content) {
@@ -637,7 +638,8 @@ export class JobPlane {
 
   /** Gauges from the job table (fleet-wide figures). */
   async refreshGauges(): Promise<void> {
-    const counts = await this.store.openCounts();
+    const counts = await this.store.channelCounts();
+    this.counts = new Map(counts.map(({ channel, ...c }) => [channel, c]));
     this.metrics.queued.reset();
     this.metrics.running.reset();
     for (const id of this.#d.state.runtime?.channels.keys() ?? []) {
@@ -657,8 +659,23 @@ function resultOf(s: JobSnapshot) {
   const r: Job['result'] = {};
   if (s.seconds !== undefined) r.seconds = s.seconds;
   if (s.resultURL !== undefined) r.resultURL = s.resultURL;
+  if (s.resultAuth) r.resultAuth = true;
   if (s.meta) r.meta = { ...s.meta };
   return r;
+}
+
+/** The adapter's reading of an error answer (its codes and messages), else OpenAI's shape. */
+function upstreamErrorOf(
+  ch: ChannelRuntime,
+  status: number,
+  body: unknown,
+): { message?: string; code?: string; param?: string } | undefined {
+  const e = ch.adapter.errorOf?.(status, body);
+  if (!e) return errorOfBody(body);
+  const out: { message?: string; code?: string; param?: string } = { message: e.message };
+  if (e.code) out.code = e.code;
+  if (e.param) out.param = e.param;
+  return out;
 }
 
 function errorOfBody(body: unknown): { message?: string; code?: string; param?: string } | undefined {

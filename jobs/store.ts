@@ -337,6 +337,26 @@ export class JobStore {
        FROM media_tasks WHERE ${OPEN} GROUP BY channel`,
     );
   }
+
+  /** Fleet-wide figures per channel: open jobs now, and jobs finished in the last 24 hours. */
+  async channelCounts(): Promise<({ channel: string } & JobCounts)[]> {
+    return this.#q(
+      `SELECT channel,
+              count(*) FILTER (WHERE ${OPEN} AND dispatched_at IS NULL)::int AS queued,
+              count(*) FILTER (WHERE ${OPEN} AND dispatched_at IS NOT NULL)::int AS running,
+              count(*) FILTER (WHERE status = 'completed')::int AS completed,
+              count(*) FILTER (WHERE status IN ('failed', 'cancelled'))::int AS failed
+       FROM media_tasks WHERE ${OPEN} OR completed_at > now() - interval '24 hours' GROUP BY channel`,
+    );
+  }
+}
+
+/** A channel's jobs: open now (queued, running) and finished in the last 24 h (completed, failed). */
+export interface JobCounts {
+  queued: number;
+  running: number;
+  completed: number;
+  failed: number;
 }
 
 /** Inserts a job (queued, or holding a slot), or moves a failed-over one to its new channel. */

@@ -32,6 +32,11 @@ export interface ChannelStatus {
     p50LatencyMs?: number;
     spendToday: string;
     spendMonth: string;
+    /** Async jobs, fleet-wide: open now, and finished in the last 24 hours. */
+    jobsQueued?: number;
+    jobsRunning?: number;
+    jobsCompleted24h?: number;
+    jobsFailed24h?: number;
   };
 }
 
@@ -171,6 +176,16 @@ export function channelStatus(f: ChannelFacts, previous: Condition[] | undefined
     spendToday: (f.spend?.today ?? 0).toFixed(6),
     spendMonth: (f.spend?.month ?? 0).toFixed(6),
   };
+  // Every pod reads the same job table: the freshest report has the fleet's figures.
+  const jobs = live
+    .filter((r) => r.channels[f.id]?.jobs)
+    .sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0]?.channels[f.id]?.jobs;
+  if (jobs) {
+    status.usage.jobsQueued = jobs.queued;
+    status.usage.jobsRunning = jobs.running;
+    status.usage.jobsCompleted24h = jobs.completed;
+    status.usage.jobsFailed24h = jobs.failed;
+  }
   if (p50s.length > 0) {
     // Request-weighted mean of the pods' medians: close enough to a fleet median for a status.
     const w = p50s.reduce((n, c) => n + c.requests5m, 0);

@@ -34,6 +34,11 @@ export interface ChannelReport {
   p50LatencyMs?: number;
   /** Requests in flight from this pod now. */
   inflight: number;
+  /**
+   * Async jobs of this channel, fleet-wide (read from the job table, so every pod reports the
+   * same figures): open now, and finished in the last 24 hours. Absent without a job plane.
+   */
+  jobs?: { queued: number; running: number; completed: number; failed: number };
 }
 
 export interface PodReport {

@@ -181,6 +181,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         metrics,
         log: app.log,
         intervalMs: shared.reportIntervalMs,
+        ...(relay.jobs ? { jobs: () => relay.jobs!.counts } : {}),
       })
     : undefined;
 

@@ -33,6 +33,8 @@ export function startPodReporter(o: {
   metrics: RelayMetrics;
   log: FastifyBaseLogger;
   intervalMs: number;
+  /** Fleet-wide job figures per channel (the job plane's last count), when this pod runs jobs. */
+  jobs?: () => ReadonlyMap<string, NonNullable<ChannelReport['jobs']>>;
 }): PodReporter {
   const startedAt = new Date().toISOString();
   const ttlMs = Math.max(DEFAULT_REPORT_TTL_MS, o.intervalMs * 3);
@@ -49,6 +51,7 @@ export function startPodReporter(o: {
       inflight.set(String(v.labels.channel), v.value);
     }
     const channels: Record<string, ChannelReport> = {};
+    const jobs = o.jobs?.();
     await Promise.all(
       (rt?.config.channels ?? []).map(async (c) => {
         const h = await o.store.channelHealth(c.id);
@@ -59,6 +62,12 @@ export function startPodReporter(o: {
           cooldownUntil: h.cooldownUntil,
           inflight: inflight.get(c.id) ?? 0,
         };
+        // Channels whose provider runs jobs report their figures (zeros before the first job).
+        if (jobs && rt?.channels.get(c.id)?.adapter.jobs) {
+          channels[c.id]!.jobs = {
+            ...(jobs.get(c.id) ?? { queued: 0, running: 0, completed: 0, failed: 0 }),
+          };
+        }
       }),
     );
     const report: PodReport = {

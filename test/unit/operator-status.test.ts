@@ -193,3 +193,26 @@ describe('operator: channel status while the relay reports cannot be read', () =
     expect(cond(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'NotAccepted' });
   });
 });
+
+describe('operator: job figures in Channel status usage', () => {
+  const at = (name: string, ms: number, c: ChannelReport): PodReport => ({
+    ...pod(name, c),
+    at: new Date(NOW - ms).toISOString(),
+  });
+  it("takes the freshest report's fleet-wide job figures (every pod reads the same job table), never a sum", () => {
+    const s = channelStatus(
+      facts([
+        at('p1', 5_000, ch({ jobs: { queued: 9, running: 1, completed: 3, failed: 0 } })),
+        at('p2', 1_000, ch({ jobs: { queued: 4, running: 1, completed: 8, failed: 2 } })),
+        at('p3', 0, ch()),
+      ]),
+      undefined,
+    );
+    expect(s.usage).toMatchObject({ jobsQueued: 4, jobsRunning: 1, jobsCompleted24h: 8, jobsFailed24h: 2 });
+  });
+  it('a channel without jobs has no job fields', () => {
+    const s = channelStatus(facts([pod('p1', ch())]), undefined);
+    expect(s.usage).not.toHaveProperty('jobsQueued');
+    expect(s.usage).not.toHaveProperty('jobsRunning');
+  });
+});

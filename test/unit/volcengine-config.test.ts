@@ -44,6 +44,8 @@ describe('volcengine channel credentials', () => {
       secretAccessKey: 'c2VjcmV0LWV4YW1wbGU=',
     });
     expect(ch.apiKey).toBe('AKLT-example-id');
+    // the production relay's figures: one upstream job at a time, 100 waiting
+    expect(ch.jobs).toMatchObject({ maxConcurrent: 1, maxQueue: 100, pollIntervalMs: 30_000 });
     const { runtime } = compileRuntime(config);
     const rt = runtime.channels.get(ch.id)!;
     expect(rt.target.credentials).toEqual(ch.credentials);

@@ -64,6 +64,7 @@ export async function startRedis(): Promise<TestRedis> {
     const deadline = Date.now() + 10_000;
     while (!(await answers(port))) {
       if (p.exitCode !== null || Date.now() > deadline) {
+        p.kill('SIGKILL'); // a server that did not answer in time is not left behind
         throw new Error(`redis-server did not start on port ${port} (is it installed?):\n${log}`);
       }
       await new Promise((r) => setTimeout(r, 20));

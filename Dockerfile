@@ -25,6 +25,7 @@ COPY operator ./operator
 COPY providers ./providers
 COPY redis ./redis
 COPY relay ./relay
+COPY jobs ./jobs
 RUN npm run build
 
 # --- deps: production dependencies only -----------------------------------------------------------

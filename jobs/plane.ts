@@ -13,7 +13,7 @@ import type { RelayMetrics } from '../relay/metrics.ts';
 import type { RelayState } from '../relay/relay-state.ts';
 import type { ChannelRuntime } from '../relay/runtime.ts';
 import { upstreamFault } from '../relay/upstream-fault.ts';
-import { createJobMetrics, type JobMetrics } from './metrics.ts';
+import type { JobMetrics } from './metrics.ts';
 import {
   applySnapshot,
   isTerminal,
@@ -88,7 +88,7 @@ export class JobPlane {
   constructor(d: JobPlaneDeps) {
     this.#d = d;
     this.store = new JobStore(d.db);
-    this.metrics = createJobMetrics(d.metrics.registry);
+    this.metrics = d.metrics.jobs;
     this.#events.setMaxListeners(0);
     this.#poller = new JobPoller(this, {
       owner: d.pod,

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { createJobMetrics } from '../jobs/metrics.ts';
 
 /**
  * The relay's Prometheus metrics. Labels are bounded by the config: `channel` is a Channel id,
@@ -31,6 +32,9 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?:
   registry.registerMetric(requestDuration);
   return {
     registry,
+    // Always exported (no series while no job runs), so alerts and dashboards find their families
+    // on every relay; the job plane, when a database runs it, counts into them.
+    jobs: createJobMetrics(registry),
     /** Observes one request's duration; `traceId` becomes the bucket's exemplar when exemplars are on. */
     observeRequestDuration(labels: { route: string; model: string }, seconds: number, traceId?: string) {
       if (exemplars) {

@@ -396,7 +396,7 @@ describe('Helm chart', () => {
     const rulesPath = join(dir, 'rendered-rules.yaml');
     await writeFile(rulesPath, stringify({ groups: rendered }));
     const { stdout } = await execFileAsync('promtool', ['check', 'rules', rulesPath]);
-    expect(stdout).toMatch(/SUCCESS: 12 rules found/);
+    expect(stdout).toMatch(/SUCCESS: 13 rules found/);
 
     const dashboard = find(objects, 'ConfigMap', 'kr-kuberelay-dashboard');
     expect(dashboard.metadata.labels?.grafana_dashboard).toBe('1');

@@ -7,6 +7,8 @@ import type { ClusterClient } from '../cluster/control-plane.ts';
 import { type ChartContainer, imageEnv, localize, type RenderedChart, renderChart } from './chart-env.ts';
 import { freePort, kuberelay, type Proc, REPO, spawnProc } from './process.ts';
 
+export { until } from './until.ts';
+
 /**
  * The operator and relay processes exactly as the chart runs them (see chart-env.ts), for e2e
  * tests against the real API server, with the chart's own ServiceAccounts and Roles applied.
@@ -157,27 +159,6 @@ async function bundledRedis(chart: RenderedChart, procs: Proc[]): Promise<string
 /** The image's ENV under the container's own env, as Kubernetes merges them. */
 function withImageEnv(image: Record<string, string>, c: { args: string[]; env: Record<string, string> }) {
   return { args: c.args, env: { ...image, ...c.env } };
-}
-
-/** Polls `fn` until it returns something other than undefined/false. */
-export async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 /** Resident set size of a process, from /proc (Linux), in MiB. */

@@ -10,6 +10,7 @@ import type { MockUpstream } from '../../mock-upstream/server.ts';
 import { configYaml, startMocks } from '../helpers/harness.ts';
 import { type Collector, startCollector } from '../helpers/otel-collector.ts';
 import { freePort, kuberelay, type Proc } from '../helpers/process.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * Exemplars: with tracing on, a real Prometheus with exemplar storage scrapes the relay (it asks
@@ -19,22 +20,6 @@ import { freePort, kuberelay, type Proc } from '../helpers/process.ts';
 
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const TRACEPARENT = `00-${TRACE_ID}-b7ad6b7169203331-01`;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 interface ExemplarSeries {
   seriesLabels: Record<string, string>;

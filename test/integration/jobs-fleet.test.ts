@@ -13,6 +13,7 @@ import { type Fleet, startFleet } from '../helpers/fleet.ts';
 import { CHANNEL_KEY, configYaml } from '../helpers/harness.ts';
 import { type Postgres, startPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis, testPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * The job plane across three relay processes sharing Redis and one PostgreSQL, the openai SDK as
@@ -21,20 +22,6 @@ import { startRedis, type TestRedis, testPrefix } from '../helpers/redis.ts';
  */
 
 const INTERVAL_MS = 500;
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

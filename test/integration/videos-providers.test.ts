@@ -11,6 +11,7 @@ import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server
 import { resultBytes } from '../../mock-upstream/task-sim.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
 import { type Postgres, startPostgres } from '../helpers/postgres.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * Veo (gemini) and Volcengine channels through the job plane, one relay on PostgreSQL, the openai
@@ -23,16 +24,6 @@ const SK = 'bW9jay1zZWNyZXQtYWNjZXNzLWtleQ==';
 const GEMINI_KEY = 'AIza-mock-key-0123456789';
 const RESULT_BYTES = 200_000;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function yaml(mock: MockUpstream, badMock: MockUpstream): string {
   const ch = (name: string, provider: string, url: string, secret: string, models: string) => `---

@@ -11,6 +11,7 @@ import { mockVideoBytes } from '../../mock-upstream/openai/videos.ts';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { configYaml, type Harness, startHarness } from '../helpers/harness.ts';
 import { type Postgres, startPostgres } from '../helpers/postgres.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * The OpenAI Videos API through one relay on PostgreSQL, the openai SDK as client, against the
@@ -19,20 +20,6 @@ import { type Postgres, startPostgres } from '../helpers/postgres.ts';
  */
 
 const PER_SECOND = 0.1;
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('OpenAI Videos API through the relay', () => {
   let pg: Postgres;

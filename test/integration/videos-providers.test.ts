@@ -3,13 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import pgLib from 'pg';
+import type pgLib from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../db/database.ts';
 import { applyMigrations } from '../../db/migrate.ts';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { resultBytes } from '../../mock-upstream/task-sim.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';
+import { migratedJobDatabase } from '../helpers/job-database.ts';
 import { type Postgres, startPostgres } from '../helpers/postgres.ts';
 import { until } from '../helpers/until.ts';
 
@@ -67,14 +68,9 @@ describe('Veo and Volcengine video jobs through the relay', () => {
 
   beforeAll(async () => {
     pg = await startPostgres();
-    const url = await pg.createDatabase('videos_providers');
-    dataDir = await mkdtemp(join(tmpdir(), 'kuberelay-videos-prov-'));
-    sql = new pgLib.Pool({ connectionString: url, max: 2 });
-    // pg.close() terminates backends whose clients are still closing: not this test's subject.
-    sql.on('error', () => {});
-    const db = await openDatabase({ url, dataDir });
-    await applyMigrations(db);
-    await db.close();
+    const made = await migratedJobDatabase(pg, 'videos_providers');
+    const url = made.url;
+    ({ dataDir, sql } = made);
     const tasks = { queueMs: 100, durationMs: 800, resultBytes: RESULT_BYTES };
     mock = await startMockUpstream({
       apiKey: GEMINI_KEY,

@@ -3,13 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
-import pgLib from 'pg';
+import type pgLib from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../db/database.ts';
 import { applyMigrations } from '../../db/migrate.ts';
 import { mockVideoBytes } from '../../mock-upstream/openai/videos.ts';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { configYaml, type Harness, startHarness } from '../helpers/harness.ts';
+import { migratedJobDatabase } from '../helpers/job-database.ts';
 import { type Postgres, startPostgres } from '../helpers/postgres.ts';
 import { until } from '../helpers/until.ts';
 
@@ -37,14 +38,9 @@ describe('OpenAI Videos API through the relay', () => {
 
   beforeAll(async () => {
     pg = await startPostgres();
-    const url = await pg.createDatabase('videos');
-    dataDir = await mkdtemp(join(tmpdir(), 'kuberelay-videos-'));
-    sql = new pgLib.Pool({ connectionString: url, max: 2 });
-    // pg.close() terminates backends whose clients are still closing: not this test's subject.
-    sql.on('error', () => {});
-    const db = await openDatabase({ url, dataDir });
-    await applyMigrations(db);
-    await db.close();
+    const made = await migratedJobDatabase(pg, 'videos');
+    const url = made.url;
+    ({ dataDir, sql } = made);
     mock = await startMockUpstream({ apiKey: 'sk-channel-secret-0123456789', videos: { durationMs: 1500 } });
     flaky = await startMockUpstream({ apiKey: 'sk-channel-secret-0123456789', videos: { durationMs: 1500 } });
     h = await startHarness(

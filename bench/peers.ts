@@ -11,7 +11,9 @@
 // Streams: first token and completion the same way. Load: closed loop at --concurrency per target,
 // in ABBA segments (forwards, then backwards), with each gateway's CPU time (its process tree, from
 // /proc) per request, and its RSS sampled 10 times a second. A peer that cannot be installed or
-// started is reported as such and the others still run. Method and figures: BENCHMARKS.md.
+// started is reported as such and the others still run. A bare Node proxy (bench/peers/floor-proxy.ts)
+// runs beside them as the floor: what any Node proxy adds on this machine. Method and figures:
+// BENCHMARKS.md.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -45,6 +47,7 @@ import { renderPeers } from './peers/report.ts';
 import {
   CLI,
   type Running,
+  startFloor,
   startKuberelay,
   startLiteLLM,
   startPortkey,
@@ -194,7 +197,7 @@ export interface PeersResult {
   params: PeerParams;
   gateways: GatewayResult[];
   totalErrors: number;
-  /** Failed requests of the baseline and kuberelay (a peer's own failures are reported, not fatal). */
+  /** Failed requests of the baseline, the floor and kuberelay (a peer's own failures are reported, not fatal). */
   ownErrors: number;
   durationS: number;
 }
@@ -284,7 +287,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
       gateways: gateways.map((g) => g.result),
       totalErrors: gateways.reduce((n, g) => n + g.result.errors, 0),
       ownErrors: gateways
-        .filter((g) => g.result.name === 'direct' || g.result.name === 'kuberelay')
+        .filter((g) => ['direct', 'floor', 'kuberelay'].includes(g.result.name))
         .reduce((n, g) => n + g.result.errors, 0),
       durationS: (performance.now() - t0) / 1000,
     };
@@ -333,6 +336,9 @@ async function startGateways(
       log(`${g.result.label}: failed to start: ${g.result.reason}`);
     }
   };
+  // The least a Node proxy adds here: kuberelay's own work is what it adds above this.
+  const floor = gateway('floor', 'floor: bare node:http + undici proxy');
+  await start(floor, () => startFloor(up));
   const kuberelay = gateway('kuberelay', 'kuberelay');
   await start(kuberelay, () => startKuberelay(up, tmp, { ...kr, nodeArgs: params.relayNodeArgs }));
   if (!kuberelay.running) throw new Error(`kuberelay did not start: ${kuberelay.result.reason}`);

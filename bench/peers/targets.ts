@@ -70,6 +70,16 @@ export async function startKuberelay(
   return { child, url, headers: { ...JSON_HEADERS, authorization: `Bearer ${created.secret}` } };
 }
 
+/** The floor: a bare Node proxy (bench/peers/floor-proxy.ts) with the image's Node flags, as kuberelay. */
+export async function startFloor(up: Upstream): Promise<Running> {
+  const port = await freePort();
+  const script = path.join(ROOT, 'bench', 'peers', 'floor-proxy.ts');
+  const child = startChild('floor', [script, '--port', String(port), '--upstream', up.url], imageEnv());
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(child, `${url}/`, 30_000);
+  return { child, url, headers: { ...JSON_HEADERS, authorization: `Bearer ${up.apiKey}` } };
+}
+
 export async function startPortkey(up: Upstream, inst: Installed): Promise<Running> {
   const port = await freePort();
   const child = startProcess('portkey', inst.command, [...inst.args, `--port=${port}`], {}, inst.cwd);

@@ -1,5 +1,5 @@
-// Smoke test of bench/peers.ts --quick: behaviour only (every path measured, nothing of the baseline
-// and kuberelay failed, missing peers reported); no assertion depends on how fast anything is.
+// Smoke test of bench/peers.ts --quick: behaviour only (every path measured, nothing of the baseline,
+// the floor and kuberelay failed, missing peers reported); no assertion depends on how fast anything is.
 // It never installs a peer (--no-install): an empty cache must report both as not installed, and
 // the machine's cache (if it holds them) must give figures or a reason for each.
 import { spawn } from 'node:child_process';
@@ -64,11 +64,19 @@ describe('bench/peers.ts --quick', () => {
     const r = await run([...QUICK, '--json', json], { KUBERELAY_PEERS_DIR: path.join(tmp, 'no-peers') });
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(readFileSync(json, 'utf8')) as PeersResult;
-    expect(result.gateways.map((g) => g.name)).toEqual(['direct', 'kuberelay', 'portkey', 'litellm']);
-    const [direct, kuberelay, portkey, litellm] = result.gateways;
+    expect(result.gateways.map((g) => g.name)).toEqual([
+      'direct',
+      'floor',
+      'kuberelay',
+      'portkey',
+      'litellm',
+    ]);
+    const [direct, floor, kuberelay, portkey, litellm] = result.gateways;
     expectMeasured(direct!, 8, 3);
+    // The floor (a bare Node proxy) is measured like a gateway: streams pass through it whole.
+    expectMeasured(floor!, 8, 3);
     expectMeasured(kuberelay!, 8, 3);
-    expect(direct!.errors + kuberelay!.errors, kuberelay!.errorSamples.join(' | ')).toBe(0);
+    expect(direct!.errors + floor!.errors + kuberelay!.errors, kuberelay!.errorSamples.join(' | ')).toBe(0);
     expect(result.ownErrors).toBe(0);
     if (process.platform === 'linux') {
       expect(kuberelay!.rss!.idleBytes).toBeGreaterThan(0);
@@ -91,7 +99,7 @@ describe('bench/peers.ts --quick', () => {
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(readFileSync(json, 'utf8')) as PeersResult;
     expect(result.ownErrors).toBe(0);
-    for (const peer of result.gateways.slice(2)) {
+    for (const peer of result.gateways.slice(3)) {
       if (peer.status === 'measured') {
         // A peer's own failures are reported beside its figures, not hidden.
         expect(peer.chat!.latency.count + peer.errors).toBeGreaterThanOrEqual(8);

@@ -15,7 +15,7 @@
 // runs beside them as the floor: what any Node proxy adds on this machine. Method and figures:
 // BENCHMARKS.md.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, startChild, stopChild, waitReady } from './lib/children.ts';
-import { compileKuberelay } from './lib/compile.ts';
+import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, interleave, newAcc } from './lib/load.ts';
 import { gitCommit, log } from './lib/meta.ts';
 import { machineBusyMs, readProcTree } from './lib/proc.ts';
@@ -75,6 +75,8 @@ export interface PeerParams {
   compiled: boolean;
   /** kuberelay's database: PostgreSQL (production) or embedded PGlite (the chart's try-out default). */
   database: 'postgres' | 'embedded';
+  /** A second kuberelay built from this commit, measured beside the working tree's (before/after). */
+  compare?: string;
 }
 
 const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- [options])
@@ -93,6 +95,8 @@ const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- 
   --database postgres|embedded  kuberelay's key store: a local PostgreSQL (default) or embedded PGlite
   --sources               run kuberelay from the .ts sources (default: a tsc build, as the image runs it)
   --relay-node-args "A"   extra node flags for kuberelay (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  --compare REF           also measure kuberelay built from commit REF, interleaved with the others
+                          (before/after in one run; its own database, the same config)
 `;
 
 function parseParams(argv: string[]) {
@@ -114,6 +118,7 @@ function parseParams(argv: string[]) {
       'relay-node-args': { type: 'string' },
       database: { type: 'string' },
       sources: { type: 'boolean' },
+      compare: { type: 'string' },
     },
     strict: true,
   });
@@ -152,6 +157,7 @@ function parseParams(argv: string[]) {
     install: values['no-install'] !== true,
     peers,
     relayNodeArgs: (values['relay-node-args'] ?? '').split(/\s+/).filter(Boolean),
+    compare: values.compare,
   };
   return { params, jsonFile: values.json };
 }
@@ -241,12 +247,19 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
     await waitReady(mock, `${up.url}/_mock/health`);
 
     let databaseUrl: string | undefined;
+    let refDatabaseUrl: string | undefined;
     if (params.database === 'postgres') {
       pg = await startPostgres();
       databaseUrl = await pg.createDatabase('kuberelay');
+      if (params.compare) refDatabaseUrl = await pg.createDatabase('kuberelay_ref');
     }
     const cli = params.compiled ? compileKuberelay(path.join(tmp, 'build')) : CLI;
-    const gateways = await startGateways(up, tmp, params, children, { cli, databaseUrl });
+    const ref = params.compare ? buildRef(params.compare, tmp, params.compiled) : undefined;
+    const gateways = await startGateways(up, tmp, params, children, {
+      cli,
+      databaseUrl,
+      ref: ref === undefined ? undefined : { cli: ref, databaseUrl: refDatabaseUrl },
+    });
     // Bounded: a gateway that stops answering fails its requests, it does not stall the run.
     const poolOpts = {
       connections: params.concurrency,
@@ -287,7 +300,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
       gateways: gateways.map((g) => g.result),
       totalErrors: gateways.reduce((n, g) => n + g.result.errors, 0),
       ownErrors: gateways
-        .filter((g) => ['direct', 'floor', 'kuberelay'].includes(g.result.name))
+        .filter((g) => ['direct', 'floor', 'kuberelay', 'kuberelay-ref'].includes(g.result.name))
         .reduce((n, g) => n + g.result.errors, 0),
       durationS: (performance.now() - t0) / 1000,
     };
@@ -309,7 +322,11 @@ async function startGateways(
   tmp: string,
   params: PeerParams,
   children: Child[],
-  kr: { cli: string; databaseUrl: string | undefined },
+  kr: {
+    cli: string;
+    databaseUrl: string | undefined;
+    ref?: { cli: string; databaseUrl: string | undefined };
+  },
 ) {
   const gateway = (name: string, label: string): Gateway => ({
     result: { name, label, status: 'measured', errors: 0, errorSamples: [] },
@@ -340,8 +357,17 @@ async function startGateways(
   const floor = gateway('floor', 'floor: bare node:http + undici proxy');
   await start(floor, () => startFloor(up));
   const kuberelay = gateway('kuberelay', 'kuberelay');
-  await start(kuberelay, () => startKuberelay(up, tmp, { ...kr, nodeArgs: params.relayNodeArgs }));
+  const nodeArgs = params.relayNodeArgs;
+  await start(kuberelay, () =>
+    startKuberelay(up, tmp, { cli: kr.cli, databaseUrl: kr.databaseUrl, nodeArgs }),
+  );
   if (!kuberelay.running) throw new Error(`kuberelay did not start: ${kuberelay.result.reason}`);
+  if (kr.ref) {
+    const before = gateway('kuberelay-ref', `kuberelay at ${params.compare}`);
+    const dir = path.join(tmp, 'ref-run');
+    mkdirSync(dir);
+    await start(before, () => startKuberelay(up, dir, { ...kr.ref!, nodeArgs }));
+  }
   const peers = {
     portkey: { label: `Portkey gateway ${PORTKEY_VERSION}`, install: installPortkey, start: startPortkey },
     litellm: {
@@ -365,6 +391,12 @@ async function startGateways(
     await start(g, () => p.start(up, inst));
   }
   return out;
+}
+
+/** kuberelay's CLI at commit `ref`: its sources exported, built like the working tree's. */
+function buildRef(ref: string, tmp: string, compiled: boolean): string {
+  const root = exportRef(ref, path.join(tmp, 'ref-src'));
+  return compiled ? compileKuberelay(path.join(tmp, 'ref-build'), root) : path.join(root, 'cli', 'index.ts');
 }
 
 function addErrors(g: Gateway, e: Errors) {

@@ -111,6 +111,26 @@ describe('bench/peers.ts --quick', () => {
     }
   });
 
+  // Before/after in one run: a second kuberelay from a commit's sources, measured like the first.
+  it('measures kuberelay built from another commit beside the working tree', {
+    timeout: 300_000,
+  }, async () => {
+    const json = path.join(tmp, 'compare.json');
+    const peersDir = path.join(tmp, 'no-peers');
+    const r = await run([...QUICK, '--peers', 'portkey', '--compare', 'HEAD', '--json', json], {
+      KUBERELAY_PEERS_DIR: peersDir,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(readFileSync(json, 'utf8')) as PeersResult;
+    const names = result.gateways.map((g) => g.name);
+    expect(names).toEqual(['direct', 'floor', 'kuberelay', 'kuberelay-ref', 'portkey']);
+    const ref = result.gateways[3]!;
+    expectMeasured(ref, 8, 3);
+    expect(ref.errors, ref.errorSamples.join(' | ')).toBe(0);
+    expect(result.ownErrors).toBe(0);
+    expect(r.stdout).toContain('| kuberelay at HEAD |');
+  });
+
   it('refuses an unknown peer', { timeout: 30_000 }, async () => {
     const r = await run(['--peers', 'no-such-peer']);
     expect(r.code).toBe(1);

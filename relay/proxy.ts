@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Dispatcher } from 'undici';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
@@ -15,6 +14,7 @@ import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import { type Outcome, type RespondCtx, respond } from './respond.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
 import type { RequestTrace } from './tracing.ts';
+import { callUpstream, type UpstreamAnswer } from './upstream-call.ts';
 import { errCode, fitsEndpoint, isEventStream, isMedia, upstreamFault } from './upstream-fault.ts';
 import { RequestBuilder, type UpstreamRequest } from './upstream-request.ts';
 
@@ -285,7 +285,7 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
     return false;
   }
 
-  let res: Dispatcher.ResponseData | undefined;
+  let res: UpstreamAnswer | undefined;
   f.attempts++;
   // tracing: one span per attempt (undefined when tracing is off)
   const span = f.req.trace?.attempt({
@@ -326,16 +326,19 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   const t1 = performance.now();
   span?.inject(up.headers); // tracing: traceparent of this attempt
   try {
-    res = await ch.dispatcher.request({
-      origin: ch.origin,
-      path: up.path,
-      method: 'POST',
-      headers: up.headers,
-      body: up.stream?.() ?? up.body,
-      signal: ac.signal,
-      headersTimeout: ch.config.timeouts.firstByteMs,
-      bodyTimeout: ch.config.timeouts.firstByteMs,
-    });
+    res = await callUpstream(
+      ch.dispatcher,
+      {
+        origin: ch.origin,
+        path: up.path,
+        method: 'POST',
+        headers: up.headers,
+        body: up.stream?.() ?? up.body,
+        headersTimeout: ch.config.timeouts.firstByteMs,
+        bodyTimeout: ch.config.timeouts.firstByteMs,
+      },
+      ac.signal,
+    );
   } catch (err) {
     f.upstreamMs += performance.now() - t1;
     const reason = timedOut ? 'timeout' : upstreamFault(err);
@@ -411,7 +414,7 @@ async function holdEvents(
   f: Forwarding,
   ch: ChannelRuntime,
   up: UpstreamRequest,
-  res: Dispatcher.ResponseData,
+  res: UpstreamAnswer,
   abort: () => void,
 ): Promise<NonNullable<RespondCtx['events']> | Failure> {
   const includeUsage = !f.builder.injectUsage;
@@ -419,10 +422,9 @@ async function holdEvents(
   const stream = translator
     ? new TranslatedStream(translator)
     : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
-  const body = peeked(res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>, f.req.trace);
+  const body = peeked(res.body, f.req.trace);
   const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
   if (held.ok) return { stream, body, held: held.text, ended: held.ended };
-  res.body.on('error', () => {}); // the abort is expected
   res.body.destroy();
   const channel = ch.config.id;
   if (held.reason !== 'error') return { reason: held.reason, channel, message: held.message };
@@ -448,7 +450,7 @@ function peeked(body: AsyncIterator<Buffer>, trace: RequestTrace | undefined): A
  */
 async function refuseAnswer(
   ch: ChannelRuntime,
-  res: Dispatcher.ResponseData,
+  res: UpstreamAnswer,
   stream: boolean,
   id: string,
   media: boolean,
@@ -468,6 +470,6 @@ async function refuseAnswer(
     const what = `${contentType || 'no content type'} instead of ${wanted}`;
     f = { reason: 'content_type', channel: id, message: `the upstream answered ${status} with ${what}` };
   }
-  if (f) await res.body.dump({ limit: 256 * 1024 }).catch(() => {});
+  if (f) await res.body.dump({ limit: 256 * 1024 });
   return f;
 }

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Dispatcher } from 'undici';
 import type { RequestRecord } from '../core/accounting.ts';
 import type { Candidate } from '../core/selection.ts';
 import type { SpendRecord } from '../core/spend.ts';
@@ -17,6 +16,8 @@ import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import type { ChannelRuntime } from './runtime.ts';
 import { sseErrorEvent } from './sse.ts';
 import { type RequestTrace, traceIdOf } from './tracing.ts';
+import type { UpstreamBody } from './upstream-body.ts';
+import type { UpstreamAnswer } from './upstream-call.ts';
 import { errCode, isJson } from './upstream-fault.ts';
 import type { UpstreamRequest } from './upstream-request.ts';
 
@@ -40,7 +41,7 @@ export interface RespondCtx {
   model: string;
   cand: Candidate;
   ch: ChannelRuntime;
-  res: Dispatcher.ResponseData;
+  res: UpstreamAnswer;
   up: UpstreamRequest;
   /** The client asked for a stream. */
   stream: boolean;
@@ -93,12 +94,17 @@ class ClientWriter {
     this.#c = c;
   }
   async write(out: string | Buffer) {
-    if (out.length === 0) return;
-    if (!this.raw.write(out)) {
-      this.waitingForClient = true;
-      await once(this.raw, 'drain', { signal: this.#c.ac.signal });
-      this.waitingForClient = false;
-    }
+    await this.send(out);
+  }
+  /** write() without a promise unless the client is behind (for a body's push mode). */
+  send(out: string | Buffer): Promise<void> | undefined {
+    if (out.length === 0 || this.raw.write(out)) return undefined;
+    return this.#drained();
+  }
+  async #drained() {
+    this.waitingForClient = true;
+    await once(this.raw, 'drain', { signal: this.#c.ac.signal });
+    this.waitingForClient = false;
   }
   /** A timeout while the relay waited for a slow client to read is not the upstream's fault. */
   upstreamsFault() {
@@ -156,10 +162,7 @@ async function sendEvents(
     // The answer's end ends it, whether or not the upstream closes its side: the body (and with
     // it a connection the upstream kept open) is let go, also when the end came with the held
     // preamble. A body left open would hold the channel's pool, and shutdown, for good.
-    if (stream.done && !c.res.body.destroyed) {
-      c.res.body.on('error', () => {}); // the abort that this causes is expected
-      c.res.body.destroy();
-    }
+    if (stream.done) c.res.body.destroy();
     if (!stream.done && answered) {
       streamError = c.up.translator
         ? 'the upstream stream ended before its last event'
@@ -204,13 +207,15 @@ async function sendPassThrough(
   const head = pinsAnswer(c) ? new BodyHead() : undefined;
   let streamError: string | undefined;
   try {
-    for await (const chunk of c.res.body) {
-      c.req.trace?.peek(chunk as Buffer); // tracing: gen_ai.response.model
-      c.req.trace?.output(chunk as Buffer); // tracing: the completion, with the content flag only
-      tail.push(chunk as Buffer);
-      head?.push(chunk as Buffer);
-      await w.write(chunk as Buffer);
-    }
+    // Each chunk goes to the client from undici's callback as it arrives (no await per chunk).
+    const trace = c.req.trace;
+    await c.res.body.consume((chunk) => {
+      trace?.peek(chunk); // tracing: gen_ai.response.model
+      trace?.output(chunk); // tracing: the completion, with the content flag only
+      tail.push(chunk);
+      head?.push(chunk);
+      return w.send(chunk);
+    });
     if (head) await pinAnswer(deps, c, head.id()); // before the client has the whole answer
     w.raw.end();
   } catch (err) {
@@ -303,14 +308,14 @@ function sendJson(
   return { streamError };
 }
 
-async function readBounded(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
+async function readBounded(body: UpstreamBody, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
+  await body.consume((chunk) => {
+    size += chunk.length;
     if (size > limit) throw Object.assign(new Error('answer too large'), { code: 'answer_too_large' });
-    chunks.push(chunk as Buffer);
-  }
+    chunks.push(chunk);
+  });
   return Buffer.concat(chunks).toString('utf8');
 }
 

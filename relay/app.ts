@@ -164,7 +164,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   // Every finished request: attempts per request (a failover is a second one), then the recorders.
   const attempts: RequestRecorder = {
     record: (r) => {
-      if (r.attempts > 0) metrics.attempts.observe({ route: r.route }, r.attempts);
+      if (r.attempts > 0) metrics.attempts.labels(r.route).observe(r.attempts);
     },
   };
   const recorder = fanOut(attempts, opts.recorder);

@@ -151,7 +151,7 @@ export class RequestLimits {
       if (!prev) return;
       const shadow = prev.config.shadow;
       const d = policyRejected ? (shadow ? 'shadow_rejected' : 'rejected') : 'allowed';
-      m.ratelimitDecisions.inc({ policy: prev.id, decision: d });
+      m.ratelimitDecisions.labels(prev.id, d).inc();
       this.#trace?.rateLimit(prev.id, d); // tracing
     };
     decision.outcomes.forEach((o, i) => {

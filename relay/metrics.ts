@@ -1,10 +1,14 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { createJobMetrics } from '../jobs/metrics.ts';
+import { CounterFamily, GaugeFamily, HistogramFamily } from './metric-series.ts';
 
 /**
  * The relay's Prometheus metrics. Labels are bounded by the config: `channel` is a Channel id,
  * `model` a configured model name (anything else is `other`), `route` one of the fixed paths.
  * Never a key, a user or a client address.
+ *
+ * What every request updates is a family of metric-series.ts (a series object per label set, no
+ * label hashing per call); the rest, updated now and then, are prom-client's own.
  */
 
 // Latencies of an AI relay span from sub-millisecond overhead to minutes-long generations.
@@ -18,18 +22,16 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?:
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'kuberelay_' });
   const registers = [registry];
   // With tracing on, a request's duration carries its trace id as an exemplar (OpenMetrics only:
-  // metrics-exposition.ts). prom-client refuses exemplars on a Prometheus-typed registry at
-  // construction, so the histogram joins the registry by hand; the Prometheus text omits them.
+  // metrics-exposition.ts); the Prometheus text omits them.
   const exemplars = opts.exemplars === true;
-  const requestDuration = new Histogram({
+  const requestDuration = new HistogramFamily({
     name: 'kuberelay_request_duration_seconds',
     help: 'Total time from request to the last byte sent to the client',
     labelNames: ['route', 'model'],
     buckets: LATENCY_BUCKETS,
-    enableExemplars: exemplars,
-    registers: [],
+    exemplars,
+    registers,
   });
-  registry.registerMetric(requestDuration);
   return {
     registry,
     // Always exported (no series while no job runs), so alerts and dashboards find their families
@@ -37,54 +39,51 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?:
     jobs: createJobMetrics(registry),
     /** Observes one request's duration; `traceId` becomes the bucket's exemplar when exemplars are on. */
     observeRequestDuration(labels: { route: string; model: string }, seconds: number, traceId?: string) {
-      if (exemplars) {
-        // prom-client types exemplar labels as the metric's own label names; they are not.
-        const exemplarLabels = (traceId === undefined ? {} : { trace_id: traceId }) as typeof labels;
-        requestDuration.observe({ labels, value: seconds, exemplarLabels });
-      } else requestDuration.observe(labels, seconds);
+      const exemplar = traceId === undefined ? undefined : { trace_id: traceId };
+      requestDuration.labels(labels.route, labels.model).observe(seconds, exemplar);
     },
-    requests: new Counter({
+    requests: new CounterFamily({
       name: 'kuberelay_requests_total',
       help: 'Client requests by route, model, serving channel and HTTP status',
       labelNames: ['route', 'model', 'channel', 'code'],
       registers,
     }),
     requestDuration,
-    upstreamDuration: new Histogram({
+    upstreamDuration: new HistogramFamily({
       name: 'kuberelay_upstream_duration_seconds',
       help: 'Time from sending to an upstream until its response headers, per attempt',
       labelNames: ['channel', 'model'],
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    ttft: new Histogram({
+    ttft: new HistogramFamily({
       name: 'kuberelay_time_to_first_token_seconds',
       help: 'Streaming: time from the client request to the first event sent back',
       labelNames: ['channel', 'model'],
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    attempts: new Histogram({
+    attempts: new HistogramFamily({
       name: 'kuberelay_attempts_per_request',
       help: 'Upstream attempts of each request that reached a channel (failovers included)',
       labelNames: ['route'],
       buckets: [1, 2, 3, 4, 5, 8],
       registers,
     }),
-    overhead: new Histogram({
+    overhead: new HistogramFamily({
       name: 'kuberelay_overhead_seconds',
       help: 'Time the relay itself added before the response started (total minus upstream)',
       labelNames: ['route'],
       buckets: OVERHEAD_BUCKETS,
       registers,
     }),
-    tokens: new Counter({
+    tokens: new CounterFamily({
       name: 'kuberelay_tokens_total',
       help: 'Tokens accounted, by channel, model and type (prompt, completion, cached, cache_write, reasoning)',
       labelNames: ['channel', 'model', 'type'],
       registers,
     }),
-    cost: new Counter({
+    cost: new CounterFamily({
       name: 'kuberelay_cost_usd_total',
       help: 'Cost in USD computed from channel pricing',
       labelNames: ['channel', 'model'],
@@ -114,7 +113,7 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?:
       labelNames: ['channel', 'state'],
       registers,
     }),
-    inflight: new Gauge({
+    inflight: new GaugeFamily({
       name: 'kuberelay_inflight_requests',
       help: 'Upstream requests in flight from this process, per channel',
       labelNames: ['channel'],
@@ -149,13 +148,13 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?:
       registers,
     }),
     // Keys, request logs and usage (relay/auth.ts, relay/request-log.ts).
-    auth: new Counter({
+    auth: new CounterFamily({
       name: 'kuberelay_auth_total',
       help: 'Client key checks by result (ok, missing, invalid, revoked, expired, rotated, model_not_allowed, budget_exhausted, unavailable)',
       labelNames: ['result'],
       registers,
     }),
-    authCache: new Counter({
+    authCache: new CounterFamily({
       name: 'kuberelay_auth_cache_lookups_total',
       help: 'Key cache lookups: hit, miss (read from the database), stale (database unreachable, cached entry used)',
       labelNames: ['result'],
@@ -198,13 +197,13 @@ export function createRelayMetrics(opts: { defaultMetrics?: boolean; exemplars?:
       labelNames: ['operation'],
       registers,
     }),
-    ratelimitDecisions: new Counter({
+    ratelimitDecisions: new CounterFamily({
       name: 'kuberelay_ratelimit_decisions_total',
       help: 'RateLimitPolicy decisions by policy: allowed, rejected, shadow_rejected, unavailable_allowed, unavailable_denied',
       labelNames: ['policy', 'decision'],
       registers,
     }),
-    ratelimitCheckDuration: new Histogram({
+    ratelimitCheckDuration: new HistogramFamily({
       name: 'kuberelay_ratelimit_check_duration_seconds',
       help: 'Time to decide the rate limits of a request or attempt (one limiter call)',
       buckets: OVERHEAD_BUCKETS,

@@ -301,15 +301,16 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
     timedOut = true;
     ac.abort();
   }, ch.config.timeouts.totalMs);
+  const inflight = deps.metrics.inflight.labels(id);
   const done = () => {
     clearTimeout(totalTimer);
     f.inflight.delete(ac);
-    deps.metrics.inflight.dec({ channel: id });
+    inflight.dec();
     if (lease) void deps.gate.release(lease).catch(() => {});
     ctx.rl?.endAttempt();
     span?.end(res?.statusCode); // tracing
   };
-  deps.metrics.inflight.inc({ channel: id });
+  inflight.inc();
   const fail = (failure: Failure) => {
     span?.fail({ reason: failure.reason, status: failure.status, message: failure.message }); // tracing
     const gone = f.clientGone;
@@ -352,7 +353,7 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   }
   const dt = performance.now() - t1;
   f.upstreamMs += dt;
-  deps.metrics.upstreamDuration.observe({ channel: id, model: ctx.model }, dt / 1000);
+  deps.metrics.upstreamDuration.labels(id, ctx.model).observe(dt / 1000);
 
   const refused = await refuseAnswer(ch, res, f.stream, id, f.route.answers === 'media');
   if (refused) return fail(refused);

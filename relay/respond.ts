@@ -72,7 +72,7 @@ export async function respond(deps: ProxyDeps, c: RespondCtx): Promise<Outcome> 
   const overheadMs = Math.max(0, performance.now() - c.started - c.upstreamMs);
   headers['x-kuberelay-overhead-ms'] = overheadMs.toFixed(3);
   if (c.rl) Object.assign(headers, c.rl.headers);
-  deps.metrics.overhead.observe({ route: c.route.path }, overheadMs / 1000);
+  deps.metrics.overhead.labels(c.route.path).observe(overheadMs / 1000);
   c.reply.hijack();
 
   const w = new ClientWriter(c);
@@ -128,7 +128,7 @@ async function sendEvents(
     if (out === '') return;
     if (ttftMs === undefined) {
       ttftMs = performance.now() - c.started;
-      deps.metrics.ttft.observe({ channel: id, model: c.model }, ttftMs / 1000);
+      deps.metrics.ttft.labels(id, c.model).observe(ttftMs / 1000);
       c.req.trace?.firstToken();
     }
     c.req.trace?.output(out); // tracing: the completion, with the content flag only
@@ -324,7 +324,7 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }:
   const id = c.ch.config.id;
   const durationMs = performance.now() - c.started;
   const code = c.isClientGone() ? '499' : String(c.res.statusCode);
-  deps.metrics.requests.inc({ route: c.route.path, model: c.model, channel: id, code });
+  deps.metrics.requests.labels(c.route.path, c.model, id, code).inc();
   const traceId = c.req.trace?.traceId;
   deps.metrics.observeRequestDuration({ route: c.route.path, model: c.model }, durationMs / 1000, traceId);
   const cost = usage ? charge(deps, c, usage, durationMs) : 0;
@@ -359,15 +359,14 @@ function account(deps: ProxyDeps, c: RespondCtx, { usage, streamError, ttftMs }:
 /** Token metrics and spend counters; returns the request's cost. */
 function charge(deps: ProxyDeps, c: RespondCtx, usage: Usage, durationMs: number): number {
   const id = c.ch.config.id;
-  const labels = { channel: id, model: c.model };
   const m = deps.metrics.tokens;
-  if (usage.promptTokens > 0) m.inc({ ...labels, type: 'prompt' }, usage.promptTokens);
-  if (usage.completionTokens > 0) m.inc({ ...labels, type: 'completion' }, usage.completionTokens);
-  if (usage.cachedTokens > 0) m.inc({ ...labels, type: 'cached' }, usage.cachedTokens);
-  if (usage.cacheWriteTokens > 0) m.inc({ ...labels, type: 'cache_write' }, usage.cacheWriteTokens);
-  if (usage.reasoningTokens > 0) m.inc({ ...labels, type: 'reasoning' }, usage.reasoningTokens);
+  if (usage.promptTokens > 0) m.labels(id, c.model, 'prompt').inc(usage.promptTokens);
+  if (usage.completionTokens > 0) m.labels(id, c.model, 'completion').inc(usage.completionTokens);
+  if (usage.cachedTokens > 0) m.labels(id, c.model, 'cached').inc(usage.cachedTokens);
+  if (usage.cacheWriteTokens > 0) m.labels(id, c.model, 'cache_write').inc(usage.cacheWriteTokens);
+  if (usage.reasoningTokens > 0) m.labels(id, c.model, 'reasoning').inc(usage.reasoningTokens);
   const cost = costOf(usage, c.cand.model.pricing, durationMs);
-  if (cost > 0) deps.metrics.cost.inc(labels, cost);
+  if (cost > 0) deps.metrics.cost.labels(id, c.model).inc(cost);
   const spend: SpendRecord = {
     channelId: id,
     keyId: c.req.client.keyId,

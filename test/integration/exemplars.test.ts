@@ -173,4 +173,23 @@ describe('exemplars: a latency bucket links to its trace', () => {
     const again = await (await fetch(`${relayUrl}/metrics`)).text();
     expect(again).toContain('# TYPE kuberelay_requests_total counter');
   });
+
+  it('measures the requests of the object APIs too (files), the relay still up after them', async () => {
+    const client = new OpenAI({ baseURL: `${relayUrl}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const page = await client.files.list();
+    expect(page.data).toEqual([]);
+    // Their duration is observed once the answer is sent; the relay then serves the next scrape.
+    const counted = await until(
+      'the files request to be counted',
+      async () => {
+        if (relay.child.exitCode !== null) return `relay exited: ${relay.output().slice(-1500)}`;
+        const text = await (await fetch(`${relayUrl}/metrics`)).text();
+        return text.match(
+          /^kuberelay_request_duration_seconds_count\{route="\/v1\/files",model="other"\} \d+$/m,
+        )?.[0];
+      },
+      20_000,
+    );
+    expect(counted).toBe('kuberelay_request_duration_seconds_count{route="/v1/files",model="other"} 1');
+  });
 });

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -178,6 +178,32 @@ describe('Prometheus scraping a relay', () => {
     });
     expect(stored).toBeCloseTo(exported, 9);
   }, 90_000);
+
+  it('promtool check metrics accepts the scrape of a relay that served traffic', async () => {
+    for (let i = 0; i < 4; i++) expect(await chat('gpt-4o-mini', i % 2 === 1)).toBe(200);
+    expect(await chat('no-such-model')).toBe(404);
+    const text = await (await fetch(`${relayUrl}/metrics`)).text();
+    // The families every request updates are there, with their samples.
+    for (const family of [
+      'kuberelay_requests_total{',
+      'kuberelay_request_duration_seconds_bucket{le="+Inf",',
+      'kuberelay_upstream_duration_seconds_sum{',
+      'kuberelay_time_to_first_token_seconds_count{',
+      'kuberelay_overhead_seconds_bucket{',
+      'kuberelay_tokens_total{',
+      'kuberelay_inflight_requests{',
+      'kuberelay_attempts_per_request_count{',
+    ]) {
+      expect(text, family).toContain(`\n${family}`);
+    }
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    const findings = `${r.stdout}${r.stderr}`.split('\n').filter(Boolean);
+    // Exit 3 is lint findings only; the only ones are prom-client's own Node.js gauges named *_total.
+    expect(findings.filter((f) => !/^kuberelay_nodejs_active_\w+_total non-counter metrics/.test(f))).toEqual(
+      [],
+    );
+    expect([0, 3]).toContain(r.status);
+  });
 
   it('evaluates every recording and alerting rule without error', async () => {
     const groups = await until('every rule to be evaluated', async () => {

@@ -174,9 +174,9 @@ async function micro(url: string, secret: string) {
   const metrics = createRelayMetrics({ defaultMetrics: false });
   const log = pino({ level: 'silent' });
   const health = new DatabaseHealth(metrics, log);
-  const accounting = new PrismaAccounting(db.prisma);
+  const accounting = new PrismaAccounting(db);
   const auth = new KeyAuthenticator({
-    keys: new PrismaKeyStore(db.prisma),
+    keys: new PrismaKeyStore(db),
     budgets: new BudgetTracker(new MemoryStore(), accounting, health),
     metrics,
     health,
@@ -247,13 +247,13 @@ async function main() {
     const url = await pg.createDatabase('bench');
     const pgDb = await openDatabase({ url, dataDir: dir });
     await applyMigrations(pgDb);
-    const pgKey = (await new PrismaKeyStore(pgDb.prisma).create({ name: 'bench' })).secret;
+    const pgKey = (await new PrismaKeyStore(pgDb).create({ name: 'bench' })).secret;
     await pgDb.close();
     const dataDir = path.join(dir, 'pglite');
     const lock = await acquireDataDirLock(dataDir, 'bench');
     const lite = await openDatabase({ dataDir });
     await applyMigrations(lite);
-    const liteKey = (await new PrismaKeyStore(lite.prisma).create({ name: 'bench' })).secret;
+    const liteKey = (await new PrismaKeyStore(lite).create({ name: 'bench' })).secret;
     await lite.close();
     await lock.release();
 

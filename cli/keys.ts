@@ -69,7 +69,7 @@ async function connect(o: KeysCommonOptions, env = process.env): Promise<Conn> {
       );
     }
   }
-  return { admin: new PrismaKeyStore(db.prisma), close: access.close };
+  return { admin: new PrismaKeyStore(db), close: access.close };
 }
 
 async function withAdmin<T>(o: KeysCommonOptions, fn: (a: KeyAdmin) => Promise<T>): Promise<T> {

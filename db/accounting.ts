@@ -1,8 +1,13 @@
 import type { AccountingSink, RequestRecord, UsageIncrement } from '../core/accounting.ts';
 import { periodKey } from '../core/period.ts';
-import type { Prisma, PrismaClient } from './generated/client.ts';
+import type { Database } from './database.ts';
+import type { Prisma } from './generated/client.ts';
 
-/** Request logs and daily usage rollups in the database, plus the queries the admin API serves. */
+/**
+ * Request logs and daily usage rollups in the database, plus the queries the admin API serves.
+ * What the relay runs (the writes, a key's spend, retention) is plain SQL; only the admin API's
+ * reports (usage, recent logs) use the Prisma client, created on their first call.
+ */
 
 export type UsageDimension = 'day' | 'keyId' | 'channel' | 'model';
 
@@ -39,9 +44,9 @@ export interface LogQuery {
 }
 
 export class PrismaAccounting implements AccountingSink {
-  readonly #db: PrismaClient;
+  readonly #db: Database;
 
-  constructor(db: PrismaClient) {
+  constructor(db: Database) {
     this.#db = db;
   }
 
@@ -51,44 +56,69 @@ export class PrismaAccounting implements AccountingSink {
   async writeLogs(records: readonly RequestRecord[]): Promise<void> {
     if (records.length === 0) return;
     const col = <T>(f: (r: RequestRecord) => T) => records.map(f);
-    await this.#db.$executeRaw`
-      INSERT INTO request_logs (request_id, at, key_id, route, model, channel, status, duration_ms, attempts,
+    await this.#db.query(
+      `INSERT INTO request_logs (request_id, at, key_id, route, model, channel, status, duration_ms, attempts,
                                 stream, prompt_tokens, completion_tokens, cached_tokens, cost, error_code,
                                 cache_write_tokens, reasoning_tokens, usage_source)
-      SELECT * FROM unnest(
-        ${col((r) => r.requestId)}::text[], ${col((r) => new Date(r.at))}::timestamptz[],
-        ${col((r) => r.keyId ?? null)}::text[], ${col((r) => r.route)}::text[], ${col((r) => r.model)}::text[],
-        ${col((r) => r.channel ?? null)}::text[], ${col((r) => r.status)}::int[],
-        ${col((r) => Math.round(r.durationMs))}::int[], ${col((r) => r.attempts)}::int[],
-        ${col((r) => r.stream)}::bool[], ${col((r) => r.promptTokens)}::int[],
-        ${col((r) => r.completionTokens)}::int[], ${col((r) => r.cachedTokens)}::int[],
-        ${col((r) => r.cost)}::numeric[], ${col((r) => r.errorCode ?? null)}::text[],
-        ${col((r) => r.cacheWriteTokens ?? 0)}::int[], ${col((r) => r.reasoningTokens ?? 0)}::int[],
-        ${col((r) => r.usageSource ?? null)}::text[])`;
+       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+         $7::int[], $8::int[], $9::int[], $10::bool[], $11::int[], $12::int[], $13::int[], $14::numeric[],
+         $15::text[], $16::int[], $17::int[], $18::text[])`,
+      [
+        col((r) => r.requestId),
+        col((r) => new Date(r.at)),
+        col((r) => r.keyId ?? null),
+        col((r) => r.route),
+        col((r) => r.model),
+        col((r) => r.channel ?? null),
+        col((r) => r.status),
+        col((r) => Math.round(r.durationMs)),
+        col((r) => r.attempts),
+        col((r) => r.stream),
+        col((r) => r.promptTokens),
+        col((r) => r.completionTokens),
+        col((r) => r.cachedTokens),
+        col((r) => r.cost),
+        col((r) => r.errorCode ?? null),
+        col((r) => r.cacheWriteTokens ?? 0),
+        col((r) => r.reasoningTokens ?? 0),
+        col((r) => r.usageSource ?? null),
+      ],
+    );
   }
 
   /** An atomic increment per row, safe with many relays flushing at once. */
   async addUsage(increments: readonly UsageIncrement[]): Promise<void> {
     if (increments.length === 0) return;
     const col = <T>(f: (u: UsageIncrement) => T) => increments.map(f);
-    await this.#db.$executeRaw`
-      INSERT INTO usage_daily AS u (day, key_id, channel, model, requests, errors, prompt_tokens,
+    await this.#db.query(
+      `INSERT INTO usage_daily AS u (day, key_id, channel, model, requests, errors, prompt_tokens,
                                     completion_tokens, cached_tokens, cost, cache_write_tokens, reasoning_tokens)
-      SELECT * FROM unnest(
-        ${col((u) => u.day)}::date[], ${col((u) => u.keyId)}::text[], ${col((u) => u.channel)}::text[],
-        ${col((u) => u.model)}::text[], ${col((u) => u.requests)}::bigint[], ${col((u) => u.errors)}::bigint[],
-        ${col((u) => u.promptTokens)}::bigint[], ${col((u) => u.completionTokens)}::bigint[],
-        ${col((u) => u.cachedTokens)}::bigint[], ${col((u) => u.cost)}::numeric[],
-        ${col((u) => u.cacheWriteTokens)}::bigint[], ${col((u) => u.reasoningTokens)}::bigint[])
-      ON CONFLICT (day, key_id, channel, model) DO UPDATE SET
-        requests = u.requests + excluded.requests,
-        errors = u.errors + excluded.errors,
-        prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = u.completion_tokens + excluded.completion_tokens,
-        cached_tokens = u.cached_tokens + excluded.cached_tokens,
-        cache_write_tokens = u.cache_write_tokens + excluded.cache_write_tokens,
-        reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens,
-        cost = u.cost + excluded.cost`;
+       SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+         $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::bigint[], $12::bigint[])
+       ON CONFLICT (day, key_id, channel, model) DO UPDATE SET
+         requests = u.requests + excluded.requests,
+         errors = u.errors + excluded.errors,
+         prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,
+         completion_tokens = u.completion_tokens + excluded.completion_tokens,
+         cached_tokens = u.cached_tokens + excluded.cached_tokens,
+         cache_write_tokens = u.cache_write_tokens + excluded.cache_write_tokens,
+         reasoning_tokens = u.reasoning_tokens + excluded.reasoning_tokens,
+         cost = u.cost + excluded.cost`,
+      [
+        col((u) => u.day),
+        col((u) => u.keyId),
+        col((u) => u.channel),
+        col((u) => u.model),
+        col((u) => u.requests),
+        col((u) => u.errors),
+        col((u) => u.promptTokens),
+        col((u) => u.completionTokens),
+        col((u) => u.cachedTokens),
+        col((u) => u.cost),
+        col((u) => u.cacheWriteTokens),
+        col((u) => u.reasoningTokens),
+      ],
+    );
   }
 
   async usage(q: UsageQuery): Promise<UsageRow[]> {
@@ -108,7 +138,8 @@ export class PrismaAccounting implements AccountingSink {
     } as const;
     const by = q.groupBy.length > 0 ? q.groupBy : (['keyId'] as UsageDimension[]);
     // Prisma's groupBy types need `by` as a literal tuple; the dimensions here are chosen at runtime.
-    const rows = (await this.#db.usageDaily.groupBy({ by, where, _sum: sum } as never)) as unknown as Array<
+    const prisma = await this.#db.prisma();
+    const rows = (await prisma.usageDaily.groupBy({ by, where, _sum: sum } as never)) as unknown as Array<
       Partial<Record<UsageDimension, unknown>> & { _sum: Record<keyof typeof sum, unknown> }
     >;
     const result = rows.map((r) => {
@@ -133,15 +164,16 @@ export class PrismaAccounting implements AccountingSink {
 
   /** USD a key spent from `from` (a UTC day) on, per the rollups. */
   async keySpendSince(keyId: string, from: Date): Promise<number> {
-    const r = await this.#db.usageDaily.aggregate({
-      where: { keyId, day: { gte: from } },
-      _sum: { cost: true },
-    });
-    return Number(r._sum.cost ?? 0);
+    const [r] = await this.#db.query<{ cost: string | null }>(
+      'SELECT sum(cost) AS cost FROM usage_daily WHERE key_id = $1 AND day >= $2::date',
+      [keyId, periodKey('day', from.getTime())],
+    );
+    return Number(r?.cost ?? 0);
   }
 
   async recentLogs(q: LogQuery) {
-    const rows = await this.#db.requestLog.findMany({
+    const prisma = await this.#db.prisma();
+    const rows = await prisma.requestLog.findMany({
       where: {
         keyId: q.keyId,
         channel: q.channel,
@@ -156,6 +188,10 @@ export class PrismaAccounting implements AccountingSink {
 
   /** Deletes request logs older than `before`; returns how many. */
   async pruneLogs(before: Date): Promise<number> {
-    return (await this.#db.requestLog.deleteMany({ where: { at: { lt: before } } })).count;
+    const [r] = await this.#db.query<{ n: number }>(
+      'WITH d AS (DELETE FROM request_logs WHERE at < $1 RETURNING 1) SELECT count(*)::int AS n FROM d',
+      [before],
+    );
+    return r?.n ?? 0;
   }
 }

@@ -5,7 +5,7 @@ import type { RequestRecorder } from '../core/accounting.ts';
 import { type Candidate, orderCandidates } from '../core/selection.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
-import type { PrismaClient } from '../db/generated/client.ts';
+import type { Database } from '../db/database.ts';
 import { type CanonicalError, UntranslatableError } from '../providers/contract.ts';
 import type { JobKind, JobSnapshot } from '../providers/jobs.ts';
 import { RelayError } from '../relay/errors.ts';
@@ -39,7 +39,7 @@ import { readJson, sendCall } from './upstream.ts';
  */
 
 export interface JobPlaneDeps {
-  db: PrismaClient;
+  db: Database;
   state: RelayState;
   store: StateStore;
   metrics: RelayMetrics;

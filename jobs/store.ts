@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../db/generated/client.ts';
+import type { Database, Sql } from '../db/database.ts';
 import type { CanonicalError } from '../providers/contract.ts';
 import type { JobKind, JobStatus } from '../providers/jobs.ts';
 import type { Job, JobLimits, JobResult, StoredRequest } from './model.ts';
@@ -21,7 +21,7 @@ const COLUMNS = `id, channel, upstream_task_id, key_id, model, kind, status, pro
 const OPEN = `status IN ('queued', 'in_progress')`;
 
 /** Slot transactions wait for each other (other pods') on the channel's lock: allow for a busy fleet. */
-const TX = { maxWait: 30_000, timeout: 30_000 };
+const TX = { statementTimeoutMs: 30_000 };
 
 interface Row {
   id: string;
@@ -36,7 +36,8 @@ interface Row {
   result: unknown;
   error: unknown;
   poll_attempts: number;
-  seq: bigint;
+  /** int8: a decimal string (db/database.ts). */
+  seq: string;
   created_at: Date;
   completed_at: Date | null;
   dispatched_at: Date | null;
@@ -85,11 +86,11 @@ export interface JobChange {
 }
 
 export class JobStore {
-  readonly #db: PrismaClient;
+  readonly #db: Database;
   /** Counts database round trips (bench/jobs.ts reports them). */
   queries = 0;
 
-  constructor(db: PrismaClient) {
+  constructor(db: Database) {
     this.#db = db;
   }
 
@@ -109,7 +110,7 @@ export class JobStore {
 
   async #q<T>(sql: string, ...params: unknown[]): Promise<T[]> {
     this.queries++;
-    return (await this.#db.$queryRawUnsafe(sql, ...params)) as T[];
+    return this.#db.query<T>(sql, params);
   }
 
   /**
@@ -130,16 +131,15 @@ export class JobStore {
       return 'dispatched';
     }
     return this.#serial(j.channel, () =>
-      this.#db.$transaction(async (tx) => {
+      this.#db.transaction(async (tx) => {
         this.queries += 3;
-        await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))::text', j.channel);
-        const [c] = (await tx.$queryRawUnsafe(
+        await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))::text', [j.channel]);
+        const [c] = await tx.query<{ held: number; waiting: number }>(
           `SELECT count(*) FILTER (WHERE dispatched_at IS NOT NULL)::int AS held,
                 count(*) FILTER (WHERE dispatched_at IS NULL)::int AS waiting
          FROM media_tasks WHERE channel = $1 AND ${OPEN} AND id <> $2`,
-          j.channel,
-          j.id,
-        )) as { held: number; waiting: number }[];
+          [j.channel, j.id],
+        );
         const free = limits.maxConcurrent === null || c!.held < limits.maxConcurrent;
         let placed: Placement;
         if (mode === 'claim') placed = free && c!.waiting === 0 ? 'dispatched' : 'full';
@@ -158,30 +158,27 @@ export class JobStore {
     lease: { owner: string; ms: number },
   ): Promise<ClaimedJob[]> {
     return this.#serial(channel, () =>
-      this.#db.$transaction(async (tx) => {
+      this.#db.transaction(async (tx) => {
         this.queries += 3;
-        await tx.$queryRawUnsafe('SELECT pg_advisory_xact_lock(hashtext($1))::text', channel);
+        await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))::text', [channel]);
         let n = 1000;
         if (limits.maxConcurrent !== null) {
-          const [c] = (await tx.$queryRawUnsafe(
+          const [c] = await tx.query<{ held: number }>(
             `SELECT count(*)::int AS held FROM media_tasks WHERE channel = $1 AND ${OPEN} AND dispatched_at IS NOT NULL`,
-            channel,
-          )) as { held: number }[];
+            [channel],
+          );
           n = limits.maxConcurrent - c!.held;
         }
         if (n <= 0) return [];
-        const rows = (await tx.$queryRawUnsafe(
+        const rows = await tx.query<Row & { elapsed_ms: number; expired: boolean }>(
           `UPDATE media_tasks SET dispatched_at = now(), lease_owner = $2,
            lease_until = now() + $3::float8 * interval '1 millisecond', updated_at = now()
          WHERE id IN (SELECT id FROM media_tasks WHERE channel = $1 AND status = 'queued'
                         AND dispatched_at IS NULL ORDER BY seq LIMIT $4)
          RETURNING ${COLUMNS}, input_reference, 0::float8 AS elapsed_ms, false AS expired`,
-          channel,
-          lease.owner,
-          lease.ms,
-          n,
-        )) as (Row & { elapsed_ms: number; expired: boolean })[];
-        return rows.sort((a, b) => Number(a.seq - b.seq)).map(claimedOf);
+          [channel, lease.owner, lease.ms, n],
+        );
+        return rows.sort((a, b) => Number(BigInt(a.seq) - BigInt(b.seq))).map(claimedOf);
       }, TX),
     );
   }
@@ -360,13 +357,8 @@ export interface JobCounts {
 }
 
 /** Inserts a job (queued, or holding a slot), or moves a failed-over one to its new channel. */
-async function insertJob(
-  db: Pick<PrismaClient, '$queryRawUnsafe'>,
-  j: NewJob,
-  dispatched: boolean,
-  lease: { owner: string; ms: number },
-) {
-  await db.$queryRawUnsafe(
+async function insertJob(db: Sql, j: NewJob, dispatched: boolean, lease: { owner: string; ms: number }) {
+  await db.query(
     `INSERT INTO media_tasks (id, channel, key_id, model, kind, status, progress, request, input_reference,
      dispatched_at, lease_owner, lease_until, updated_at)
    VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6::jsonb, $7,
@@ -374,16 +366,18 @@ async function insertJob(
      CASE WHEN $8 THEN now() + $10::float8 * interval '1 millisecond' END, now())
    ON CONFLICT (id) DO UPDATE SET channel = EXCLUDED.channel, dispatched_at = EXCLUDED.dispatched_at,
      lease_owner = EXCLUDED.lease_owner, lease_until = EXCLUDED.lease_until, updated_at = now()`,
-    j.id,
-    j.channel,
-    j.keyId,
-    j.model,
-    j.kind,
-    JSON.stringify(j.request),
-    j.input,
-    dispatched,
-    lease.owner,
-    lease.ms,
+    [
+      j.id,
+      j.channel,
+      j.keyId,
+      j.model,
+      j.kind,
+      JSON.stringify(j.request),
+      j.input,
+      dispatched,
+      lease.owner,
+      lease.ms,
+    ],
   );
 }
 

@@ -94,7 +94,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   // Which channel each upstream object lives on: fleet-wide with Redis and/or the database.
   const pins = await openPinStore({
     connection: shared.connection,
-    prisma: persistence?.db.prisma,
+    database: persistence?.db,
     log: () => log as unknown as FastifyBaseLogger,
   });
   const accessLog =
@@ -119,7 +119,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     publicMetrics: !metricsOnAdmin,
     // Async jobs live in the database: with one, this pod runs its share of the job plane.
     jobs: persistence
-      ? (ctx) => new JobPlane({ ...ctx, db: persistence.db.prisma, store, pod: shared.pod })
+      ? (ctx) => new JobPlane({ ...ctx, db: persistence.db, store, pod: shared.pod })
       : undefined,
     logger: {
       level: opts.logLevel,

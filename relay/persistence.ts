@@ -73,8 +73,8 @@ export async function startPersistence(
         );
       }
     }
-    const keys = new PrismaKeyStore(db.prisma);
-    const accounting = new PrismaAccounting(db.prisma);
+    const keys = new PrismaKeyStore(db);
+    const accounting = new PrismaAccounting(db);
     const events = isKeyEvents(deps.store) ? deps.store : undefined;
     const authenticator =
       deps.auth === 'keys'

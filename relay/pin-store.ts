@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { LayeredPinStore } from '../core/pins/layered.ts';
 import { MemoryPinStore } from '../core/pins/memory.ts';
 import type { PinStore } from '../core/pins/store.ts';
-import type { PrismaClient } from '../db/generated/client.ts';
+import type { Sql } from '../db/database.ts';
 import type { RedisConnection } from '../redis/connection.ts';
 
 /**
@@ -12,11 +12,11 @@ import type { RedisConnection } from '../redis/connection.ts';
  */
 export async function openPinStore(o: {
   connection: RedisConnection | undefined;
-  prisma: PrismaClient | undefined;
+  database: Sql | undefined;
   log: () => FastifyBaseLogger;
 }): Promise<PinStore> {
-  if (!o.connection && !o.prisma) return new MemoryPinStore();
-  const record = o.prisma ? new (await import('../db/pins.ts')).PrismaPinStore(o.prisma) : undefined;
+  if (!o.connection && !o.database) return new MemoryPinStore();
+  const record = o.database ? new (await import('../db/pins.ts')).PrismaPinStore(o.database) : undefined;
   if (!o.connection) return record!;
   const { RedisPinStore } = await import('../redis/pin-store.ts');
   const cache = new RedisPinStore({ connection: o.connection, index: record === undefined });

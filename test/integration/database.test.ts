@@ -169,7 +169,7 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
   });
 
   it('every model takes every client operation, with every field set and read back', async () => {
-    const p = db.prisma;
+    const p = await db.prisma();
     const now = new Date('2026-03-04T05:06:07.089Z');
     const key = await p.apiKey.create({
       data: {
@@ -309,7 +309,7 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
   });
 
   it('keys: create, look up by secret hash, rotate with a grace period, revoke; changes are visible to pollers', async () => {
-    const store = new PrismaKeyStore(db.prisma);
+    const store = new PrismaKeyStore(db);
     const { now: t0 } = await store.changedSince(null);
     const created = await store.create({
       name: 'app',
@@ -325,7 +325,7 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
       budget: { amount: 5, period: 'day' },
     });
     expect(JSON.stringify(created.key)).not.toContain(created.secret);
-    const stored = await db.prisma.apiKeySecret.findMany({ where: { keyId: created.key.id } });
+    const stored = await (await db.prisma()).apiKeySecret.findMany({ where: { keyId: created.key.id } });
     expect(stored.map((s) => s.hash)).toEqual([hashSecret(created.secret)]);
 
     const rec = await store.findBySecretHash(hashSecret(created.secret));
@@ -371,7 +371,7 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
   });
 
   it('usage rollups: concurrent batches add up exactly; logs and usage are queryable', async () => {
-    const acc = new PrismaAccounting(db.prisma);
+    const acc = new PrismaAccounting(db);
     const inc = (keyId: string, channel: string, cost: number) => ({
       day: '2026-05-01',
       keyId,
@@ -392,7 +392,7 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
         acc.addUsage([inc('k1', 'default/a', 0.25), inc(`k${i % 2}`, 'default/b', 1)]),
       ),
     );
-    const detail = await db.prisma.usageDaily.aggregate({
+    const detail = await (await db.prisma()).usageDaily.aggregate({
       where: { day: new Date('2026-05-01') },
       _sum: { cacheWriteTokens: true, reasoningTokens: true },
     });
@@ -447,12 +447,14 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
       errorCode: i % 2 ? undefined : 'upstream_rate_limited',
     });
     await acc.writeLogs(Array.from({ length: 6 }, (_, i) => rec(i)));
-    expect(await db.prisma.requestLog.findFirst({ where: { requestId: 'req-1' } })).toMatchObject({
+    expect(await (await db.prisma()).requestLog.findFirst({ where: { requestId: 'req-1' } })).toMatchObject({
       cacheWriteTokens: 4,
       reasoningTokens: 3,
       usageSource: 'reported',
     });
-    expect((await db.prisma.requestLog.findFirst({ where: { requestId: 'req-0' } }))?.usageSource).toBeNull();
+    expect(
+      (await (await db.prisma()).requestLog.findFirst({ where: { requestId: 'req-0' } }))?.usageSource,
+    ).toBeNull();
     const errors = await acc.recentLogs({ keyId: 'k1', errors: true, limit: 10 });
     expect(errors.map((e) => e.requestId)).toEqual(['req-4', 'req-2', 'req-0']);
     expect(errors[0]).toMatchObject({ durationMs: 13, errorCode: 'upstream_rate_limited', cost: 0.001 });

@@ -117,7 +117,7 @@ describe('PostgreSQL goes down under load', () => {
     await until('the relay to notice', async () => (await metric(h.url, 'kuberelay_database_up')) === 1);
     expect(await metric(h.url, 'kuberelay_request_logs_written_total')).toBe(written + MAX_BUFFER);
     expect(await (await fetch(`${h.url}/readyz`)).json()).toEqual({ status: 'ok' });
-    expect(await p.db.prisma.requestLog.count()).toBe(1 + MAX_BUFFER);
+    expect(await (await p.db.prisma()).requestLog.count()).toBe(1 + MAX_BUFFER);
     await until('usage to be written', async () => {
       const rows = await p.accounting.usage({ keyId: key.id, groupBy: ['keyId'] });
       return rows[0]?.requests === 121; // every request counted, none sampled or dropped

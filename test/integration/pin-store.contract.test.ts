@@ -56,8 +56,8 @@ async function connect(url: string, prefix = testPrefix('pins')): Promise<RedisC
 /** The database store on an emptied table: every contract run starts from no pins. */
 async function record(name: string): Promise<PrismaPinStore> {
   const db = dbs[name]!;
-  await db.prisma.upstreamObject.deleteMany({});
-  return new PrismaPinStore(db.prisma);
+  await (await db.prisma()).upstreamObject.deleteMany({});
+  return new PrismaPinStore(db);
 }
 
 describePinStore(

@@ -122,14 +122,20 @@ async function main() {
       clearInterval(timer);
       inside.record = false;
       peak = Math.max(peak, rssMb(relay.pid));
-      // The bytes arrived whole: read back through the relay.
+      // The bytes arrived whole: read back through the relay (its RSS sampled meanwhile too).
+      const downFrom = rssMb(relay.pid);
+      let downPeak = downFrom;
+      const downTimer = setInterval(() => {
+        downPeak = Math.max(downPeak, rssMb(relay.pid));
+      }, 10);
       const content = await request(`${relay.url}/v1/files/${id}/content`);
       let n = 0;
       for await (const c of content.body) n += (c as Buffer).length;
+      clearInterval(downTimer);
       if (n !== SIZE) throw new Error(`content is ${n} bytes, not ${SIZE}`);
       await request(`${relay.url}/v1/files/${id}`, { method: 'DELETE' }).then((r) => r.body.dump());
       rows.push(
-        `| ${run} | ${(SIZE / 1e6).toFixed(0)} | ${baseline.toFixed(1)} | ${peak.toFixed(1)} | ${(peak - baseline).toFixed(1)} | ${inside.heap.toFixed(1)} | ${inside.buffers.toFixed(1)} | ${((SIZE / 1e6 / ms) * 1000).toFixed(0)} |`,
+        `| ${run} | ${(SIZE / 1e6).toFixed(0)} | ${baseline.toFixed(1)} | ${peak.toFixed(1)} | ${(peak - baseline).toFixed(1)} | ${inside.heap.toFixed(1)} | ${inside.buffers.toFixed(1)} | ${((SIZE / 1e6 / ms) * 1000).toFixed(0)} | ${(downPeak - downFrom).toFixed(1)} |`,
       );
     }
   } finally {
@@ -141,9 +147,9 @@ async function main() {
     `Relay memory during uploads (POST /v1/files), ${os.cpus().length} CPUs, node ${process.version}\n`,
   );
   console.log(
-    '| run | upload MB | RSS before MB | peak RSS MB | growth MB | peak heap used MB | peak Buffers MB | MB/s |',
+    '| run | upload MB | RSS before MB | peak RSS MB | growth MB | peak heap used MB | peak Buffers MB | MB/s | download growth MB |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) console.log(r);
 }
 

@@ -9,8 +9,9 @@
 //   node bench/upload.ts --quick      a short smoke run
 //
 // Phases: idle (median RSS after one small warm-up upload), sequential (8 uploads one after the
-// other: peak RSS), concurrent (4 at once: peak RSS), one 100 MB upload, and for comparison one
-// 30 MB JSON body (which the relay parses whole). Each answer's transcript names the SHA-256
+// other: peak RSS, MB/s and the relay's CPU per MB from /proc), concurrent (4 at once: peak RSS),
+// one 100 MB upload, and last (what it leaves behind would count against the others) for
+// comparison one 30 MB JSON body (which the relay parses whole). Each answer's transcript names the SHA-256
 // of what reached the upstream, checked against the file's. Method and figures: BENCHMARKS.md.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -32,6 +33,11 @@ const IMAGE_NODE_OPTIONS = '--max-semi-space-size=8'; // what the image sets (Do
 
 const rssMB = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** The relay's CPU time so far (user + system, seconds), from /proc. */
+const cpuS = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
@@ -103,12 +109,15 @@ spec:
   const blob = await openAsBlob(audioPath);
   let from = samples.length;
   const seqMs: number[] = [];
+  const cpu0 = cpuS(pid);
   const settled: number[] = []; // RSS after each upload: a leak would climb upload by upload
   for (let i = 0; i < SEQUENTIAL; i++) {
     seqMs.push(await upload(blob, sha));
     settled.push(rssMB(pid));
   }
   const seqPeak = Math.max(...samples.slice(from));
+  const seqCpu = cpuS(pid) - cpu0;
+  const seqMBs = (SEQUENTIAL * BODY_BYTES) / 1e6 / (seqMs.reduce((a, b) => a + b, 0) / 1000);
   await sleep(1000);
   from = samples.length;
   const t0 = performance.now();
@@ -116,6 +125,15 @@ spec:
   const concMs = performance.now() - t0;
   const concPeak = Math.max(...samples.slice(from));
 
+  // One upload of 100 MB: if the relay held bodies, its growth would follow.
+  await sleep(1000);
+  const bigPath = path.join(dir, 'big.wav');
+  const big = randomBytes(BIG_BYTES);
+  writeFileSync(bigPath, big);
+  const bigSha = createHash('sha256').update(big).digest('hex');
+  from = samples.length;
+  const bigMs = await upload(await openAsBlob(bigPath), bigSha);
+  const bigPeak = Math.max(...samples.slice(from));
   // For comparison, a JSON body of the same size, which the relay holds whole (parsed, then
   // serialised again for the upstream): a 30 MB moderations input.
   await sleep(1000);
@@ -130,15 +148,6 @@ spec:
   await jr.arrayBuffer();
   const jsonPeak = Math.max(...samples.slice(from));
 
-  // One upload of 100 MB: if the relay held bodies, its growth would follow.
-  await sleep(1000);
-  const bigPath = path.join(dir, 'big.wav');
-  const big = randomBytes(BIG_BYTES);
-  writeFileSync(bigPath, big);
-  const bigSha = createHash('sha256').update(big).digest('hex');
-  from = samples.length;
-  const bigMs = await upload(await openAsBlob(bigPath), bigSha);
-  const bigPeak = Math.max(...samples.slice(from));
   clearInterval(timer);
 
   relay.child.kill('SIGTERM');
@@ -159,6 +168,7 @@ spec:
 | for comparison: one ${BODY_BYTES / 1e6} MB JSON body (held whole; peak) | ${mb(jsonPeak)} | ${mb(jsonPeak - idle)} | ${BODY_BYTES / 1e6} | - |
 
 RSS after each sequential upload (MB): ${settled.map(mb).join(', ')}
+Sequential phase: ${seqMBs.toFixed(1)} MB/s, relay CPU ${((seqCpu * 1000) / ((SEQUENTIAL * BODY_BYTES) / 1e6)).toFixed(2)} ms per MB
 `);
 }
 

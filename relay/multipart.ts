@@ -8,6 +8,7 @@ import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Busboy } from '@fastify/busboy';
 import { badRequest, RelayError } from './errors.ts';
+import { memoryPacer } from './memory-pacer.ts';
 
 /**
  * multipart/form-data request bodies (audio uploads, image edits): read once from the client,
@@ -109,6 +110,7 @@ export async function spoolForm(
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
+      memoryPacer.add(chunk.length);
       done(seen > limit ? tooLarge(limit) : null, chunk);
     },
   });
@@ -210,7 +212,11 @@ export function encodeForm(form: SpooledForm, overrides: Readonly<Record<string,
 async function* chunks(pieces: Array<Buffer | { path: string; size: number }>) {
   for (const x of pieces) {
     if (Buffer.isBuffer(x)) yield x;
-    else yield* createReadStream(x.path);
+    else
+      for await (const chunk of createReadStream(x.path)) {
+        memoryPacer.add((chunk as Buffer).length);
+        yield chunk as Buffer;
+      }
   }
 }
 

@@ -10,6 +10,7 @@ import { isTerminal, videoObject } from '../jobs/model.ts';
 import type { JobPlane } from '../jobs/plane.ts';
 import { badRequest, RelayError } from './errors.ts';
 import { admitRequest, type LimitDeps } from './limits.ts';
+import { paced } from './memory-pacer.ts';
 import type { RelayState } from './relay-state.ts';
 import { installVideoFormParser, isFormFile, type VideoForm } from './video-form.ts';
 
@@ -168,7 +169,7 @@ export function registerVideoRoutes(app: FastifyInstance, d: VideoRouteDeps) {
         }
         reply.header('x-kuberelay-channel', j.channel);
         // Streamed as it arrives (backpressure through the pipe), never held whole.
-        return reply.send(res.body);
+        return reply.send(paced(res.body));
       },
     );
 

@@ -1,6 +1,7 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { badRequest, RelayError } from '../errors.ts';
+import { memoryPacer } from '../memory-pacer.ts';
 import { pinnedChannel, unavailable, uploadChannel } from './channels.ts';
 import { listPinned } from './list.ts';
 import { type ObjectCall, readJson, send, sendJson, sendThrough } from './upstream.ts';
@@ -108,6 +109,7 @@ function limitBytes(limit: number): Transform & { exceeded: boolean } {
   const t = new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
+      memoryPacer.add(chunk.length);
       if (seen > limit) {
         (t as Transform & { exceeded: boolean }).exceeded = true;
         done(Object.assign(new Error('upload too large'), { code: 'request_too_large' }));

@@ -7,6 +7,7 @@ import { NO_TOKENS } from '../../core/usage.ts';
 import { objectPathFor } from '../../providers/objects.ts';
 import { RelayError } from '../errors.ts';
 import { clientHeaders, TO_UPSTREAM } from '../headers.ts';
+import { paced } from '../memory-pacer.ts';
 import type { ProxyDeps } from '../proxy-deps.ts';
 import type { ChannelRuntime } from '../runtime.ts';
 import { traceIdOf } from '../tracing.ts';
@@ -166,7 +167,7 @@ export function sendJson(
 export function sendThrough(call: ObjectCall, ch: ChannelRuntime, res: Dispatcher.ResponseData) {
   start(call, ch, res.statusCode, 1);
   call.reply.code(res.statusCode).headers(clientHeaders(res.headers, true));
-  return call.reply.send(res.body);
+  return call.reply.send(paced(res.body));
 }
 
 function record(call: ObjectCall, channel: string | undefined, status: number, attempts: number) {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MockUpstream } from '../../mock-upstream/server.ts';
+import { memoryPacer } from '../../relay/memory-pacer.ts';
 import { configYaml, type Harness, metric, startHarness, startMocks } from '../helpers/harness.ts';
 
 // OpenAI's Files and Batch APIs through one relay, with the official `openai` SDK as the client:
@@ -34,7 +35,7 @@ const channels = () => [
 
 beforeAll(async () => {
   mocks = await startMocks(['primary', 'fallback', 'embedder']);
-  h = await startHarness(configYaml(channels()), { bodyLimit: 1024 * 1024 });
+  h = await startHarness(configYaml(channels()), { bodyLimit: 8 * 1024 * 1024 });
 });
 afterAll(async () => {
   await h?.close();
@@ -45,9 +46,15 @@ const uploads = (m: MockUpstream) => m.stats().byPath['/v1/files'] ?? 0;
 
 describe('files', () => {
   it('uploads with toFile, lists, retrieves, streams content byte for byte and deletes, on the channel that holds it', async () => {
-    const bytes = randomBytes(200_000); // not text: every byte value, CRLFs and boundary-like runs included
+    // Not text: every byte value, CRLFs and boundary-like runs included; big enough that its
+    // chunks pace young collections on the way up and down (relay/memory-pacer.ts).
+    const bytes = randomBytes(5 * 1024 * 1024);
     const before = mocks.map(uploads);
+    const collections = memoryPacer.collections;
     const file = await client().files.create({ file: await toFile(bytes, 'data.bin'), purpose: 'user_data' });
+    expect(memoryPacer.collections - collections).toBeGreaterThanOrEqual(
+      Math.floor(bytes.length / memoryPacer.everyBytes),
+    );
     expect(file).toMatchObject({
       object: 'file',
       bytes: bytes.length,
@@ -60,9 +67,13 @@ describe('files', () => {
     expect(await client().files.retrieve(file.id)).toMatchObject({ id: file.id, bytes: bytes.length });
     const listed = await client().files.list();
     expect(listed.data.map((f) => f.id)).toContain(file.id);
+    const downloads = memoryPacer.collections;
     const content = await client().files.content(file.id);
     expect(content.headers.get('x-kuberelay-channel')).toBe('default/primary');
     expect(Buffer.from(await content.arrayBuffer()).equals(bytes)).toBe(true);
+    expect(memoryPacer.collections - downloads).toBeGreaterThanOrEqual(
+      Math.floor(bytes.length / memoryPacer.everyBytes),
+    );
 
     expect(await client().files.delete(file.id)).toMatchObject({ id: file.id, deleted: true });
     const gone = await client()
@@ -122,7 +133,7 @@ describe('files', () => {
     // Over the body limit: refused before anything reaches an upstream.
     const before = uploads(mocks[0]!);
     const big = await client()
-      .files.create({ file: await toFile(randomBytes(2 * 1024 * 1024), 'big.bin'), purpose: 'user_data' })
+      .files.create({ file: await toFile(randomBytes(9 * 1024 * 1024), 'big.bin'), purpose: 'user_data' })
       .catch((e: unknown) => e);
     expect((big as InstanceType<typeof OpenAI.APIError>).status).toBe(413);
     expect(uploads(mocks[0]!)).toBe(before);

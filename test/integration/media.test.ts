@@ -6,6 +6,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { speechBytes } from '../../mock-upstream/openai/audio.ts';
 import type { MockUpstream } from '../../mock-upstream/server.ts';
+import { memoryPacer } from '../../relay/memory-pacer.ts';
 import {
   type ChannelSpec,
   configYaml,
@@ -191,11 +192,16 @@ for (const k of KINDS) {
       });
       it('the default body limit is 32 MiB (KUBERELAY_MAX_BODY_BYTES), not the old 10 MiB', async () => {
         const audio = randomBytes(12 * 1024 * 1024);
+        const collections = memoryPacer.collections;
         const r = await client(h).audio.transcriptions.create({
           file: await toFile(audio, 'long.wav'),
           model: 'whisper-1',
         });
         expect(r.text).toBe(`transcribed by whisper-up: ${audio.length} bytes, sha256 ${sha(audio)}`);
+        // Its chunks, read from the client and back from the spool, paced young collections
+        // (relay/memory-pacer.ts), and not a byte of it changed.
+        const paced = memoryPacer.collections - collections;
+        expect(paced).toBeGreaterThanOrEqual(Math.floor((2 * audio.length) / memoryPacer.everyBytes));
       });
       it('a client that leaves mid-upload leaves nothing spooled, and the relay serves on', async () => {
         const c = await openRaw(h.url);

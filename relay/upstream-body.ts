@@ -63,7 +63,9 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   // ---- the upstream's side (relay/upstream-call.ts) ----
 
   push(chunk: Buffer) {
-    if (this.#outcome) return;
+    // undici's parser may hand over an empty chunk when resumed: nothing to read, and a sink that
+    // waited on it would pause and resume the parser for another, endlessly.
+    if (this.#outcome || chunk.length === 0) return;
     this.#received += chunk.length;
     const w = this.#waiter;
     if (w) {

@@ -1,0 +1,146 @@
+// Two builds of the relay side by side, to compare what a change costs in CPU on a machine that is
+// not quiet: one mock upstream, one loader, both relays running at once with the same config,
+// closed-loop load sent to one relay at a time in ABBA segments (AB BA BA AB ...), and each relay's
+// CPU time (from /proc) per request over its own segments. Drift and the neighbours' load hit both
+// alike; the paired per-round difference gets a bootstrap interval.
+//
+//   node bench/ab-relays.ts --a OLD/dist/cli/index.js --b NEW/dist/cli/index.js [--rounds 24 --segment 3]
+//
+// A build: `git archive REV | tar -x -C DIR/src`, db/generated copied in, node_modules linked, then
+// `tsc -p tsconfig.json --outDir DIR/dist` and a `{"type":"module"}` package.json in DIR/dist
+// (what bench/lib/compile.ts does for the working tree).
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
+import { drive, newAcc, roundOrder } from './lib/load.ts';
+import { readProc } from './lib/proc.ts';
+import { chatBody, type Target } from './lib/requests.ts';
+import { prng } from './lib/stats.ts';
+import { SCENARIOS } from './run/scenarios.ts';
+
+const { values } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string' },
+    scenario: { type: 'string', default: 'limits' },
+    rounds: { type: 'string', default: '24' },
+    segment: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '32' },
+  },
+});
+if (!values.a || !values.b) {
+  console.error(
+    'usage: node bench/ab-relays.ts --a CLI_A --b CLI_B [--scenario limits] [--rounds N] [--segment S]',
+  );
+  process.exit(2);
+}
+const scenario = SCENARIOS[values.scenario];
+if (!scenario) throw new Error(`unknown scenario ${values.scenario}`);
+const [rounds, segmentS, concurrency] = [
+  Number(values.rounds),
+  Number(values.segment),
+  Number(values.concurrency),
+];
+
+const KEY = 'bench-mock-key';
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'kuberelay-ab-'));
+const children: Child[] = [];
+const mockPort = await freePort();
+const mockURL = `http://127.0.0.1:${mockPort}`;
+const mock = startChild(
+  'mock upstream',
+  [
+    path.join(ROOT, 'cli/index.ts'),
+    'mock-upstream',
+    '--port',
+    String(mockPort),
+    '--host',
+    '127.0.0.1',
+    '--api-key',
+    KEY,
+  ],
+  {},
+);
+children.push(mock);
+const config = path.join(tmp, 'relay.yaml');
+writeFileSync(config, scenario.config({ mockBaseURL: `${mockURL}/v1`, mockApiKey: KEY }));
+
+interface Side {
+  name: string;
+  child: Child;
+  target: Target;
+  cpuMs: number;
+  requests: number;
+  perRound: number[];
+}
+const sides: Side[] = [];
+try {
+  await waitReady(mock, `${mockURL}/_mock/health`);
+  for (const [name, cli] of [
+    ['A', values.a],
+    ['B', values.b],
+  ] as const) {
+    const port = await freePort();
+    const args = [cli, 'relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'];
+    const child = startChild(`relay ${name}`, args, { LOG_LEVEL: 'warn', ...scenario.env });
+    children.push(child);
+    await waitReady(child, `http://127.0.0.1:${port}/readyz`);
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
+    const target = { name, pool, headers: { 'content-type': 'application/json' } };
+    sides.push({ name, child, target, cpuMs: 0, requests: 0, perRound: [] });
+  }
+  const spec = { path: '/v1/chat/completions', body: chatBody(32, false), stream: false };
+  for (const s of sides) await drive(s.target, spec, concurrency, 2, newAcc()); // JIT warm-up
+  let errors = 0;
+  for (let i = 0; i < rounds; i++) {
+    for (const s of roundOrder(sides, i)) {
+      const acc = newAcc();
+      const before = readProc(s.child.pid)!.cpuMs;
+      await drive(s.target, spec, concurrency, segmentS, acc);
+      const cpu = readProc(s.child.pid)!.cpuMs - before;
+      errors += acc.errors.count;
+      s.cpuMs += cpu;
+      s.requests += acc.latencies.length;
+      s.perRound.push(cpu / Math.max(1, acc.latencies.length));
+    }
+  }
+  const [a, b] = sides as [Side, Side];
+  const diffs = a.perRound.map((x, i) => b.perRound[i]! - x);
+  console.log(`| relay | requests | CPU ms/request |\n| --- | --- | --- |`);
+  for (const s of sides) console.log(`| ${s.name} | ${s.requests} | ${(s.cpuMs / s.requests).toFixed(3)} |`);
+  const [lo, hi] = bootstrapMean(diffs);
+  const faster = diffs.filter((d) => d < 0).length;
+  console.log(
+    `\nB - A per round: mean ${mean(diffs).toFixed(3)} ms [95% CI ${lo.toFixed(3)}, ${hi.toFixed(3)}], ` +
+      `B lower in ${faster} of ${diffs.length} rounds; errors ${errors}; ` +
+      `load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+  );
+} finally {
+  for (const s of sides) await s.target.pool.close();
+  for (const c of children) await stopChild(c);
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+function mean(xs: number[]) {
+  return xs.reduce((s, x) => s + x, 0) / xs.length;
+}
+
+/** 95 % interval of the mean by resampling (a fixed seed, so a run's figures are reproducible). */
+function bootstrapMean(xs: number[], n = 5000): [number, number] {
+  const rand = prng(1);
+  const means: number[] = [];
+  for (let k = 0; k < n; k++) {
+    let s = 0;
+    for (let i = 0; i < xs.length; i++) s += xs[Math.floor(rand() * xs.length)]!;
+    means.push(s / xs.length);
+  }
+  means.sort((p, q) => p - q);
+  return [means[Math.floor(n * 0.025)]!, means[Math.floor(n * 0.975)]!];
+}

@@ -245,11 +245,13 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
  */
 function trackStreams(relay: RelayApp) {
   const open = new Set<ServerResponse>();
-  relay.app.addHook('preHandler', async (req, reply) => {
-    if ((req.body as { stream?: unknown } | null | undefined)?.stream !== true) return;
-    const res = reply.raw;
-    open.add(res);
-    res.once('close', () => open.delete(res));
+  relay.app.addHook('preHandler', (req, reply, done) => {
+    if ((req.body as { stream?: unknown } | null | undefined)?.stream === true) {
+      const res = reply.raw;
+      open.add(res);
+      res.once('close', () => open.delete(res));
+    }
+    done();
   });
   const event = sseErrorEvent('the relay is shutting down; retry the request', 'relay_shutting_down');
   return {

@@ -7,13 +7,22 @@
  */
 export class PermitSets {
   readonly #sets = new Map<string, Map<string, number>>(); // key -> holder -> expiry (epoch ms)
+  // key -> no permit of the set expires before this (a lower bound): held() scans for expired
+  // permits only from then on, not on every call.
+  readonly #soonest = new Map<string, number>();
 
   /** Permits held on `key` at `now` (expired ones are dropped). */
   held(key: string, now = Number.NEGATIVE_INFINITY): number {
     const set = this.#sets.get(key);
     if (!set) return 0;
-    for (const [id, expiry] of set) if (expiry <= now) set.delete(id);
-    if (set.size === 0) this.#sets.delete(key);
+    if (now < this.#soonest.get(key)!) return set.size;
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const [id, expiry] of set) {
+      if (expiry <= now) set.delete(id);
+      else if (expiry < soonest) soonest = expiry;
+    }
+    if (set.size === 0) this.#forget(key);
+    else this.#soonest.set(key, soonest);
     return set.size;
   }
 
@@ -30,6 +39,9 @@ export class PermitSets {
     if (!set) {
       set = new Map();
       this.#sets.set(key, set);
+      this.#soonest.set(key, expiresAt);
+    } else if (expiresAt < this.#soonest.get(key)!) {
+      this.#soonest.set(key, expiresAt);
     }
     set.set(id, expiresAt);
   }
@@ -38,12 +50,17 @@ export class PermitSets {
   drop(key: string, id: string): boolean {
     const set = this.#sets.get(key);
     if (!set?.delete(id)) return false;
-    if (set.size === 0) this.#sets.delete(key);
+    if (set.size === 0) this.#forget(key);
     return true;
   }
 
   /** Keys with permits held (memory accounting). */
   get size(): number {
     return this.#sets.size;
+  }
+
+  #forget(key: string) {
+    this.#sets.delete(key);
+    this.#soonest.delete(key);
   }
 }

@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
+  type HookHandlerDoneFunction,
   LogController,
 } from 'fastify';
 import { fanOut, type RequestRecorder } from '../core/accounting.ts';
@@ -195,10 +196,11 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
   // Fastify refuses shared objects as decorator defaults; onRequest sets the real value.
   app.decorateRequest('client', null as unknown as ClientIdentity);
   app.decorateRequest('trace', undefined);
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     req.receivedAt = performance.now();
     req.client = ANONYMOUS;
     reply.header('x-request-id', req.id);
+    done();
   });
 
   app.setErrorHandler<FastifyError>((err, req, reply) => {
@@ -227,8 +229,16 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
 
   // Auth runs on onRequest, before the body is read: a client without a valid key never gets the
   // relay to read or parse a body. What needs the body (the model a key may use) waits for it.
-  const requireKey = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (auth === 'none') return;
+  // The hooks are callback-style and answer at once when they can (auth off, a cached key): an
+  // async hook costs a promise and a tick per request even when it has nothing to wait for.
+  const requireKey = (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    if (auth === 'none') return done();
+    const refuse = (err: unknown) => {
+      // The body is left unread: close the connection after the answer instead of draining it.
+      if (hasBody(req)) reply.header('connection', 'close');
+      done(err as Error);
+    };
+    let who: ClientIdentity | Promise<ClientIdentity>;
     try {
       if (!opts.authenticator) {
         throw new RelayError(
@@ -238,24 +248,32 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
           'no API keys exist yet: create one with `kuberelay keys create`, or set KUBERELAY_AUTH=none for local demos',
         );
       }
-      req.client = await opts.authenticator.authenticate(req);
+      who = opts.authenticator.identify(req);
     } catch (err) {
-      // The body is left unread: close the connection after the answer instead of draining it.
-      if (hasBody(req)) reply.header('connection', 'close');
-      throw err;
+      return refuse(err);
     }
+    if (!(who instanceof Promise)) {
+      req.client = who;
+      return done();
+    }
+    who.then((client) => {
+      req.client = client;
+      done();
+    }, refuse);
   };
-  const requireModelAllowed = async (req: FastifyRequest) => {
+  const requireModelAllowed = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const allowed = req.client.models ?? [];
     const model = (req.body as { model?: unknown } | undefined)?.model;
-    if (typeof model !== 'string' || modelAllowed({ models: allowed }, model)) return;
+    if (typeof model !== 'string' || modelAllowed({ models: allowed }, model)) return done();
     metrics.auth.inc({ result: 'model_not_allowed' });
-    throw new RelayError(
-      403,
-      'permission_error',
-      'model_not_allowed',
-      `API key ${req.client.keyId} may not use model '${model}'; it may use: ${allowed.join(', ')}`,
-      { param: 'model' },
+    done(
+      new RelayError(
+        403,
+        'permission_error',
+        'model_not_allowed',
+        `API key ${req.client.keyId} may not use model '${model}'; it may use: ${allowed.join(', ')}`,
+        { param: 'model' },
+      ),
     );
   };
 

@@ -18,5 +18,6 @@ export const ANONYMOUS: ClientIdentity = Object.freeze({ labels: Object.freeze({
 
 /** Resolves the caller of a /v1 request or throws a RelayError (401, 403, 429 for a spent budget). */
 export interface Authenticator {
-  authenticate(req: FastifyRequest): Promise<ClientIdentity>;
+  /** At once when no I/O is needed (a cached key), else a promise; a refusal throws or rejects. */
+  identify(req: FastifyRequest): ClientIdentity | Promise<ClientIdentity>;
 }

@@ -142,25 +142,13 @@ export class RequestLimits {
       m.ratelimitCheckDuration.observe((performance.now() - t0) / 1000);
     }
 
-    // One decision per policy: rejected when any of its limits rejected.
+    // One decision per policy (its checks are adjacent): rejected when any of its limits rejected.
     let rejected: number | undefined;
     let retryMs = 0;
-    let prev: CheckOwner['policy'] | undefined;
     let policyRejected = false;
-    const count = () => {
-      if (!prev) return;
-      const shadow = prev.config.shadow;
-      const d = policyRejected ? (shadow ? 'shadow_rejected' : 'rejected') : 'allowed';
-      m.ratelimitDecisions.labels(prev.id, d).inc();
-      this.#trace?.rateLimit(prev.id, d); // tracing
-    };
-    decision.outcomes.forEach((o, i) => {
-      const owner = owners[i]!;
-      if (owner.policy !== prev) {
-        count();
-        prev = owner.policy;
-        policyRejected = false;
-      }
+    const n = decision.outcomes.length;
+    for (let i = 0; i < n; i++) {
+      const o = decision.outcomes[i]!;
       if (!o.allowed) {
         policyRejected = true;
         if (!checks[i]!.shadow && o.resetMs >= retryMs) {
@@ -168,8 +156,13 @@ export class RequestLimits {
           rejected = i;
         }
       }
-    });
-    count();
+      const policy = owners[i]!.policy;
+      if (i + 1 < n && owners[i + 1]!.policy === policy) continue;
+      const d = policyRejected ? (policy.config.shadow ? 'shadow_rejected' : 'rejected') : 'allowed';
+      m.ratelimitDecisions.labels(policy.id, d).inc();
+      this.#trace?.rateLimit(policy.id, d); // tracing
+      policyRejected = false;
+    }
 
     if (!decision.allowed) {
       const i = rejected!;
@@ -237,13 +230,14 @@ export class RequestLimits {
   #settle(held: Held, usage: { tokens: number; cost: number } | undefined, sent: boolean) {
     if (!held.decision.allowed) return;
     const items: SettleItem[] = [];
-    held.checks.forEach((c, i) => {
-      if (!held.decision.outcomes[i]!.allowed) return;
+    for (let i = 0; i < held.checks.length; i++) {
+      const c = held.checks[i]!;
+      if (!held.decision.outcomes[i]!.allowed) continue;
       if (c.kind === 'concurrent') items.push({ check: c, delta: 0 });
       else if (c.kind === 'tokens') items.push({ check: c, delta: (usage?.tokens ?? 0) - c.reserve });
       else if (c.kind === 'cost' && usage && usage.cost > 0) items.push({ check: c, delta: usage.cost });
       else if (c.kind === 'requests' && !sent) items.push({ check: c, delta: -c.reserve });
-    });
+    }
     if (items.length === 0) return;
     this.#deps.limiter.settle(held.decision, items).catch((err) => {
       this.#deps.log.debug({ err }, 'rate limits: settling a request failed');

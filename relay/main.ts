@@ -4,12 +4,13 @@ import type { Logger } from 'pino';
 import { fanOut } from '../core/accounting.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { JobPlane } from '../jobs/plane.ts';
-import { AccessLog, type AccessLogOptions } from './access-log.ts';
+import { AccessLog, type AccessLogOptions, accessLogger } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { connectionDrain } from './drain.ts';
 import { FileConfigSource } from './file-source.ts';
 import type { HttpTimeouts } from './http-timeouts.ts';
+import { bufferedLogStream, flushLog } from './log-buffer.ts';
 import { type LogFormat, logDestination } from './logger.ts';
 import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
@@ -77,6 +78,8 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   const shared = await openSharedState(opts.shared);
   const store = shared.store;
   const stats = new ChannelStats();
+  // One log destination for the process (the database's logger too), buffered (log-buffer.ts).
+  const logStream = opts.logFormat === 'pretty' ? logDestination('pretty')! : bufferedLogStream();
   // Exemplars (a latency bucket's trace id) only when there are traces to link to.
   const metrics = createRelayMetrics({ exemplars: tracingEnabled() });
   // Loaded only when used: Prisma and the drivers cost ~20 MB a relay without a database can skip.
@@ -86,6 +89,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         store,
         metrics,
         logLevel: opts.logLevel,
+        logStream,
       })
     : undefined;
   // Loaded only with OTEL_EXPORTER_OTLP_ENDPOINT set: tracing off costs nothing (tracing.ts).
@@ -97,10 +101,14 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     database: persistence?.db,
     log: () => log as unknown as FastifyBaseLogger,
   });
+  let accessLines: Logger | undefined;
   const accessLog =
     opts.accessLog === false
       ? undefined
-      : new AccessLog(() => log!, opts.accessLog ?? DEFAULT_REQUEST_LOG_OPTIONS);
+      : new AccessLog(
+          () => (accessLines ??= accessLogger(log!)),
+          opts.accessLog ?? DEFAULT_REQUEST_LOG_OPTIONS,
+        );
   const relay = await buildRelayApp({
     store,
     metrics,
@@ -132,7 +140,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         '*.credentials',
         'credentials',
       ],
-      ...(opts.logFormat === 'pretty' ? { stream: logDestination('pretty') } : {}),
+      stream: logStream,
     },
   });
   const { app } = relay;
@@ -207,6 +215,8 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
         await reporter?.stop();
         await store.close();
         await tracer?.shutdown().catch((err) => app.log.warn({ err }, 'trace export at shutdown failed'));
+        if ('stop' in logStream) logStream.stop();
+        await flushLog(app.log);
       }
     })();
     return closing;
@@ -235,11 +245,13 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
  */
 function trackStreams(relay: RelayApp) {
   const open = new Set<ServerResponse>();
-  relay.app.addHook('preHandler', async (req, reply) => {
-    if ((req.body as { stream?: unknown } | null | undefined)?.stream !== true) return;
-    const res = reply.raw;
-    open.add(res);
-    res.once('close', () => open.delete(res));
+  relay.app.addHook('preHandler', (req, reply, done) => {
+    if ((req.body as { stream?: unknown } | null | undefined)?.stream === true) {
+      const res = reply.raw;
+      open.add(res);
+      res.once('close', () => open.delete(res));
+    }
+    done();
   });
   const event = sseErrorEvent('the relay is shutting down; retry the request', 'relay_shutting_down');
   return {
@@ -257,11 +269,12 @@ function trackStreams(relay: RelayApp) {
 export function handleSignals(log: FastifyBaseLogger, shutdown: () => Promise<void>) {
   const onSignal = (signal: string) => {
     log.info({ signal }, 'shutting down');
+    // The log is buffered (log-buffer.ts): its last lines leave before the process does.
     shutdown().then(
-      () => process.exit(0),
+      () => flushLog(log).then(() => process.exit(0)),
       (err) => {
         log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        void flushLog(log).then(() => process.exit(1));
       },
     );
   };

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { RelayError } from './errors.ts';
 import type { RelayState } from './relay-state.ts';
 
@@ -8,14 +8,16 @@ import type { RelayState } from './relay-state.ts';
  * `anthropic-version`, as Anthropic's SDKs do. The relay knows no creation dates: the epoch.
  */
 
-type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
-
 const EPOCH = '1970-01-01T00:00:00Z';
 
 const anthropicModel = (id: string) => ({ type: 'model', id, display_name: id, created_at: EPOCH });
 const openaiModel = (id: string) => ({ id, object: 'model', created: 0, owned_by: 'kuberelay' });
 
-export function registerModelRoutes(app: FastifyInstance, state: RelayState, requireKey: Hook) {
+export function registerModelRoutes(
+  app: FastifyInstance,
+  state: RelayState,
+  requireKey: onRequestHookHandler,
+) {
   const visible = (req: FastifyRequest) => {
     const allowed = req.client.models;
     return (state.runtime?.models ?? []).filter((m) => !allowed || allowed.includes(m));

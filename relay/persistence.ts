@@ -46,10 +46,17 @@ export interface Persistence {
 
 export async function startPersistence(
   o: PersistenceOptions,
-  deps: { auth: AuthMode; store: StateStore; metrics: RelayMetrics; logLevel: string },
+  deps: {
+    auth: AuthMode;
+    store: StateStore;
+    metrics: RelayMetrics;
+    logLevel: string;
+    /** The relay's log destination (stdout when absent). */
+    logStream?: pino.DestinationStream;
+  },
 ): Promise<Persistence> {
   // The relay's own log stream (same pino format); the app's logger does not exist yet.
-  const root = pino({ level: deps.logLevel });
+  const root = pino({ level: deps.logLevel }, deps.logStream);
   const log = root.child({ component: 'database' });
   const adminLog = root.child({ component: 'admin' });
   const embedded = !o.databaseUrl;

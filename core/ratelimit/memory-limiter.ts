@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { PermitSets } from '../permits.ts';
 import {
   type CheckOutcome,
@@ -38,6 +37,15 @@ export class MemoryLimiter implements Limiter {
   readonly #permits = new PermitSets(); // held by tickets until settle
   readonly #now: () => number;
   readonly #sweep: NodeJS.Timeout;
+  // Tickets only name permits within this process: a counter, not a random UUID per request.
+  #tickets = 0;
+  // Window shapes by algorithm and length, built once instead of per check.
+  readonly #shapes = {
+    'sliding-window': new Map<number, WindowShape>(),
+    'fixed-window': new Map<number, WindowShape>(),
+  };
+  // #evaluate's second result (the level a commit needs), so it returns no tuple per check.
+  #level = 0;
 
   constructor(opts: { now?: () => number; sweepMs?: number } = {}) {
     this.#now = opts.now ?? Date.now;
@@ -47,20 +55,21 @@ export class MemoryLimiter implements Limiter {
 
   async check(checks: readonly LimitCheck[]): Promise<LimitDecision> {
     const now = this.#now();
-    const ticket = randomUUID();
-    const outcomes: CheckOutcome[] = [];
-    const levels: number[] = [];
+    const ticket = `t${++this.#tickets}`;
+    const outcomes: CheckOutcome[] = new Array(checks.length);
+    const levels: number[] = new Array(checks.length);
     let allowed = true;
-    for (const c of checks) {
-      const [o, level] = this.#evaluate(c, now);
-      outcomes.push(o);
-      levels.push(level);
+    for (let i = 0; i < checks.length; i++) {
+      const c = checks[i]!;
+      const o = this.#evaluate(c, now);
+      outcomes[i] = o;
+      levels[i] = this.#level;
       if (!o.allowed && !c.shadow) allowed = false;
     }
     if (allowed) {
-      checks.forEach((c, i) => {
-        if (outcomes[i]!.allowed) this.#take(c, now, ticket, levels[i]!);
-      });
+      for (let i = 0; i < checks.length; i++) {
+        if (outcomes[i]!.allowed) this.#take(checks[i]!, now, ticket, levels[i]!);
+      }
     }
     return { allowed, outcomes, at: now, ticket };
   }
@@ -71,13 +80,13 @@ export class MemoryLimiter implements Limiter {
       if (c.kind === 'concurrent') {
         this.#permits.drop(c.key, d.ticket);
       } else if (c.algorithm === 'token-bucket') {
-        const level = this.#level(c, now);
+        const level = this.#bucketLevel(c, now);
         this.#setBucket(c, Math.min(c.amount, level - delta), now);
       } else if (delta > 0) {
-        this.#add(c, Math.floor(now / windowShape(c.algorithm, c.perMs).slotMs), delta);
+        this.#add(c, Math.floor(now / this.#shape(c).slotMs), delta);
       } else if (delta < 0) {
         // A refund goes back into the slot it was reserved in, while that slot still counts.
-        const shape = windowShape(c.algorithm, c.perMs);
+        const shape = this.#shape(c);
         const slot = Math.floor(d.at / shape.slotMs);
         const w = this.#windows.get(c.key)?.taken;
         const v = w?.get(slot);
@@ -106,60 +115,58 @@ export class MemoryLimiter implements Limiter {
     for (const [key, b] of this.#buckets) if (b.fullAt <= now) this.#buckets.delete(key);
   }
 
-  /** Returns the outcome and the level a commit needs (bucket tokens after refill). */
-  #evaluate(c: LimitCheck, now: number): [CheckOutcome, number] {
+  /** The outcome; sets #level to the level a commit needs (bucket tokens after refill). */
+  #evaluate(c: LimitCheck, now: number): CheckOutcome {
+    this.#level = 0;
     if (c.kind === 'concurrent') {
       const used = this.#permits.held(c.key);
       const ok = used + c.reserve <= c.amount;
       // In-process permits have no expiry to wait for: suggest a short retry.
-      return [
-        {
-          allowed: ok,
-          remaining: Math.max(0, c.amount - used - (ok ? c.reserve : 0)),
-          resetMs: ok ? 0 : 1000,
-        },
-        0,
-      ];
+      return {
+        allowed: ok,
+        remaining: Math.max(0, c.amount - used - (ok ? c.reserve : 0)),
+        resetMs: ok ? 0 : 1000,
+      };
     }
     if (c.algorithm === 'token-bucket') {
-      const tokens = this.#level(c, now);
+      const tokens = this.#bucketLevel(c, now);
+      this.#level = tokens;
       const ok = tokens > 0 && tokens >= c.reserve;
       if (ok) {
         const left = tokens - c.reserve;
-        return [
-          { allowed: true, remaining: left, resetMs: Math.ceil(((c.amount - left) * c.perMs) / c.amount) },
-          tokens,
-        ];
+        return {
+          allowed: true,
+          remaining: left,
+          resetMs: Math.ceil(((c.amount - left) * c.perMs) / c.amount),
+        };
       }
       // Until the level reaches the reserve (or rises above zero when nothing is reserved).
       const resetMs =
         c.reserve > 0
           ? Math.ceil(((c.reserve - tokens) * c.perMs) / c.amount)
           : Math.ceil((-tokens * c.perMs) / c.amount) + 1;
-      return [{ allowed: false, remaining: Math.max(0, tokens), resetMs }, tokens];
+      return { allowed: false, remaining: Math.max(0, tokens), resetMs };
     }
-    const shape = windowShape(c.algorithm, c.perMs);
+    const shape = this.#shape(c);
     const cur = Math.floor(now / shape.slotMs);
     const oldest = oldestSlot(shape, now);
     const w = this.#windows.get(c.key)?.taken;
     let used = 0;
-    const live: [number, number][] = [];
     if (w) {
       for (const [slot, v] of w) {
         if (slot < oldest) w.delete(slot);
-        else {
-          used += v;
-          live.push([slot, v]);
-        }
+        else used += v;
       }
     }
     if (windowAdmits(used, c.reserve, c.amount)) {
-      return [
-        { allowed: true, remaining: c.amount - used - c.reserve, resetMs: slotExpires(shape, cur) - now },
-        0,
-      ];
+      return {
+        allowed: true,
+        remaining: c.amount - used - c.reserve,
+        resetMs: slotExpires(shape, cur) - now,
+      };
     }
-    live.sort((a, b) => a[0] - b[0]);
+    // Rejected: the request fits once enough of the oldest slots have expired.
+    const live = [...(w ?? [])].sort((a, b) => a[0] - b[0]);
     let resetMs = slotExpires(shape, cur) - now;
     let left = used;
     for (const [slot, v] of live) {
@@ -169,7 +176,17 @@ export class MemoryLimiter implements Limiter {
         break;
       }
     }
-    return [{ allowed: false, remaining: Math.max(0, c.amount - used), resetMs }, 0];
+    return { allowed: false, remaining: Math.max(0, c.amount - used), resetMs };
+  }
+
+  #shape(c: LimitCheck): WindowShape {
+    const shapes = this.#shapes[c.algorithm as 'sliding-window' | 'fixed-window'];
+    let shape = shapes.get(c.perMs);
+    if (!shape) {
+      shape = windowShape(c.algorithm, c.perMs);
+      shapes.set(c.perMs, shape);
+    }
+    return shape;
   }
 
   #take(c: LimitCheck, now: number, ticket: string, level: number) {
@@ -178,11 +195,11 @@ export class MemoryLimiter implements Limiter {
     } else if (c.algorithm === 'token-bucket') {
       this.#setBucket(c, level - c.reserve, now);
     } else if (c.reserve > 0) {
-      this.#add(c, Math.floor(now / windowShape(c.algorithm, c.perMs).slotMs), c.reserve);
+      this.#add(c, Math.floor(now / this.#shape(c).slotMs), c.reserve);
     }
   }
 
-  #level(c: LimitCheck, now: number): number {
+  #bucketLevel(c: LimitCheck, now: number): number {
     const b = this.#buckets.get(c.key);
     if (!b) return c.amount;
     return Math.min(c.amount, b.tokens + (Math.max(0, now - b.ts) * c.amount) / c.perMs);
@@ -196,7 +213,7 @@ export class MemoryLimiter implements Limiter {
   #add(c: LimitCheck, slot: number, v: number) {
     let w = this.#windows.get(c.key);
     if (!w) {
-      w = { ...windowShape(c.algorithm, c.perMs), taken: new Map() };
+      w = { ...this.#shape(c), taken: new Map() };
       this.#windows.set(c.key, w);
     }
     w.taken.set(slot, (w.taken.get(slot) ?? 0) + v);

@@ -36,6 +36,8 @@ export interface CompiledLimit {
   unit: number;
   /** For messages: `100 requests per 1m`, `$5 per 1d`, `2 concurrent requests`. */
   summary: string;
+  /** The bucket key up to the limitBy value: policy, limit index, algorithm, window. */
+  keyPrefix: string;
 }
 
 export interface CompiledPolicy {
@@ -93,7 +95,10 @@ function compilePolicy(p: PolicyConfig): CompiledPolicy {
         : l.kind === 'concurrent'
           ? `${l.amount} concurrent requests`
           : `${l.amount} ${l.kind}${per}`;
-    return { kind: l.kind, amount: l.amount, perMs: l.perMs ?? 0, name, policyItem: item, unit, summary };
+    const perMs = l.perMs ?? 0;
+    const algo = l.kind === 'concurrent' ? 'c' : ALGO_CODE[p.algorithm];
+    const keyPrefix = `${p.id}:${i}:${algo}:${perMs}:`;
+    return { kind: l.kind, amount: l.amount, perMs, name, policyItem: item, unit, summary, keyPrefix };
   });
   return { id: p.id, config: p, perAttempt, limits, matches };
 }
@@ -124,12 +129,11 @@ export function checksFor(
     if (!policy.matches(f, channelId)) continue;
     const p = policy.config;
     const bucket = bucketOf(p.limitBy, f, channelId);
-    policy.limits.forEach((limit, i) => {
-      const algo = limit.kind === 'concurrent' ? 'c' : ALGO_CODE[p.algorithm];
+    for (const limit of policy.limits) {
       const reserve =
         limit.kind === 'tokens' ? Math.min(reserveTokens, limit.amount) : limit.kind === 'cost' ? 0 : 1;
       checks.push({
-        key: `${p.id}:${i}:${algo}:${limit.perMs}:${bucket}`,
+        key: limit.keyPrefix + bucket,
         kind: limit.kind,
         algorithm: p.algorithm,
         amount: limit.amount,
@@ -138,7 +142,7 @@ export function checksFor(
         shadow: p.shadow,
       });
       owners.push({ policy, limit });
-    });
+    }
   }
   return { checks, owners };
 }

@@ -200,6 +200,38 @@ describe('SIGTERM with streams in flight', () => {
     await up.setFaults(null);
   });
 
+  // The log is buffered (relay/log-buffer.ts: several lines per write, flushed every 100 ms):
+  // the access lines of the last requests before the signal must still reach stdout.
+  it('writes the access lines of the last requests before a SIGTERM, and of a stream that ends after it', async () => {
+    const relay = await relayOn();
+    const { secret } = await relay.createKey();
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const r = await call(`${relay.url}/v1/chat/completions`, {
+        headers: { authorization: `Bearer ${secret}` },
+        body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `line ${i}` }] },
+      });
+      expect(r.status).toBe(200);
+      ids.push(r.headers.get('x-request-id')!);
+    }
+    // Its line is written as the drain ends, just before the process exits.
+    await up.setFaults({ chunkDelayMs: 50 });
+    const stream = openStream(relay.url, secret, 10);
+    await stream.firstChunk;
+    relay.proc.child.kill('SIGTERM');
+    expect((await stream.done).error).toBeUndefined();
+    expect(await relay.proc.exited()).toBe(0);
+    await up.setFaults(null);
+    const access = relay.proc
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes('"msg":"request"'))
+      .map((l) => JSON.parse(l) as { requestId: string; stream: boolean; status: number });
+    expect(access.slice(0, ids.length).map((a) => a.requestId)).toEqual(ids);
+    expect(access.slice(ids.length)).toMatchObject([{ stream: true, status: 200 }]);
+    expect(relay.proc.output()).toMatch(/"signal":"SIGTERM"[^\n]*shutting down/);
+  });
+
   it('ends the streams that outlast the shutdown bound with an error event, then exits 0', async () => {
     const boundMs = 3000;
     const relay = await relayOn({ KUBERELAY_SHUTDOWN_TIMEOUT_MS: String(boundMs) });

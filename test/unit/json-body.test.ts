@@ -1,7 +1,8 @@
 import fc from 'fast-check';
+import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_HTTP_TIMEOUTS, httpTimeoutsFromEnv } from '../../relay/http-timeouts.ts';
-import { nestsDeeperThan } from '../../relay/json-body.ts';
+import { installJsonParser, MAX_JSON_DEPTH, nestsDeeperThan, scanJson } from '../../relay/json-body.ts';
 
 /** Nesting depth of a parsed JSON value (arrays and objects). */
 function depthOf(v: unknown): number {
@@ -36,6 +37,98 @@ describe('nestsDeeperThan', () => {
   it('scans 100k-deep input without recursion', () => {
     expect(nestsDeeperThan('['.repeat(100_000) + ']'.repeat(100_000), 128)).toBe(true);
     expect(nestsDeeperThan(`"${'['.repeat(100_000)}"`, 128)).toBe(false);
+  });
+});
+
+describe('the JSON body parser', () => {
+  // JSON text as clients write it: keys that poison prototypes among ordinary ones, any character
+  // possibly written as a \u escape (either hex case), varied spacing, nested objects.
+  const escapeSome = (s: string, mask: boolean[], upper: boolean) =>
+    [...s]
+      .map((c, i) => {
+        if (!mask[i % mask.length]) return c === '"' || c === '\\' ? `\\${c}` : c;
+        const hex = c.charCodeAt(0).toString(16).padStart(4, '0');
+        return `\\u${upper ? hex.toUpperCase() : hex}`;
+      })
+      .join('');
+  const key = fc
+    .tuple(
+      fc.constantFrom('__proto__', 'constructor', 'prototype', 'model', 'messages', 'é', '_', 'proto', ''),
+      fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }),
+      fc.boolean(),
+    )
+    .map(([k, mask, upper]) => `"${escapeSome(k, mask, upper)}"`);
+  const space = fc.constantFrom('', ' ', '\n', '\r\n', '\t');
+  const text: fc.Arbitrary<string> = fc.letrec((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small' },
+      fc.json(),
+      fc
+        .array(fc.tuple(key, space, tie('value')), { maxLength: 4 })
+        .map((es) => `{${es.map(([k, sp, v]) => `${k}${sp}:${sp}${v}`).join(',')}}`),
+    ),
+  })).value as fc.Arbitrary<string>;
+
+  it("text the scan calls plain cannot poison: Fastify's parser would return what JSON.parse does", () => {
+    const secure = Fastify().getDefaultJsonParser('error', 'error');
+    const parse = (t: string) => {
+      let out: { err: Error | null; value?: unknown } | undefined;
+      secure({} as never, t, (err, value) => {
+        out = { err, value };
+      });
+      return out!;
+    };
+    fc.assert(
+      fc.property(text, (t) => {
+        if (scanJson(t, MAX_JSON_DEPTH) !== 'plain') return;
+        expect(parse(t)).toEqual({ err: null, value: JSON.parse(t) });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("answers every body as Fastify's own parser does: the same value, or the same error", async () => {
+    const echo = async (install: boolean) => {
+      const app = Fastify();
+      if (install) installJsonParser(app);
+      app.post('/', async (req) => ({ body: req.body === undefined ? 'undefined' : req.body }));
+      await app.ready();
+      return app;
+    };
+    const [ours, theirs] = await Promise.all([echo(true), echo(false)]);
+    const ask = async (app: Awaited<ReturnType<typeof echo>>, payload: string) => {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+      return { status: r.statusCode, body: r.body };
+    };
+    const fixed = [
+      '{"__proto__":{"admin":true}}',
+      '{"a":{"constructor":{"prototype":{"admin":true}}}}',
+      '{"\\u005f_proto__":{}}',
+      '{"_\\u005Fproto__" : {}}',
+      '{"constructor":1}',
+      '\uFEFF{"model":"gpt-4o-mini"}',
+      '',
+      '{"model":',
+      '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"caf\\u00e9"}]}',
+      '[1,2]',
+      '"text"',
+    ];
+    try {
+      for (const t of fixed) expect(await ask(ours, t), t).toEqual(await ask(theirs, t));
+      await fc.assert(
+        fc.asyncProperty(text, async (t) => {
+          expect(await ask(ours, t)).toEqual(await ask(theirs, t));
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      await Promise.all([ours.close(), theirs.close()]);
+    }
   });
 });
 

@@ -56,14 +56,14 @@ export class MemoryLimiter implements Limiter {
   async check(checks: readonly LimitCheck[]): Promise<LimitDecision> {
     const now = this.#now();
     const ticket = `t${++this.#tickets}`;
-    const outcomes: CheckOutcome[] = new Array(checks.length);
-    const levels: number[] = new Array(checks.length);
+    const outcomes: CheckOutcome[] = [];
+    const levels: number[] = [];
     let allowed = true;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
       const o = this.#evaluate(c, now);
-      outcomes[i] = o;
-      levels[i] = this.#level;
+      outcomes.push(o);
+      levels.push(this.#level);
       if (!o.allowed && !c.shadow) allowed = false;
     }
     if (allowed) {

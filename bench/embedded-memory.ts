@@ -194,6 +194,13 @@ async function measure(v: Variant, config: string) {
       }
     });
     const idle = await sampler.during(() => sleep(IDLE_SECONDS * 1000));
+    // Where the idle MB go inside the process: V8's heap (in use / reserved) and external memory.
+    const mb = async (name: string) => (await metric(url, name)) / 2 ** 20;
+    const heap = [
+      await mb('kuberelay_nodejs_heap_size_used_bytes'),
+      await mb('kuberelay_nodejs_heap_size_total_bytes'),
+      await mb('kuberelay_nodejs_external_memory_bytes'),
+    ];
     const pool = new Pool(url, { connections: CONCURRENCY, pipelining: 1 });
     let result = { ok: 0, failed: 0 };
     const loaded = await sampler.during(async () => {
@@ -206,6 +213,8 @@ async function measure(v: Variant, config: string) {
       startPeak: max(start),
       startPeakAnon: Math.max(...start.map((x) => x.anon)),
       idle: median(idle),
+      idleAnon: idle.map((x) => x.anon).sort((a, b) => a - b)[Math.floor(idle.length / 2)]!,
+      heap,
       loadPeak: max(loaded),
       afterLoad: median(after),
       reqPerSec: result.ok / LOAD_SECONDS,
@@ -254,6 +263,8 @@ async function main() {
         r.startPeak.toFixed(0),
         r.startPeakAnon.toFixed(0),
         r.idle.toFixed(0),
+        r.idleAnon.toFixed(0),
+        r.heap.map((x) => x.toFixed(1)).join(' / '),
         r.loadPeak.toFixed(0),
         r.afterLoad.toFixed(0),
         r.reqPerSec.toFixed(0),
@@ -266,6 +277,8 @@ async function main() {
       'start peak MB',
       'start peak anon MB',
       'idle MB',
+      'idle anon MB',
+      'idle heap used / total, external MB',
       'load peak MB',
       'idle after load MB',
       `req/s (paced at ${RATE})`,

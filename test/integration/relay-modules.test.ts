@@ -75,6 +75,9 @@ describe('modules a relay loads', () => {
     expect(loaded.some((u) => u.includes('/relay/app.'))).toBe(true); // the hook saw the relay load
     expect(loaded.filter((u) => /\/node_modules\/(ioredis|@ioredis)\//.test(u))).toEqual([]);
     expect(loaded.filter((u) => /\/node_modules\/(ajv|@fastify\/ajv-compiler)\//.test(u))).toEqual([]);
+    // Tracing is off without OTEL_EXPORTER_OTLP_ENDPOINT: no OpenTelemetry SDK or exporter (only
+    // prom-client's dependency, the small @opentelemetry/api).
+    expect(loaded.filter((u) => /\/node_modules\/@opentelemetry\/(?!api\/)/.test(u))).toEqual([]);
   });
 
   it('with REDIS_URL: the Redis client is loaded', { timeout: 180_000 }, async () => {

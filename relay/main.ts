@@ -12,6 +12,7 @@ import { FileConfigSource } from './file-source.ts';
 import type { HttpTimeouts } from './http-timeouts.ts';
 import { bufferedLogStream, flushLog } from './log-buffer.ts';
 import { type LogFormat, logDestination } from './logger.ts';
+import { settleAfterStart } from './memory-pacer.ts';
 import { createRelayMetrics } from './metrics.ts';
 import type { Persistence } from './persistence.ts';
 import { PersistenceConfigError, type PersistenceOptions } from './persistence-config.ts';
@@ -170,6 +171,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
   } else {
     throw new Error('give --config FILE or --config-secret NAMESPACE/NAME');
   }
+  settleAfterStart(); // start-up garbage out before the first request (relay/memory-pacer.ts)
   await app.listen({ port: opts.port, host: opts.host });
   relay.jobs?.start();
   const addr = app.server.address();

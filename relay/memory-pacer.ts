@@ -35,23 +35,32 @@ export class MemoryPacer {
   }
 }
 
+type GcOptions = { type: 'minor' | 'major'; flavor?: 'regular' | 'last-resort' };
+type Gc = (o: GcOptions) => void;
+
 /**
- * V8's scavenge, without exposing `gc` on the relay's global object: the flag is on only while a
- * fresh context is made (as jest does for --logHeapUsage). undefined where V8 refuses.
+ * V8's `gc`, without exposing it on the relay's global object: the flag is on only while a fresh
+ * context is made (as jest does for --logHeapUsage). undefined where V8 refuses.
  */
-export function youngCollector(): (() => void) | undefined {
+function v8Gc(): Gc | undefined {
   // Started with --expose-gc (a benchmark, a debugging session): use it, leave the flag alone.
-  const own = (globalThis as { gc?: (o: { type: 'minor' }) => void }).gc;
-  if (typeof own === 'function') return () => own({ type: 'minor' });
+  const own = (globalThis as { gc?: Gc }).gc;
+  if (typeof own === 'function') return own;
   try {
     setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as ((o: { type: 'minor' }) => void) | undefined;
-    return typeof gc === 'function' ? () => gc({ type: 'minor' }) : undefined;
+    const gc = runInNewContext('gc') as Gc | undefined;
+    return typeof gc === 'function' ? gc : undefined;
   } catch {
     return undefined;
   } finally {
     setFlagsFromString('--no-expose-gc');
   }
+}
+
+/** V8's scavenge (a young-generation collection); undefined where V8 refuses. */
+export function youngCollector(): (() => void) | undefined {
+  const gc = v8Gc();
+  return gc && (() => gc({ type: 'minor' }));
 }
 
 /**
@@ -61,7 +70,18 @@ export function youngCollector(): (() => void) | undefined {
  */
 export const PACE_BYTES = 2 * 1024 * 1024;
 
-const collect = youngCollector();
+const gc = v8Gc();
+const collect = gc && (() => gc({ type: 'minor' }));
+
+/**
+ * Once, when the relay has started and before it serves: a full collection that also shrinks
+ * V8's spaces (the 'last-resort' flavour, as under memory pressure). Loading modules and compiling
+ * the config leave garbage and a grown young generation that V8 would otherwise keep until load
+ * came, so an idle relay would hold memory it never uses again (BENCHMARKS.md, idle RSS).
+ */
+export function settleAfterStart(): void {
+  gc?.({ type: 'major', flavor: 'last-resort' });
+}
 
 /** The process's pacer: every large body the relay streams counts its bytes here. */
 export const memoryPacer = new MemoryPacer(PACE_BYTES, collect ?? (() => {}));

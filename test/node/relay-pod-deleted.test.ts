@@ -69,7 +69,11 @@ spec:
         messages: [{ role: 'user', content: 'hi' }],
       }),
     });
-    if (res.status !== 200) throw new Error(`${res.status} ${await res.text()}`);
+    // Which process answered, when it is not the relay's 200 (a body-less 404 was seen once in CI).
+    const who = ['server', 'x-request-id', 'x-kuberelay-channel', 'content-type', 'content-length']
+      .map((h) => `${h}=${res.headers.get(h) ?? '-'}`)
+      .join(' ');
+    if (res.status !== 200) throw new Error(`${res.status} ${await res.text()} (${who})`);
     return true;
   });
 });

@@ -94,7 +94,7 @@ const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- 
   --load-warmup S         load warm-up seconds per target (default 1; quick 0.1)
   --database postgres|embedded  kuberelay's key store: a local PostgreSQL (default) or embedded PGlite
   --sources               run kuberelay from the .ts sources (default: a tsc build, as the image runs it)
-  --relay-node-args "A"   extra node flags for kuberelay (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  --relay-node-args=A     extra node flags for kuberelay (e.g. "--relay-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof")
   --compare REF           also measure kuberelay built from commit REF, interleaved with the others
                           (before/after in one run; its own database, the same config)
 `;

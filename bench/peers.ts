@@ -35,7 +35,7 @@ import {
   setMockFaults,
   type Target,
 } from './lib/requests.ts';
-import { type AddedLatency, added, type LatencyStats, stats } from './lib/stats.ts';
+import { added, stats } from './lib/stats.ts';
 import {
   type Installed,
   installLiteLLM,
@@ -44,6 +44,7 @@ import {
   PORTKEY_VERSION,
 } from './peers/install.ts';
 import { renderPeers } from './peers/report.ts';
+import type { GatewayResult, PeerParams, PeersResult } from './peers/result.ts';
 import {
   CLI,
   type Running,
@@ -56,28 +57,6 @@ import {
 
 const MOCK_API_KEY = 'bench-upstream-key';
 const PEERS = ['portkey', 'litellm'] as const;
-
-export interface PeerParams {
-  quick: boolean;
-  rounds: number;
-  warmup: number;
-  streamRounds: number;
-  streamWarmup: number;
-  streamTokens: number;
-  chunkDelayMs: number;
-  concurrency: number;
-  durationS: number;
-  loadWarmupS: number;
-  install: boolean;
-  peers: string[];
-  relayNodeArgs: string[];
-  /** kuberelay from a tsc build (as the image runs it), or from the .ts sources. */
-  compiled: boolean;
-  /** kuberelay's database: PostgreSQL (production) or embedded PGlite (the chart's try-out default). */
-  database: 'postgres' | 'embedded';
-  /** A second kuberelay built from this commit, measured beside the working tree's (before/after). */
-  compare?: string;
-}
 
 const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- [options])
 
@@ -160,52 +139,6 @@ function parseParams(argv: string[]) {
     compare: values.compare,
   };
   return { params, jsonFile: values.json };
-}
-
-export interface GatewayResult {
-  name: string;
-  label: string;
-  status: 'measured' | 'not installed' | 'failed to start' | 'failed';
-  reason?: string;
-  errors: number;
-  errorSamples: string[];
-  chat?: { latency: LatencyStats; added: AddedLatency };
-  stream?: {
-    firstToken: { latency: LatencyStats; added: AddedLatency };
-    complete: { latency: LatencyStats; added: AddedLatency };
-  };
-  load?: {
-    concurrency: number;
-    requests: number;
-    seconds: number;
-    rps: number;
-    latency: LatencyStats;
-    /** CPU of the gateway's process tree per request (0 for the direct baseline). */
-    cpuMsPerRequest: number;
-    /** Everything else on the machine during its segments, in cores (noise). */
-    otherCores: number;
-  };
-  /** Process tree RSS: after start, before any request; and the highest of samples and VmHWM. */
-  rss?: { idleBytes: number; peakBytes: number };
-}
-
-export interface PeersResult {
-  version: 1;
-  startedAt: string;
-  meta: {
-    node: string;
-    cpus: number;
-    cpuModel: string;
-    commit: string | undefined;
-    loadavgStart: number[];
-    loadavgEnd: number[];
-  };
-  params: PeerParams;
-  gateways: GatewayResult[];
-  totalErrors: number;
-  /** Failed requests of the baseline, the floor and kuberelay (a peer's own failures are reported, not fatal). */
-  ownErrors: number;
-  durationS: number;
 }
 
 interface Gateway {

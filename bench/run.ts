@@ -33,17 +33,10 @@ import {
   type Target,
 } from './lib/requests.ts';
 import { added, stats } from './lib/stats.ts';
-import { type Params, parseParams } from './run/args.ts';
-import {
-  type LoadResult,
-  load,
-  type Procs,
-  type SerialResult,
-  type StreamResult,
-  serial,
-  serialResult,
-} from './run/measure.ts';
+import { parseParams } from './run/args.ts';
+import { load, type Procs, serial, serialResult } from './run/measure.ts';
 import { renderMarkdown, targets } from './run/report.ts';
+import type { BenchResult, HeapFigures, MemoryFigures } from './run/result.ts';
 
 export { renderMarkdown };
 
@@ -51,13 +44,6 @@ const CLI = path.join(ROOT, 'cli', 'index.ts');
 const MOCK_API_KEY = 'bench-upstream-key';
 
 // ---- the run --------------------------------------------------------------------------------------
-
-/** V8 heap figures from the relay's /metrics (prom-client default metrics), in bytes. */
-export interface HeapFigures {
-  heapUsedBytes: number;
-  heapTotalBytes: number;
-  externalBytes: number;
-}
 
 async function relayHeap(relayURL: string): Promise<HeapFigures | undefined> {
   try {
@@ -71,53 +57,6 @@ async function relayHeap(relayURL: string): Promise<HeapFigures | undefined> {
   } catch {
     return undefined;
   }
-}
-
-export interface MemoryFigures {
-  relay: {
-    idleBytes: number;
-    afterSerialBytes: number;
-    peakSampledBytes: number;
-    hwmBytes: number;
-    endBytes: number;
-    endFileBackedBytes: number;
-  };
-  mock: { idleBytes: number; peakSampledBytes: number; hwmBytes: number; endFileBackedBytes: number };
-  loaderPeakBytes: number;
-  /** Scraped at idle and at the end (not during measurements). */
-  relayHeapIdle: HeapFigures | undefined;
-  relayHeapEnd: HeapFigures | undefined;
-}
-
-export interface BenchResult {
-  version: 1;
-  startedAt: string;
-  meta: {
-    node: string;
-    cpus: number;
-    cpuModel: string;
-    kernel: string;
-    memTotalBytes: number;
-    commit: string | undefined;
-    loadavgStart: number[];
-    loadavgEnd: number[];
-    pinned: boolean;
-  };
-  scenario: { name: string; description: string; env: Record<string, string> };
-  params: Omit<Params, 'only'> & { only: string[] };
-  chat?: SerialResult;
-  embeddings?: SerialResult;
-  stream?: StreamResult;
-  load: LoadResult[];
-  memory: MemoryFigures;
-  targets: {
-    name: string;
-    target: string;
-    measured: string;
-    met: boolean | null;
-  }[];
-  totalErrors: number;
-  durationS: number;
 }
 
 export async function runBench(argv: string[]): Promise<BenchResult> {

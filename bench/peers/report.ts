@@ -1,7 +1,7 @@
 // The markdown report of bench/peers.ts: the summary table of the shape, then the detail.
 
 import { ci, fmt0, fmt1, fmt2, MB, ms, sms, table } from '../lib/render.ts';
-import type { GatewayResult, PeersResult } from '../peers.ts';
+import type { GatewayResult, PeersResult } from './result.ts';
 
 export function renderPeers(r: PeersResult): string {
   const p = r.params;

@@ -2,8 +2,8 @@
 
 import { ci, fmt0, fmt1, fmt2, MB, ms, sms, table } from '../lib/render.ts';
 import type { AddedLatency, LatencyStats } from '../lib/stats.ts';
-import type { BenchResult, HeapFigures } from '../run.ts';
 import type { CpuShare } from './measure.ts';
+import type { BenchResult, HeapFigures } from './result.ts';
 
 export function targets(r: BenchResult): BenchResult['targets'] {
   const out: BenchResult['targets'] = [];

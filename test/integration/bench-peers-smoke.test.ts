@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { GatewayResult, PeersResult } from '../../bench/peers.ts';
+import type { GatewayResult, PeersResult } from '../../bench/peers/result.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kuberelay-peers-smoke-'));

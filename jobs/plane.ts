@@ -90,12 +90,21 @@ export class JobPlane {
     this.store = new JobStore(d.db);
     this.metrics = d.metrics.jobs;
     this.#events.setMaxListeners(0);
-    this.#poller = new JobPoller(this, {
-      owner: d.pod,
-      tickMs: d.tickMs ?? 250,
-      leaseMs: POLL_LEASE_MS,
-      log: d.log,
-    });
+    this.#poller = new JobPoller(
+      {
+        claimDue: (owner, batch, leaseMs) => this.store.claimDue(owner, batch, leaseMs),
+        queuedChannels: () => this.store.queuedChannels(),
+        step: (j) => this.step(j),
+        dispatch: (c) => this.dispatch(c),
+        refreshGauges: () => this.refreshGauges(),
+      },
+      {
+        owner: d.pod,
+        tickMs: d.tickMs ?? 250,
+        leaseMs: POLL_LEASE_MS,
+        log: d.log,
+      },
+    );
   }
 
   start() {

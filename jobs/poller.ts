@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { JobPlane } from './plane.ts';
+import type { ClaimedJob } from './store.ts';
 
 /**
  * This pod's share of the fleet's polling: every tick it claims the jobs that are due (a batch at
@@ -9,6 +9,15 @@ import type { JobPlane } from './plane.ts';
  * that freed a slot does that at once; this sweep covers pods that died before they could) and
  * refreshes the fleet-wide gauges.
  */
+
+/** What the poller drives: the job plane's claiming, stepping and dispatching (jobs/plane.ts). */
+export interface PollTarget {
+  claimDue(owner: string, batch: number, leaseMs: number): Promise<ClaimedJob[]>;
+  queuedChannels(): Promise<string[]>;
+  step(j: ClaimedJob): Promise<void>;
+  dispatch(channelId: string): Promise<void>;
+  refreshGauges(): Promise<void>;
+}
 
 export interface PollerOptions {
   owner: string;
@@ -24,7 +33,7 @@ export interface PollerOptions {
 const SWEEP_MS = 1000;
 
 export class JobPoller {
-  readonly #plane: JobPlane;
+  readonly #target: PollTarget;
   readonly #o: Required<PollerOptions>;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -32,8 +41,8 @@ export class JobPoller {
   #lastSweep = 0;
   readonly #inflight = new Set<Promise<void>>();
 
-  constructor(plane: JobPlane, o: PollerOptions) {
-    this.#plane = plane;
+  constructor(target: PollTarget, o: PollerOptions) {
+    this.#target = target;
     this.#o = { batch: 100, concurrency: 64, ...o };
   }
 
@@ -75,13 +84,9 @@ export class JobPoller {
         await Promise.race(this.#inflight);
         continue;
       }
-      const jobs = await this.#plane.store.claimDue(
-        this.#o.owner,
-        Math.min(room, this.#o.batch),
-        this.#o.leaseMs,
-      );
+      const jobs = await this.#target.claimDue(this.#o.owner, Math.min(room, this.#o.batch), this.#o.leaseMs);
       for (const j of jobs) {
-        const p: Promise<void> = this.#plane
+        const p: Promise<void> = this.#target
           .step(j)
           .catch((err) => this.#o.log.warn({ err: (err as Error).message, job: j.id }, 'job poll failed'))
           .finally(() => this.#inflight.delete(p));
@@ -92,12 +97,12 @@ export class JobPoller {
   }
 
   async #sweep() {
-    const channels = await this.#plane.store.queuedChannels();
+    const channels = await this.#target.queuedChannels();
     await Promise.all(
       channels.map((c) =>
-        this.#plane.dispatch(c).catch((err) => this.#o.log.warn({ err, channel: c }, 'job dispatch failed')),
+        this.#target.dispatch(c).catch((err) => this.#o.log.warn({ err, channel: c }, 'job dispatch failed')),
       ),
     );
-    await this.#plane.refreshGauges();
+    await this.#target.refreshGauges();
   }
 }

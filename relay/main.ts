@@ -22,7 +22,7 @@ import { DEFAULT_REQUEST_LOG_OPTIONS } from './request-log.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
 import { sseErrorEvent } from './sse.ts';
-import { loadTracer, tracingEnabled } from './tracing.ts';
+import { loadTracer, tracingEnabled } from './tracer-loader.ts';
 
 export type MetricsListener = 'public' | 'admin';
 

@@ -22,7 +22,7 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { FastifyRequest } from 'fastify';
 import type { RequestRecord } from '../core/accounting.ts';
 import { CompletionRecorder } from './trace-content.ts';
-import { type AttemptInfo, operationOf, type RequestTrace, type RequestTracer } from './tracing.ts';
+import type { AttemptInfo, RequestTrace, RequestTracer } from './tracing.ts';
 
 /**
  * The OpenTelemetry implementation, loaded only when tracing is on. The SDK reads the standard
@@ -219,4 +219,14 @@ function usageAttributes(r: RequestRecord): Attributes {
   if (r.cachedTokens > 0) a['gen_ai.usage.cache_read.input_tokens'] = r.cachedTokens;
   if (r.usageSource) a['kuberelay.usage_source'] = r.usageSource;
   return a;
+}
+
+/** GenAI semantic conventions: the operation each relay route performs. */
+export function operationOf(route: string): string {
+  if (route.endsWith('/chat/completions') || route.endsWith('/v1/messages')) return 'chat';
+  if (route.endsWith('/completions')) return 'text_completion';
+  if (route.endsWith('/embeddings')) return 'embeddings';
+  if (route.includes('/images/')) return 'image_generation';
+  if (route.endsWith('/responses')) return 'chat'; // the Responses API creates a model response
+  return route;
 }

@@ -60,17 +60,6 @@ declare module 'fastify' {
   }
 }
 
-export function tracingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (env.OTEL_SDK_DISABLED === 'true' || env.OTEL_TRACES_EXPORTER === 'none') return false;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-}
-
-export async function loadTracer(env: NodeJS.ProcessEnv = process.env): Promise<RequestTracer | undefined> {
-  if (!tracingEnabled(env)) return undefined;
-  const { createOtelTracer } = await import('./otel.ts');
-  return createOtelTracer({ recordContent: env.KUBERELAY_TRACE_CONTENT === 'true' });
-}
-
 const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}/;
 
 /** The trace id of a W3C `traceparent`, if it is a valid one. */
@@ -78,14 +67,4 @@ export function traceIdOf(header: string | string[] | undefined): string | undef
   if (typeof header !== 'string') return undefined;
   const id = TRACEPARENT.exec(header)?.[1];
   return id && !/^0+$/.test(id) ? id : undefined;
-}
-
-/** GenAI semantic conventions: the operation each relay route performs. */
-export function operationOf(route: string): string {
-  if (route.endsWith('/chat/completions') || route.endsWith('/v1/messages')) return 'chat';
-  if (route.endsWith('/completions')) return 'text_completion';
-  if (route.endsWith('/embeddings')) return 'embeddings';
-  if (route.includes('/images/')) return 'image_generation';
-  if (route.endsWith('/responses')) return 'chat'; // the Responses API creates a model response
-  return route;
 }

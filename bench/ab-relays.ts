@@ -1,53 +1,67 @@
 // Two builds of the relay side by side, to compare what a change costs in CPU on a machine that is
-// not quiet: one mock upstream, one loader, both relays running at once with the same config,
-// closed-loop load sent to one relay at a time in ABBA segments (AB BA BA AB ...), and each relay's
-// CPU time (from /proc) per request over its own segments. Drift and the neighbours' load hit both
-// alike; the paired per-round difference gets a bootstrap interval.
+// not quiet: one mock upstream, one loader, both relays running at once, each started as
+// bench:peers starts kuberelay (bench/peers/targets.ts: a tsc build, client keys on the embedded
+// database or PostgreSQL, the `limits` scenario's two RateLimitPolicies, the default log level with
+// the access log on, the image's Node flags), closed-loop load sent to one relay at a time in ABBA
+// segments (AB BA BA AB ...), and each relay's CPU time (from /proc) per request over its own
+// segments. Drift and the neighbours' load hit both alike; the paired per-round difference gets a
+// bootstrap interval. bench:peers --compare gives the full picture (latency, streams, memory,
+// peers); this gives one figure, quickly, on a busy machine.
 //
-//   node bench/ab-relays.ts --a OLD/dist/cli/index.js --b NEW/dist/cli/index.js [--rounds 24 --segment 3]
-//
-// A build: `git archive REV | tar -x -C DIR/src`, db/generated copied in, node_modules linked, then
-// `tsc -p tsconfig.json --outDir DIR/dist` and a `{"type":"module"}` package.json in DIR/dist
-// (what bench/lib/compile.ts does for the working tree).
+//   node bench/ab-relays.ts --a-ref main                 A built from a commit, B the working tree
+//   node bench/ab-relays.ts --a OLD.js --b NEW.js        two CLI entry points already built
+//   options: --rounds 24 --segment 3 --concurrency 32 --database embedded|postgres
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
+import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, newAcc, roundOrder } from './lib/load.ts';
 import { readProc } from './lib/proc.ts';
 import { chatBody, type Target } from './lib/requests.ts';
 import { prng } from './lib/stats.ts';
-import { SCENARIOS } from './run/scenarios.ts';
+import { startKuberelay } from './peers/targets.ts';
 
 const { values } = parseArgs({
   options: {
     a: { type: 'string' },
+    'a-ref': { type: 'string' },
     b: { type: 'string' },
-    scenario: { type: 'string', default: 'limits' },
+    'b-ref': { type: 'string' },
     rounds: { type: 'string', default: '24' },
     segment: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '32' },
+    database: { type: 'string', default: 'embedded' },
   },
 });
-if (!values.a || !values.b) {
+if (!values.a === !values['a-ref'] || (values.b && values['b-ref'])) {
   console.error(
-    'usage: node bench/ab-relays.ts --a CLI_A --b CLI_B [--scenario limits] [--rounds N] [--segment S]',
+    'usage: node bench/ab-relays.ts (--a CLI_A | --a-ref REV) [--b CLI_B | --b-ref REV] [--rounds N] [--segment S]',
   );
   process.exit(2);
 }
-const scenario = SCENARIOS[values.scenario];
-if (!scenario) throw new Error(`unknown scenario ${values.scenario}`);
+if (values.database !== 'embedded' && values.database !== 'postgres')
+  throw new Error('--database must be embedded or postgres');
 const [rounds, segmentS, concurrency] = [
   Number(values.rounds),
   Number(values.segment),
   Number(values.concurrency),
 ];
 
-const KEY = 'bench-mock-key';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kuberelay-ab-'));
+/** A CLI entry point: given, built from a commit, or (B's default) the working tree built. */
+function build(name: string, cli: string | undefined, ref: string | undefined): string {
+  if (cli) return path.resolve(cli);
+  const dir = path.join(tmp, name);
+  return compileKuberelay(dir, ref ? exportRef(ref, path.join(dir, 'src')) : ROOT);
+}
+const clis = { A: build('A', values.a, values['a-ref']), B: build('B', values.b, values['b-ref']) };
+
+const KEY = 'bench-mock-key';
 const children: Child[] = [];
 const mockPort = await freePort();
 const mockURL = `http://127.0.0.1:${mockPort}`;
@@ -66,8 +80,7 @@ const mock = startChild(
   {},
 );
 children.push(mock);
-const config = path.join(tmp, 'relay.yaml');
-writeFileSync(config, scenario.config({ mockBaseURL: `${mockURL}/v1`, mockApiKey: KEY }));
+let pg: Postgres | undefined;
 
 interface Side {
   name: string;
@@ -80,18 +93,16 @@ interface Side {
 const sides: Side[] = [];
 try {
   await waitReady(mock, `${mockURL}/_mock/health`);
-  for (const [name, cli] of [
-    ['A', values.a],
-    ['B', values.b],
-  ] as const) {
-    const port = await freePort();
-    const args = [cli, 'relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'];
-    const child = startChild(`relay ${name}`, args, { LOG_LEVEL: 'warn', ...scenario.env });
-    children.push(child);
-    await waitReady(child, `http://127.0.0.1:${port}/readyz`);
-    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
-    const target = { name, pool, headers: { 'content-type': 'application/json' } };
-    sides.push({ name, child, target, cpuMs: 0, requests: 0, perRound: [] });
+  if (values.database === 'postgres') pg = await startPostgres();
+  for (const [name, cli] of Object.entries(clis)) {
+    const dir = mkdtempSync(path.join(tmp, `run-${name}-`));
+    const databaseUrl = await pg?.createDatabase(`kuberelay_${name.toLowerCase()}`);
+    const up = { url: mockURL, apiKey: KEY };
+    const r = await startKuberelay(up, dir, { cli, nodeArgs: [], databaseUrl });
+    children.push(r.child);
+    const pool = new Pool(r.url, { connections: concurrency, pipelining: 1 });
+    const target = { name, pool, headers: r.headers };
+    sides.push({ name, child: r.child, target, cpuMs: 0, requests: 0, perRound: [] });
   }
   const spec = { path: '/v1/chat/completions', body: chatBody(32, false), stream: false };
   for (const s of sides) await drive(s.target, spec, concurrency, 2, newAcc()); // JIT warm-up
@@ -125,6 +136,7 @@ try {
 } finally {
   for (const s of sides) await s.target.pool.close();
   for (const c of children) await stopChild(c);
+  await pg?.close();
   rmSync(tmp, { recursive: true, force: true });
 }
 

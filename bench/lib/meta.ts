@@ -14,4 +14,14 @@ export function gitCommit(): string | undefined {
   }
 }
 
+/** The machine and code a run measured, as every result records it. */
+export interface RunMeta {
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  commit: string | undefined;
+  loadavgStart: number[];
+  loadavgEnd: number[];
+}
+
 export const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);

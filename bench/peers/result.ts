@@ -1,6 +1,7 @@
 // The result of one bench:peers run: what bench/peers.ts measures, bench/peers/report.ts renders
 // and --json writes.
 
+import type { RunMeta } from '../lib/meta.ts';
 import type { AddedLatency, LatencyStats } from '../lib/stats.ts';
 
 export interface PeerParams {
@@ -55,14 +56,7 @@ export interface GatewayResult {
 export interface PeersResult {
   version: 1;
   startedAt: string;
-  meta: {
-    node: string;
-    cpus: number;
-    cpuModel: string;
-    commit: string | undefined;
-    loadavgStart: number[];
-    loadavgEnd: number[];
-  };
+  meta: RunMeta;
   params: PeerParams;
   gateways: GatewayResult[];
   totalErrors: number;

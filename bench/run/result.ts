@@ -1,6 +1,7 @@
 // The result of one `npm run bench` run: what bench/run.ts measures, bench/run/report.ts renders
 // and --json writes.
 
+import type { RunMeta } from '../lib/meta.ts';
 import type { Params } from './args.ts';
 import type { LoadResult, SerialResult, StreamResult } from './measure.ts';
 
@@ -30,17 +31,7 @@ export interface MemoryFigures {
 export interface BenchResult {
   version: 1;
   startedAt: string;
-  meta: {
-    node: string;
-    cpus: number;
-    cpuModel: string;
-    kernel: string;
-    memTotalBytes: number;
-    commit: string | undefined;
-    loadavgStart: number[];
-    loadavgEnd: number[];
-    pinned: boolean;
-  };
+  meta: RunMeta & { kernel: string; memTotalBytes: number; pinned: boolean };
   scenario: { name: string; description: string; env: Record<string, string> };
   params: Omit<Params, 'only'> & { only: string[] };
   chat?: SerialResult;

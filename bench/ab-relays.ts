@@ -10,7 +10,9 @@
 //
 //   node bench/ab-relays.ts --a-ref main                 A built from a commit, B the working tree
 //   node bench/ab-relays.ts --a OLD.js --b NEW.js        two CLI entry points already built
+//   node bench/ab-relays.ts --a-ref HEAD --b-node-args=--single-threaded-gc    one build, a flag
 //   options: --rounds 24 --segment 3 --concurrency 32 --database embedded|postgres
+//            --a-node-args=FLAGS --b-node-args=FLAGS (added to the image's NODE_OPTIONS)
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -36,6 +38,8 @@ const { values } = parseArgs({
     segment: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '32' },
     database: { type: 'string', default: 'embedded' },
+    'a-node-args': { type: 'string', default: '' },
+    'b-node-args': { type: 'string', default: '' },
   },
 });
 if (!values.a === !values['a-ref'] || (values.b && values['b-ref'])) {
@@ -60,6 +64,10 @@ function build(name: string, cli: string | undefined, ref: string | undefined): 
   return compileKuberelay(dir, ref ? exportRef(ref, path.join(dir, 'src')) : ROOT);
 }
 const clis = { A: build('A', values.a, values['a-ref']), B: build('B', values.b, values['b-ref']) };
+const nodeArgs = {
+  A: values['a-node-args'].split(/\s+/).filter(Boolean),
+  B: values['b-node-args'].split(/\s+/).filter(Boolean),
+};
 
 const KEY = 'bench-mock-key';
 const children: Child[] = [];
@@ -98,7 +106,7 @@ try {
     const dir = mkdtempSync(path.join(tmp, `run-${name}-`));
     const databaseUrl = await pg?.createDatabase(`kuberelay_${name.toLowerCase()}`);
     const up = { url: mockURL, apiKey: KEY };
-    const r = await startKuberelay(up, dir, { cli, nodeArgs: [], databaseUrl });
+    const r = await startKuberelay(up, dir, { cli, nodeArgs: nodeArgs[name as 'A' | 'B'], databaseUrl });
     children.push(r.child);
     const pool = new Pool(r.url, { connections: concurrency, pipelining: 1 });
     const target = { name, pool, headers: r.headers };

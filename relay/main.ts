@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { fanOut } from '../core/accounting.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { JobPlane } from '../jobs/plane.ts';
-import { AccessLog, type AccessLogOptions, accessLogger } from './access-log.ts';
+import { AccessLog, type AccessLogOptions, type AccessLogOutput, accessLogOutput } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { connectionDrain } from './drain.ts';
@@ -102,12 +102,12 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     database: persistence?.db,
     log: () => log as unknown as FastifyBaseLogger,
   });
-  let accessLines: Logger | undefined;
+  let accessLines: AccessLogOutput | undefined;
   const accessLog =
     opts.accessLog === false
       ? undefined
       : new AccessLog(
-          () => (accessLines ??= accessLogger(log!)),
+          () => (accessLines ??= accessLogOutput(log!, logStream)),
           opts.accessLog ?? DEFAULT_REQUEST_LOG_OPTIONS,
         );
   const relay = await buildRelayApp({

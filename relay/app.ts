@@ -36,6 +36,7 @@ import { registerObjectRoutes } from './objects/routes.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
+import { lazyChildLogger } from './request-logger.ts';
 import { lazySchemaCompilers } from './schema-compilers.ts';
 import type { RequestTracer } from './tracing.ts';
 import { registerVideoRoutes } from './videos.ts';
@@ -132,6 +133,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     logger: opts.logger ?? false,
     // Per-request log lines cost more than the relay's own work; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's logger is built only when something logs through it (request-logger.ts).
+    ...(opts.logger ? { childLoggerFactory: lazyChildLogger } : {}),
     schemaController: lazySchemaCompilers(),
     bodyLimit,
     // A hop count means "the nearest N proxies" (as in proxy-addr, which Fastify uses).

@@ -71,7 +71,7 @@ export function bufferedLogStream(
     }
   };
   const flushSync = () => {
-    if (text !== '' || rest !== undefined) writeOut();
+    if (text !== '' || rest !== undefined || dropped > 0) writeOut();
   };
   const self = { flushSync };
   live.add(self);

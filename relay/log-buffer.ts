@@ -4,10 +4,10 @@ import { writeSync } from 'node:fs';
  * The relay's JSON log destination: lines are collected into a buffer, and a full buffer (or
  * whatever waits when the flush period ends) leaves in one synchronous write(2) on the main
  * thread. Under load that is one system call per ~10 access lines and no hand-off to libuv's
- * thread pool (an asynchronous write cost a thread wake-up and a completion per buffer: ~1.7
- * futex calls per request against ~0.3 now). What is buffered is written before the process
- * exits (an `exit` listener: a signal's process.exit, a crash and a plain end all reach it), and
- * `flush` lets a graceful shutdown write it out.
+ * thread pool (an asynchronous write cost a worker's wake-up and a completion per buffer: futex
+ * calls per request 0.96 -> 0.61 under load, BENCHMARKS.md). What is buffered is written before
+ * the process exits (an `exit` listener: a signal's process.exit, a crash and a plain end all
+ * reach it), and `flush` lets a graceful shutdown write it out.
  *
  * Synchronous writes can wait for a full stdout. A blocking pipe (how a container runtime's
  * stdout usually arrives) makes the loop wait until the reader takes the bytes, as pino's own

@@ -33,9 +33,11 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.ts';
 import { exposition } from './metrics-exposition.ts';
 import { registerModelRoutes } from './models.ts';
 import { registerObjectRoutes } from './objects/routes.ts';
+import { OpenStreams } from './open-streams.ts';
 import { type ProxyDeps, type RelayRoute, relay } from './proxy.ts';
 import { RelayState } from './relay-state.ts';
 import { failedRecord } from './request-log.ts';
+import { lazyChildLogger } from './request-logger.ts';
 import { lazySchemaCompilers } from './schema-compilers.ts';
 import type { RequestTracer } from './tracing.ts';
 import { registerVideoRoutes } from './videos.ts';
@@ -106,6 +108,8 @@ export interface RelayApp {
   jobs: JobPlane | undefined;
   /** The GET /metrics handler, for the admin listener when metrics are served there. */
   serveMetrics: (req: FastifyRequest, reply: FastifyReply) => Promise<string>;
+  /** Streams in progress (ended with an error event at the shutdown deadline). */
+  streams: OpenStreams;
 }
 
 const ROUTES: RelayRoute[] = [
@@ -132,6 +136,8 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     logger: opts.logger ?? false,
     // Per-request log lines cost more than the relay's own work; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's logger is built only when something logs through it (request-logger.ts).
+    ...(opts.logger ? { childLoggerFactory: lazyChildLogger } : {}),
     schemaController: lazySchemaCompilers(),
     bodyLimit,
     // A hop count means "the nearest N proxies" (as in proxy-addr, which Fastify uses).
@@ -261,27 +267,36 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
       done();
     }, refuse);
   };
-  const requireModelAllowed = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    const allowed = req.client.models ?? [];
+  /** The refusal when the client's key may not use the body's model. */
+  const modelRefusal = (req: FastifyRequest): RelayError | undefined => {
+    const allowed = req.client.models;
     const model = (req.body as { model?: unknown } | undefined)?.model;
-    if (typeof model !== 'string' || modelAllowed({ models: allowed }, model)) return done();
+    if (allowed === undefined || typeof model !== 'string' || modelAllowed({ models: allowed }, model))
+      return;
     metrics.auth.inc({ result: 'model_not_allowed' });
-    done(
-      new RelayError(
-        403,
-        'permission_error',
-        'model_not_allowed',
-        `API key ${req.client.keyId} may not use model '${model}'; it may use: ${allowed.join(', ')}`,
-        { param: 'model' },
-      ),
+    return new RelayError(
+      403,
+      'permission_error',
+      'model_not_allowed',
+      `API key ${req.client.keyId} may not use model '${model}'; it may use: ${allowed.join(', ')}`,
+      { param: 'model' },
     );
   };
+  const requireModelAllowed = (req: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) =>
+    done(modelRefusal(req));
 
   const tracer = opts.tracer;
+  const streams = new OpenStreams();
   for (const route of ROUTES) {
     const onRequest = route.multipart ? [requireKey, cleanUpForm] : requireKey;
     const config = { multipart: route.multipart === true };
-    app.post(route.path, { onRequest, preHandler: requireModelAllowed, config }, (req, reply) => {
+    // The model check and the stream tracking run first in the handler rather than as preHandler
+    // hooks: a route without any skips Fastify's hook runner (its closures and a step per hook).
+    // A refusal thrown here takes the same way as a hook's: reply.send(err), the error handler.
+    app.post(route.path, { onRequest, config }, (req, reply) => {
+      const refused = modelRefusal(req);
+      if (refused) throw refused;
+      if ((req.body as { stream?: unknown } | null | undefined)?.stream === true) streams.track(reply.raw);
       requireForm(route, req);
       if (tracer) req.trace = tracer.start(req, route.path);
       if (route.operation === 'count_tokens') return countTokens(deps, route, req, reply);
@@ -337,7 +352,7 @@ export async function buildRelayApp(opts: RelayAppOptions): Promise<RelayApp> {
     await state.close();
   });
 
-  return { app, state, metrics, gate, jobs, serveMetrics };
+  return { app, state, metrics, gate, jobs, serveMetrics, streams };
 }
 
 function hasBody(req: FastifyRequest): boolean {

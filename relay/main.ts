@@ -1,10 +1,9 @@
-import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import { fanOut } from '../core/accounting.ts';
 import type { StateStore } from '../core/state/store.ts';
 import { JobPlane } from '../jobs/plane.ts';
-import { AccessLog, type AccessLogOptions, accessLogger } from './access-log.ts';
+import { AccessLog, type AccessLogOptions, type AccessLogOutput, accessLogOutput } from './access-log.ts';
 import { type AuthMode, buildRelayApp, type RelayApp } from './app.ts';
 import { ChannelStats } from './channel-stats.ts';
 import { connectionDrain } from './drain.ts';
@@ -21,7 +20,6 @@ import { type PodReporter, startPodReporter } from './pod-reporter.ts';
 import { DEFAULT_REQUEST_LOG_OPTIONS } from './request-log.ts';
 import type { SecretConfigSource } from './secret-source.ts';
 import { openSharedState, type SharedState, type SharedStateOptions } from './shared-state.ts';
-import { sseErrorEvent } from './sse.ts';
 import { loadTracer, tracingEnabled } from './tracer-loader.ts';
 
 export type MetricsListener = 'public' | 'admin';
@@ -102,12 +100,12 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     database: persistence?.db,
     log: () => log as unknown as FastifyBaseLogger,
   });
-  let accessLines: Logger | undefined;
+  let accessLines: AccessLogOutput | undefined;
   const accessLog =
     opts.accessLog === false
       ? undefined
       : new AccessLog(
-          () => (accessLines ??= accessLogger(log!)),
+          () => (accessLines ??= accessLogOutput(log!, logStream)),
           opts.accessLog ?? DEFAULT_REQUEST_LOG_OPTIONS,
         );
   const relay = await buildRelayApp({
@@ -152,7 +150,7 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
       'KUBERELAY_AUTH=none: client authentication is OFF, anyone who can reach this port can use every channel',
     );
   }
-  const streams = trackStreams(relay);
+  const streams = relay.streams;
   const drain = connectionDrain(app.server);
   const source = opts.configFile ? new FileConfigSource(opts.configFile, relay.state) : undefined;
   let secretSource: SecretConfigSource | undefined;
@@ -238,32 +236,6 @@ export async function startRelay(opts: RelayProcessOptions): Promise<RunningRela
     shared,
     reporter,
     shutdown,
-  };
-}
-
-/**
- * Streaming responses in progress, so that the shutdown deadline can end each with an error event
- * (a client is told why, rather than seeing a bare cut, and never a fake [DONE]).
- */
-function trackStreams(relay: RelayApp) {
-  const open = new Set<ServerResponse>();
-  relay.app.addHook('preHandler', (req, reply, done) => {
-    if ((req.body as { stream?: unknown } | null | undefined)?.stream === true) {
-      const res = reply.raw;
-      open.add(res);
-      res.once('close', () => open.delete(res));
-    }
-    done();
-  });
-  const event = sseErrorEvent('the relay is shutting down; retry the request', 'relay_shutting_down');
-  return {
-    /** Writes the error event to every stream that has started, then waits (bounded) for it to leave. */
-    endAll(): Promise<void> {
-      const writes = [...open]
-        .filter((res) => res.headersSent && !res.destroyed && !res.writableEnded)
-        .map((res) => new Promise<void>((resolve) => res.write(event, () => resolve())));
-      return Promise.race([Promise.all(writes).then(() => {}), new Promise<void>((r) => setTimeout(r, 500))]);
-    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Client key secrets: `sk-kr-` + 43 base62 characters (~256 random bits). Only the SHA-256 of a
@@ -37,8 +37,9 @@ export function isWellFormedSecret(secret: string): boolean {
   return WELL_FORMED.test(secret);
 }
 
+/** One-shot digest: no Hash object per request (createHash + update + digest cost ~3x as much). */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 export function displayPrefix(secret: string): string {

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { RequestRecord } from '../../core/accounting.ts';
-import { AccessLog, accessLogFromEnv } from '../../relay/access-log.ts';
+import { AccessLog, accessLineJson, accessLogFromEnv, accessLogOutput } from '../../relay/access-log.ts';
 import { formatPretty, logDestination, logFormatFromEnv } from '../../relay/logger.ts';
 import { traceIdOf } from '../../relay/tracing.ts';
 
@@ -38,13 +38,95 @@ function capture() {
       cb();
     },
   });
-  return { log: pino({ level: 'info' }, stream), lines };
+  const log = pino({ level: 'info' }, stream);
+  return { log, out: accessLogOutput(log, stream), lines };
 }
+
+/** The access line's fields as the relay handed them to pino's `info(fields, 'request')` before. */
+function pinoFields(r: RequestRecord) {
+  const round = (ms: number) => Math.round(ms * 1000) / 1000;
+  return {
+    requestId: r.requestId,
+    traceId: r.traceId,
+    keyId: r.keyId,
+    route: r.route,
+    model: r.model,
+    channel: r.channel,
+    attempts: r.attempts,
+    status: r.status,
+    stream: r.stream,
+    tokens: {
+      prompt: r.promptTokens,
+      completion: r.completionTokens,
+      cached: r.cachedTokens,
+      cacheWrite: r.cacheWriteTokens,
+      reasoning: r.reasoningTokens,
+    },
+    usageSource: r.usageSource,
+    cost: r.cost,
+    latencyMs: round(r.durationMs),
+    ttftMs: r.ttftMs === undefined ? undefined : round(r.ttftMs),
+    errorCode: r.errorCode,
+  };
+}
+
+// Any UTF-16 text: quotes, backslashes, control characters, astral characters, lone surrogates.
+const text = fc.oneof(
+  fc.string({ unit: 'binary' }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }),
+  fc.constantFrom('', '"', '\\', '\u2028', '</script>', 'ключ-é-😀'),
+  // Around the length where the serializer stops looking for characters to escape itself.
+  fc.string({ unit: 'grapheme-ascii', minLength: 60, maxLength: 70 }),
+);
+// Any double: NaN, ±Infinity, -0, subnormals, 1e21 and beyond.
+const number = fc.oneof(fc.integer(), fc.double(), fc.constantFrom(0.1 + 0.2, 1e21, -0, 5e-324));
+const anyRecord: fc.Arbitrary<RequestRecord> = fc.record(
+  {
+    requestId: text,
+    at: fc.integer(),
+    keyId: text,
+    route: text,
+    model: text,
+    channel: text,
+    status: number,
+    durationMs: number,
+    attempts: number,
+    stream: fc.boolean(),
+    promptTokens: number,
+    completionTokens: number,
+    cachedTokens: number,
+    cacheWriteTokens: number,
+    reasoningTokens: number,
+    usageSource: fc.constantFrom('reported' as const, 'estimated' as const),
+    cost: number,
+    errorCode: text,
+    ttftMs: fc.option(number, { nil: undefined }),
+    traceId: fc.option(text, { nil: undefined }),
+  },
+  {
+    requiredKeys: [
+      'requestId',
+      'at',
+      'route',
+      'model',
+      'status',
+      'durationMs',
+      'attempts',
+      'stream',
+      'promptTokens',
+      'completionTokens',
+      'cachedTokens',
+      'cacheWriteTokens',
+      'reasoningTokens',
+      'cost',
+    ],
+  },
+);
 
 describe('access log', () => {
   it('one line per request with the documented fields', async () => {
-    const { log, lines } = capture();
-    new AccessLog(() => log, { sampleRate: 1, slowMs: 1000 }).record(record());
+    const { out, lines } = capture();
+    new AccessLog(() => out, { sampleRate: 1, slowMs: 1000 }).record(record());
     await new Promise((r) => setImmediate(r));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({
@@ -75,7 +157,7 @@ describe('access log', () => {
         fc.integer({ min: 0, max: 3000 }),
         (rate, draw, status, durationMs) => {
           let logged = false;
-          const spy = { info: () => (logged = true) } as unknown as pino.Logger;
+          const spy = { enabled: () => true, bindings: '', write: () => (logged = true) };
           new AccessLog(
             () => spy,
             { sampleRate: rate, slowMs: 1000 },
@@ -85,6 +167,49 @@ describe('access log', () => {
           expect(logged).toBe(always || rate >= 1 || draw < rate);
         },
       ),
+    );
+  });
+
+  it('the line is the one pino wrote for the same fields, for any record (same text, same object)', () => {
+    // The relay's logger (Fastify's pino, the relay's redaction) and its access-line child.
+    let written = '';
+    const dest = { write: (l: string) => (written = l) };
+    const relayLog = pino({ level: 'info', redact: ['*.apiKey', 'apiKey'] }, dest);
+    const viaPino = relayLog.child({}, { redact: [] });
+    const bindings = accessLogOutput(relayLog, dest).bindings;
+    expect(bindings).toMatch(/^,"pid":\d+,"hostname":/);
+    fc.assert(
+      fc.property(anyRecord, (r) => {
+        viaPino.info(pinoFields(r), 'request');
+        const time = JSON.parse(written).time as number;
+        const line = accessLineJson(r, time, bindings);
+        expect(JSON.parse(line)).toEqual(JSON.parse(written));
+        // The same text, but for a lone surrogate: pino writes it raw (it leaves the process as
+        // U+FFFD), JSON.stringify as a \uXXXX escape that keeps it.
+        if (written.isWellFormed()) expect(line).toBe(written);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('follows the logger: no lines when its level is above info, its bindings in every line', () => {
+    const { log, out, lines } = capture();
+    const access = new AccessLog(() => out, { sampleRate: 1, slowMs: 1000 });
+    log.level = 'warn';
+    access.record(record({ requestId: 'quiet' }));
+    log.level = 'info';
+    access.record(record({ requestId: 'loud', status: 502, errorCode: 'upstream_error' }));
+    return new Promise<void>((done) =>
+      setImmediate(() => {
+        expect(lines.map((l) => l.requestId)).toEqual(['loud']);
+        expect(lines[0]).toMatchObject({
+          level: 30,
+          pid: process.pid,
+          msg: 'request',
+          errorCode: 'upstream_error',
+        });
+        done();
+      }),
     );
   });
 

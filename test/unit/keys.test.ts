@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   type KeyRecord,
@@ -47,6 +49,20 @@ describe('key secrets', () => {
     expect(hashesEqual(hashSecret(s), hashSecret(`${s}x`))).toBe(false);
     expect(hashesEqual(hashSecret(s), '')).toBe(false);
     expect(displayPrefix(s)).toBe(s.slice(0, 14));
+  });
+
+  it("hash to the SHA-256 hex digest of the secret's UTF-8 bytes, as createHash gives it", () => {
+    const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+    expect(hashSecret('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ unit: 'binary' }), fc.stringMatching(/^sk-kr-[0-9A-Za-z]{43}$/)),
+        (s) => {
+          expect(hashSecret(s)).toBe(sha256(s));
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('malformed secrets are recognised without a lookup', () => {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -89,7 +90,10 @@ describe('the buffered log destination', () => {
     expect(lines(stdout).map((l) => l.i)).toEqual([...Array(n).keys()]);
   });
 
-  it("loses nothing on SIGTERM: the relay's signal handler flushes before it exits", async () => {
+  // The child imports the relay's main module from the sources: seconds on a busy 2-core machine.
+  it("loses nothing on SIGTERM: the relay's signal handler flushes before it exits", {
+    timeout: 30_000,
+  }, async () => {
     const { stdout } = await run(
       `
       import pino from 'pino';
@@ -112,5 +116,55 @@ describe('the buffered log destination', () => {
       'during shutdown',
       'during shutdown',
     ]);
+  });
+});
+
+describe('a stdout that refuses writes (non-blocking, full)', () => {
+  it('keeps a bounded backlog, drops past it and says how many, and loses nothing else', {
+    timeout: 30_000,
+  }, async () => {
+    // A Unix socket whose reader does not read yet: its fd is non-blocking, so a full one answers EAGAIN.
+    const dir = mkdtempSync(join(tmpdir(), 'kuberelay-log-'));
+    const sock = join(dir, 's');
+    let received = '';
+    let reader: net.Socket | undefined;
+    const server = net.createServer({ pauseOnConnect: true }, (s) => {
+      reader = s;
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    const writer = net.connect(sock);
+    await once(writer, 'connect');
+    await until('the reader connected', async () => reader !== undefined, 5_000);
+    const fd = (writer as unknown as { _handle: { fd: number } })._handle.fd;
+    const maxPendingBytes = 64 * 1024;
+    const dest = bufferedLogStream(fd, { minBytes: 1024, flushMs: 10, maxPendingBytes });
+    const line = (i: number) => `${JSON.stringify({ msg: 'line', i, pad: 'x'.repeat(100) })}\n`;
+    const n = 20_000; // ~2.5 MB: far more than the socket's buffer and the backlog hold
+    const started = performance.now();
+    let refused = 0;
+    for (let i = 0; i < n; i++) if (!dest.write(line(i))) refused++;
+    // Never waited for the reader: the loop was not blocked.
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(refused).toBeGreaterThan(0);
+    reader!.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    reader!.resume();
+    await until('the drop is reported', async () => received.includes('log lines dropped'), 10_000);
+    dest.stop();
+    const got = received
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg: string; i?: number; dropped?: number });
+    const kept = got.filter((l) => l.msg === 'line').map((l) => l.i!);
+    const report = got.find((l) => l.msg.startsWith('log lines dropped'))!;
+    // What was accepted arrives whole and in order; what was refused is counted, not lost silently.
+    expect(kept).toEqual([...Array(kept.length).keys()]);
+    expect(report.dropped).toBe(refused);
+    expect(kept.length + refused).toBe(n);
+    writer.destroy();
+    reader!.destroy();
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -5,21 +5,26 @@
 // alike; the paired per-round difference gets a bootstrap interval.
 //
 //   node bench/ab-relays.ts --a OLD/dist/cli/index.js --b NEW/dist/cli/index.js [--rounds 24 --segment 3]
+//     [--postgres]   each relay writes its request logs and usage to its own database on one
+//                    PostgreSQL server, whose CPU per request is reported too
+//     [--image-env]  the container image's NODE_ENV and NODE_OPTIONS (its small young generation)
 //
 // A build: `git archive REV | tar -x -C DIR/src`, db/generated copied in, node_modules linked, then
 // `tsc -p tsconfig.json --outDir DIR/dist` and a `{"type":"module"}` package.json in DIR/dist
 // (what bench/lib/compile.ts does for the working tree).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
 import { drive, newAcc, roundOrder } from './lib/load.ts';
-import { readProc } from './lib/proc.ts';
+import { readProc, readProcTree } from './lib/proc.ts';
 import { chatBody, type Target } from './lib/requests.ts';
 import { prng } from './lib/stats.ts';
+import { imageEnv } from './peers/targets.ts';
 import { SCENARIOS } from './run/scenarios.ts';
 
 const { values } = parseArgs({
@@ -30,6 +35,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '24' },
     segment: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '32' },
+    postgres: { type: 'boolean', default: false },
+    'image-env': { type: 'boolean', default: false },
   },
 });
 if (!values.a || !values.b) {
@@ -74,10 +81,14 @@ interface Side {
   child: Child;
   target: Target;
   cpuMs: number;
+  dbCpuMs: number;
   requests: number;
   perRound: number[];
 }
 const sides: Side[] = [];
+const pg = values.postgres ? await startPostgres() : undefined;
+const pgPid = pg ? pidListeningOn(pg.port) : undefined;
+const dbCpuMs = () => (pgPid ? readProcTree(pgPid)!.cpuMs : 0);
 try {
   await waitReady(mock, `${mockURL}/_mock/health`);
   for (const [name, cli] of [
@@ -86,12 +97,19 @@ try {
   ] as const) {
     const port = await freePort();
     const args = [cli, 'relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'];
-    const child = startChild(`relay ${name}`, args, { LOG_LEVEL: 'warn', ...scenario.env });
+    const env: Record<string, string> = { LOG_LEVEL: 'warn', ...scenario.env };
+    if (values['image-env']) Object.assign(env, imageEnv());
+    if (pg) {
+      env.DATABASE_URL = await pg.createDatabase(`relay_${name.toLowerCase()}`);
+      const migrate = startChild('kuberelay migrate', [cli, 'migrate'], env);
+      if ((await migrate.exited) !== 0) throw new Error(`kuberelay migrate failed: ${migrate.output()}`);
+    }
+    const child = startChild(`relay ${name}`, args, env);
     children.push(child);
     await waitReady(child, `http://127.0.0.1:${port}/readyz`);
     const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1 });
     const target = { name, pool, headers: { 'content-type': 'application/json' } };
-    sides.push({ name, child, target, cpuMs: 0, requests: 0, perRound: [] });
+    sides.push({ name, child, target, cpuMs: 0, dbCpuMs: 0, requests: 0, perRound: [] });
   }
   const spec = { path: '/v1/chat/completions', body: chatBody(32, false), stream: false };
   for (const s of sides) await drive(s.target, spec, concurrency, 2, newAcc()); // JIT warm-up
@@ -100,8 +118,11 @@ try {
     for (const s of roundOrder(sides, i)) {
       const acc = newAcc();
       const before = readProc(s.child.pid)!.cpuMs;
+      const dbBefore = dbCpuMs();
       await drive(s.target, spec, concurrency, segmentS, acc);
       const cpu = readProc(s.child.pid)!.cpuMs - before;
+      // The relay flushes its logs every second: most of a segment's rows are written in it.
+      s.dbCpuMs += dbCpuMs() - dbBefore;
       errors += acc.errors.count;
       s.cpuMs += cpu;
       s.requests += acc.latencies.length;
@@ -110,8 +131,12 @@ try {
   }
   const [a, b] = sides as [Side, Side];
   const diffs = a.perRound.map((x, i) => b.perRound[i]! - x);
-  console.log(`| relay | requests | CPU ms/request |\n| --- | --- | --- |`);
-  for (const s of sides) console.log(`| ${s.name} | ${s.requests} | ${(s.cpuMs / s.requests).toFixed(3)} |`);
+  const db = pg ? ' PostgreSQL CPU ms/request |' : '';
+  console.log(`| relay | requests | CPU ms/request |${db}\n| --- | --- | --- |${pg ? ' --- |' : ''}`);
+  for (const s of sides) {
+    const dbCell = pg ? ` ${(s.dbCpuMs / s.requests).toFixed(3)} |` : '';
+    console.log(`| ${s.name} | ${s.requests} | ${(s.cpuMs / s.requests).toFixed(3)} |${dbCell}`);
+  }
   const [lo, hi] = bootstrapMean(diffs);
   const faster = diffs.filter((d) => d < 0).length;
   console.log(
@@ -125,7 +150,28 @@ try {
 } finally {
   for (const s of sides) await s.target.pool.close();
   for (const c of children) await stopChild(c);
+  await pg?.close();
   rmSync(tmp, { recursive: true, force: true });
+}
+
+/** The process with a listening TCP socket on `port` (PostgreSQL's postmaster), from /proc. */
+function pidListeningOn(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && f[1]?.endsWith(hex)) inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid);
+      }
+    } catch {}
+  }
+  throw new Error(`no process listens on port ${port}`);
 }
 
 function mean(xs: number[]) {

@@ -256,20 +256,22 @@ async function takeSlot(
       }
     }
   }
-  const release = () => {
-    if (lease) void deps.gate.release(lease);
-    rl?.endAttempt(false);
-  };
   if (f.clientGone) {
-    release();
+    unadmit(f, lease);
     return 'client_gone';
   }
   const ch = f.live(cand.channel.id); // again: waiting for a permit may have spanned a config change
   if (!ch) {
-    release();
+    unadmit(f, lease);
     return undefined;
   }
   return { cand, ch, lease };
+}
+
+/** Gives back what takeSlot took for an attempt that will not be sent. */
+function unadmit(f: Forwarding, lease: Slot['lease']) {
+  if (lease) void f.deps.gate.release(lease);
+  f.ctx.rl?.endAttempt(false);
 }
 
 /**

@@ -333,8 +333,11 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
   f.upstreamMs += dt;
   deps.metrics.upstreamDuration.labels(id, ctx.model).observe(dt / 1000);
 
-  const refused = await refuseAnswer(ch, res, f.stream, id, f.route.answers === 'media');
-  if (refused) return a.fail(refused);
+  const refused = refusalOf(ch, res, f.stream, id, f.route.answers === 'media');
+  if (refused) {
+    await res.body.dump({ limit: 256 * 1024 });
+    return a.fail(refused);
+  }
 
   // A stream is held until its first token, so a stall before it still fails over.
   if (f.stream && isEventStream(String(res.headers['content-type'] ?? ''))) {
@@ -507,15 +510,16 @@ function peeked(body: AsyncIterator<Buffer>, trace: RequestTrace | undefined): A
 
 /**
  * An answer that fails over instead of reaching the client: a status counted by cooldown.onStatus,
- * or a 2xx that is not the API's answer (an HTML error page, JSON to a stream request).
+ * or a 2xx that is not the API's answer (an HTML error page, JSON to a stream request). Not
+ * async: the common answer is none, and an async function costs a promise and a frame per call.
  */
-async function refuseAnswer(
+function refusalOf(
   ch: ChannelRuntime,
   res: UpstreamAnswer,
   stream: boolean,
   id: string,
   media: boolean,
-): Promise<Failure | undefined> {
+): Failure | undefined {
   const status = res.statusCode;
   const contentType = String(res.headers['content-type'] ?? '');
   let f: Failure | undefined;
@@ -531,6 +535,5 @@ async function refuseAnswer(
     const what = `${contentType || 'no content type'} instead of ${wanted}`;
     f = { reason: 'content_type', channel: id, message: `the upstream answered ${status} with ${what}` };
   }
-  if (f) await res.body.dump({ limit: 256 * 1024 });
   return f;
 }

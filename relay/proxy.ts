@@ -32,7 +32,11 @@ export type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 // comes back by itself.
 const LEASE_MARGIN_MS = 5_000;
 
-export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequest, reply: FastifyReply) {
+/**
+ * Not async: the checks throw before anything is awaited (Fastify answers a throwing handler as a
+ * rejected one), and forward() is the request's one async frame.
+ */
+export function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequest, reply: FastifyReply) {
   const started = req.receivedAt;
   const body = req.body as Record<string, unknown> | null;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -48,26 +52,36 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
   const runtime = deps.state.runtime;
   if (!runtime)
     throw new RelayError(503, 'server_error', 'config_not_loaded', 'the relay has no config loaded yet');
-  let tiers = runtime.index.get(model);
-  if (tiers && route.candidates)
-    tiers = await route.candidates(deps, { model, body, keyId: req.client.keyId }, tiers);
-  if (!tiers) {
-    throw new RelayError(
-      404,
-      'invalid_request_error',
-      'model_not_found',
-      `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
-      { param: 'model' },
-    );
-  }
+  const tiers = runtime.index.get(model);
+  if (!tiers) throw modelNotFound(model);
+  const ctx: ForwardCtx = { started, body, model, runtime, tiers, rl: undefined };
+  if (route.candidates) return forwardPicked(deps, route, req, reply, ctx);
+  return forward(deps, route, req, reply, ctx);
+}
 
-  // limits: every matching RateLimitPolicy in one limiter call; a rejection is a 429.
-  const rl = await admitRequest(deps, runtime.config, route.path, model, body, req, reply);
-  try {
-    await forward(deps, route, req, reply, { started, body, model, runtime, tiers, rl });
-  } finally {
-    rl?.finish(); // charge real usage, release permits
-  }
+function modelNotFound(model: string): RelayError {
+  return new RelayError(
+    404,
+    'invalid_request_error',
+    'model_not_found',
+    `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
+    { param: 'model' },
+  );
+}
+
+/** A route that picks among the model's candidates itself (e.g. by a pinned object) first. */
+async function forwardPicked(
+  deps: ProxyDeps,
+  route: RelayRoute,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ctx: ForwardCtx,
+) {
+  const { model, body } = ctx;
+  const tiers = await route.candidates!(deps, { model, body, keyId: req.client.keyId }, ctx.tiers);
+  if (!tiers) throw modelNotFound(model);
+  ctx.tiers = tiers;
+  await forward(deps, route, req, reply, ctx);
 }
 
 interface ForwardCtx {
@@ -86,21 +100,28 @@ async function forward(
   reply: FastifyReply,
   ctx: ForwardCtx,
 ) {
-  const now = Date.now();
-  const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
-  const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
-  if (req.trace)
-    for (const c of ctx.tiers.flat()) if (!available(c)) req.trace.skippedForCooldown(c.channel.id);
-  if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
+  // limits: every matching RateLimitPolicy in one limiter call; a rejection is a 429.
+  const rl = await admitRequest(deps, ctx.runtime.config, route.path, ctx.model, ctx.body, req, reply);
+  ctx.rl = rl;
+  try {
+    const now = Date.now();
+    const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
+    const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
+    if (req.trace)
+      for (const c of ctx.tiers.flat()) if (!available(c)) req.trace.skippedForCooldown(c.channel.id);
+    if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
 
-  const f = new Forwarding(deps, route, req, reply, ctx, available);
-  for (let i = 0; i < candidates.length; i++) {
-    const slot = await takeSlot(f, candidates, i);
-    if (slot === 'client_gone') return;
-    if (slot && (await attempt(f, slot, i < candidates.length - 1))) return;
+    const f = new Forwarding(deps, route, req, reply, ctx, available);
+    for (let i = 0; i < candidates.length; i++) {
+      const slot = await takeSlot(f, candidates, i);
+      if (slot === 'client_gone') return;
+      if (slot && (await attempt(f, slot, i < candidates.length - 1))) return;
+    }
+    if (f.clientGone) return;
+    throw f.finalError(now);
+  } finally {
+    rl?.finish(); // charge real usage, release permits
   }
-  if (f.clientGone) return;
-  throw f.finalError(now);
 }
 
 /** One client request on its way through the candidates: what the attempts share. */

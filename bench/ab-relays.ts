@@ -11,10 +11,12 @@
 //   node bench/ab-relays.ts --a-ref main                 A built from a commit, B the working tree
 //   node bench/ab-relays.ts --a OLD.js --b NEW.js        two CLI entry points already built
 //   node bench/ab-relays.ts --a-ref HEAD --b-node-args=--single-threaded-gc    one build, a flag
-//   options: --rounds 24 --segment 3 --concurrency 32 --database embedded|postgres
+//   options: --rounds 24 --segment 3 --concurrency 32 --database embedded|postgres (or --postgres:
+//            each relay logs requests and usage to its own database on one PostgreSQL server,
+//            whose CPU per request is reported too)
 //            --a-node-args=FLAGS --b-node-args=FLAGS (added to the image's NODE_OPTIONS)
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,7 +25,7 @@ import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
 import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, newAcc, roundOrder } from './lib/load.ts';
-import { readProc } from './lib/proc.ts';
+import { readProc, readProcTree } from './lib/proc.ts';
 import { chatBody, type Target } from './lib/requests.ts';
 import { prng } from './lib/stats.ts';
 import { startKuberelay } from './peers/targets.ts';
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     segment: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '32' },
     database: { type: 'string', default: 'embedded' },
+    postgres: { type: 'boolean', default: false },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
   },
@@ -48,6 +51,7 @@ if (!values.a === !values['a-ref'] || (values.b && values['b-ref'])) {
   );
   process.exit(2);
 }
+if (values.postgres) values.database = 'postgres';
 if (values.database !== 'embedded' && values.database !== 'postgres')
   throw new Error('--database must be embedded or postgres');
 const [rounds, segmentS, concurrency] = [
@@ -95,6 +99,7 @@ interface Side {
   child: Child;
   target: Target;
   cpuMs: number;
+  dbCpuMs: number;
   requests: number;
   perRound: number[];
 }
@@ -102,6 +107,8 @@ const sides: Side[] = [];
 try {
   await waitReady(mock, `${mockURL}/_mock/health`);
   if (values.database === 'postgres') pg = await startPostgres();
+  const pgPid = pg ? pidListeningOn(pg.port) : undefined;
+  const dbCpuMs = () => (pgPid ? readProcTree(pgPid)!.cpuMs : 0);
   for (const [name, cli] of Object.entries(clis)) {
     const dir = mkdtempSync(path.join(tmp, `run-${name}-`));
     const databaseUrl = await pg?.createDatabase(`kuberelay_${name.toLowerCase()}`);
@@ -110,7 +117,7 @@ try {
     children.push(r.child);
     const pool = new Pool(r.url, { connections: concurrency, pipelining: 1 });
     const target = { name, pool, headers: r.headers };
-    sides.push({ name, child: r.child, target, cpuMs: 0, requests: 0, perRound: [] });
+    sides.push({ name, child: r.child, target, cpuMs: 0, dbCpuMs: 0, requests: 0, perRound: [] });
   }
   const spec = { path: '/v1/chat/completions', body: chatBody(32, false), stream: false };
   for (const s of sides) await drive(s.target, spec, concurrency, 2, newAcc()); // JIT warm-up
@@ -119,8 +126,11 @@ try {
     for (const s of roundOrder(sides, i)) {
       const acc = newAcc();
       const before = readProc(s.child.pid)!.cpuMs;
+      const dbBefore = dbCpuMs();
       await drive(s.target, spec, concurrency, segmentS, acc);
       const cpu = readProc(s.child.pid)!.cpuMs - before;
+      // The relay flushes its logs every second: most of a segment's rows are written in it.
+      s.dbCpuMs += dbCpuMs() - dbBefore;
       errors += acc.errors.count;
       s.cpuMs += cpu;
       s.requests += acc.latencies.length;
@@ -129,8 +139,12 @@ try {
   }
   const [a, b] = sides as [Side, Side];
   const diffs = a.perRound.map((x, i) => b.perRound[i]! - x);
-  console.log(`| relay | requests | CPU ms/request |\n| --- | --- | --- |`);
-  for (const s of sides) console.log(`| ${s.name} | ${s.requests} | ${(s.cpuMs / s.requests).toFixed(3)} |`);
+  const db = pg ? ' PostgreSQL CPU ms/request |' : '';
+  console.log(`| relay | requests | CPU ms/request |${db}\n| --- | --- | --- |${pg ? ' --- |' : ''}`);
+  for (const s of sides) {
+    const dbCell = pg ? ` ${(s.dbCpuMs / s.requests).toFixed(3)} |` : '';
+    console.log(`| ${s.name} | ${s.requests} | ${(s.cpuMs / s.requests).toFixed(3)} |${dbCell}`);
+  }
   const [lo, hi] = bootstrapMean(diffs);
   const faster = diffs.filter((d) => d < 0).length;
   console.log(
@@ -146,6 +160,26 @@ try {
   for (const c of children) await stopChild(c);
   await pg?.close();
   rmSync(tmp, { recursive: true, force: true });
+}
+
+/** The process with a listening TCP socket on `port` (PostgreSQL's postmaster), from /proc. */
+function pidListeningOn(port: number): number {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && f[1]?.endsWith(hex)) inodes.add(`socket:[${f[9]}]`);
+    }
+  }
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid);
+      }
+    } catch {}
+  }
+  throw new Error(`no process listens on port ${port}`);
 }
 
 function mean(xs: number[]) {

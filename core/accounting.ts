@@ -74,6 +74,11 @@ export function usageRowKey(u: Pick<UsageIncrement, 'day' | 'keyId' | 'channel' 
   return `${u.day}\n${u.keyId}\n${u.channel}\n${u.model}`;
 }
 
+/** usageRowKey of the row a record adds to, without making the row. */
+export function usageKeyOf(r: RequestRecord): string {
+  return `${periodKey('day', r.at)}\n${r.keyId ?? ''}\n${r.channel ?? ''}\n${r.model}`;
+}
+
 /** The empty usage row a record adds to (its UTC day; '' for no key or no channel). */
 export function usageRowOf(r: RequestRecord): UsageIncrement {
   return {

@@ -117,7 +117,9 @@ export const USAGE_TAIL_BYTES = 64 * 1024;
  */
 export class BodyTail {
   readonly #limit: number;
-  #chunks: Buffer[] = [];
+  // Most answers come in one chunk: it is held alone, the list is made for a second one.
+  #first: Buffer | undefined;
+  #chunks: Buffer[] | undefined;
   #held = 0;
   /** Bytes seen in total. */
   size = 0;
@@ -128,16 +130,31 @@ export class BodyTail {
 
   push(chunk: Buffer) {
     this.size += chunk.length;
-    this.#chunks.push(chunk);
     this.#held += chunk.length;
-    while (this.#chunks.length > 1 && this.#held - this.#chunks[0]!.length >= this.#limit) {
-      this.#held -= this.#chunks.shift()!.length;
+    if (this.#chunks === undefined) {
+      if (this.#first === undefined) {
+        this.#first = chunk;
+        return;
+      }
+      this.#chunks = [this.#first];
+      this.#first = undefined;
+    }
+    const chunks = this.#chunks;
+    chunks.push(chunk);
+    while (chunks.length > 1 && this.#held - chunks[0]!.length >= this.#limit) {
+      this.#held -= chunks.shift()!.length;
     }
   }
 
   /** The kept bytes, and whether they are the whole body. */
   bytes(): { tail: Buffer; whole: boolean } {
-    const tail = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
+    const chunks = this.#chunks;
+    const tail =
+      chunks === undefined
+        ? (this.#first ?? Buffer.alloc(0))
+        : chunks.length === 1
+          ? chunks[0]!
+          : Buffer.concat(chunks);
     return { tail, whole: this.#held === this.size };
   }
 }

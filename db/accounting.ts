@@ -50,39 +50,26 @@ export class PrismaAccounting implements AccountingSink {
     this.#db = db;
   }
 
-  // Both writes are one statement over column arrays (unnest): the parameter count stays at one
-  // per column whatever the batch size, and it is ~30x faster than createMany's per-row plan.
+  // Both writes are one statement whatever the batch size, ~30x faster than createMany's per-row
+  // plan. The log rows travel as one JSON parameter (the records as they are, read by
+  // json_to_recordset): pg serialises an array parameter element by element (arrayString, a
+  // Date's local-time string per row), which was the relay's largest allocation site per request.
 
   async writeLogs(records: readonly RequestRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const col = <T>(f: (r: RequestRecord) => T) => records.map(f);
     await this.#db.query(
       `INSERT INTO request_logs (request_id, at, key_id, route, model, channel, status, duration_ms, attempts,
                                 stream, prompt_tokens, completion_tokens, cached_tokens, cost, error_code,
                                 cache_write_tokens, reasoning_tokens, usage_source)
-       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-         $7::int[], $8::int[], $9::int[], $10::bool[], $11::int[], $12::int[], $13::int[], $14::numeric[],
-         $15::text[], $16::int[], $17::int[], $18::text[])`,
-      [
-        col((r) => r.requestId),
-        col((r) => new Date(r.at)),
-        col((r) => r.keyId ?? null),
-        col((r) => r.route),
-        col((r) => r.model),
-        col((r) => r.channel ?? null),
-        col((r) => r.status),
-        col((r) => Math.round(r.durationMs)),
-        col((r) => r.attempts),
-        col((r) => r.stream),
-        col((r) => r.promptTokens),
-        col((r) => r.completionTokens),
-        col((r) => r.cachedTokens),
-        col((r) => r.cost),
-        col((r) => r.errorCode ?? null),
-        col((r) => r.cacheWriteTokens ?? 0),
-        col((r) => r.reasoningTokens ?? 0),
-        col((r) => r.usageSource ?? null),
-      ],
+       SELECT r."requestId", to_timestamp(r.at / 1000), r."keyId", r.route, r.model, r.channel, r.status,
+         round(r."durationMs")::int, r.attempts, r.stream, r."promptTokens", r."completionTokens",
+         r."cachedTokens", r.cost, r."errorCode", coalesce(r."cacheWriteTokens", 0),
+         coalesce(r."reasoningTokens", 0), r."usageSource"
+       FROM json_to_recordset($1::json) AS r("requestId" text, at float8, "keyId" text, route text,
+         model text, channel text, status int, "durationMs" numeric, attempts int, stream bool,
+         "promptTokens" int, "completionTokens" int, "cachedTokens" int, cost numeric, "errorCode" text,
+         "cacheWriteTokens" int, "reasoningTokens" int, "usageSource" text)`,
+      [JSON.stringify(records)],
     );
   }
 

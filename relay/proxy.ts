@@ -13,7 +13,7 @@ import { holdPreamble } from './preamble.ts';
 import type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 import { type Outcome, type RespondCtx, respond } from './respond.ts';
 import type { ChannelRuntime, Runtime } from './runtime.ts';
-import type { RequestTrace } from './tracing.ts';
+import type { AttemptTrace, RequestTrace } from './tracing.ts';
 import { callUpstream, type UpstreamAnswer } from './upstream-call.ts';
 import { errCode, fitsEndpoint, isEventStream, isMedia, upstreamFault } from './upstream-fault.ts';
 import { RequestBuilder, type UpstreamRequest } from './upstream-request.ts';
@@ -32,7 +32,11 @@ export type { ProxyDeps, RelayRoute } from './proxy-deps.ts';
 // comes back by itself.
 const LEASE_MARGIN_MS = 5_000;
 
-export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequest, reply: FastifyReply) {
+/**
+ * Not async: the checks throw before anything is awaited (Fastify answers a throwing handler as a
+ * rejected one), and forward() is the request's one async frame.
+ */
+export function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequest, reply: FastifyReply) {
   const started = req.receivedAt;
   const body = req.body as Record<string, unknown> | null;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -48,26 +52,36 @@ export async function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequ
   const runtime = deps.state.runtime;
   if (!runtime)
     throw new RelayError(503, 'server_error', 'config_not_loaded', 'the relay has no config loaded yet');
-  let tiers = runtime.index.get(model);
-  if (tiers && route.candidates)
-    tiers = await route.candidates(deps, { model, body, keyId: req.client.keyId }, tiers);
-  if (!tiers) {
-    throw new RelayError(
-      404,
-      'invalid_request_error',
-      'model_not_found',
-      `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
-      { param: 'model' },
-    );
-  }
+  const tiers = runtime.index.get(model);
+  if (!tiers) throw modelNotFound(model);
+  const ctx: ForwardCtx = { started, body, model, runtime, tiers, rl: undefined };
+  if (route.candidates) return forwardPicked(deps, route, req, reply, ctx);
+  return forward(deps, route, req, reply, ctx);
+}
 
-  // limits: every matching RateLimitPolicy in one limiter call; a rejection is a 429.
-  const rl = await admitRequest(deps, runtime.config, route.path, model, body, req, reply);
-  try {
-    await forward(deps, route, req, reply, { started, body, model, runtime, tiers, rl });
-  } finally {
-    rl?.finish(); // charge real usage, release permits
-  }
+function modelNotFound(model: string): RelayError {
+  return new RelayError(
+    404,
+    'invalid_request_error',
+    'model_not_found',
+    `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
+    { param: 'model' },
+  );
+}
+
+/** A route that picks among the model's candidates itself (e.g. by a pinned object) first. */
+async function forwardPicked(
+  deps: ProxyDeps,
+  route: RelayRoute,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ctx: ForwardCtx,
+) {
+  const { model, body } = ctx;
+  const tiers = await route.candidates!(deps, { model, body, keyId: req.client.keyId }, ctx.tiers);
+  if (!tiers) throw modelNotFound(model);
+  ctx.tiers = tiers;
+  await forward(deps, route, req, reply, ctx);
 }
 
 interface ForwardCtx {
@@ -86,21 +100,28 @@ async function forward(
   reply: FastifyReply,
   ctx: ForwardCtx,
 ) {
-  const now = Date.now();
-  const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
-  const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
-  if (req.trace)
-    for (const c of ctx.tiers.flat()) if (!available(c)) req.trace.skippedForCooldown(c.channel.id);
-  if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
+  // limits: every matching RateLimitPolicy in one limiter call; a rejection is a 429.
+  const rl = await admitRequest(deps, ctx.runtime.config, route.path, ctx.model, ctx.body, req, reply);
+  ctx.rl = rl;
+  try {
+    const now = Date.now();
+    const available = (c: Candidate) => deps.store.cooldownUntil(c.channel.id) <= now;
+    const candidates = orderCandidates(ctx.tiers, available, deps.maxAttempts);
+    if (req.trace)
+      for (const c of ctx.tiers.flat()) if (!available(c)) req.trace.skippedForCooldown(c.channel.id);
+    if (candidates.length === 0) throw noChannel(deps, ctx.model, ctx.tiers.flat(), now);
 
-  const f = new Forwarding(deps, route, req, reply, ctx, available);
-  for (let i = 0; i < candidates.length; i++) {
-    const slot = await takeSlot(f, candidates, i);
-    if (slot === 'client_gone') return;
-    if (slot && (await attempt(f, slot, i < candidates.length - 1))) return;
+    const f = new Forwarding(deps, route, req, reply, ctx, available);
+    for (let i = 0; i < candidates.length; i++) {
+      const slot = await takeSlot(f, candidates, i);
+      if (slot === 'client_gone') return;
+      if (slot && (await attempt(f, slot, i < candidates.length - 1))) return;
+    }
+    if (f.clientGone) return;
+    throw f.finalError(now);
+  } finally {
+    rl?.finish(); // charge real usage, release permits
   }
-  if (f.clientGone) return;
-  throw f.finalError(now);
 }
 
 /** One client request on its way through the candidates: what the attempts share. */
@@ -114,8 +135,8 @@ class Forwarding {
   readonly stream: boolean;
   readonly builder: RequestBuilder;
   clientGone = false;
-  /** Aborts every in-flight attempt when the client leaves. */
-  readonly inflight = new Set<AbortController>();
+  /** The attempt in flight (attempts run one after another), aborted when the client leaves. */
+  current: AbortController | undefined;
   /** Takes the request out of permit queues when the client leaves; made only for a queue. */
   #gone: AbortController | undefined;
   upstreamMs = 0;
@@ -153,8 +174,19 @@ class Forwarding {
       if (raw.writableFinished) return;
       this.clientGone = true;
       this.#gone?.abort();
-      for (const ac of this.inflight) ac.abort();
+      this.current?.abort();
     });
+  }
+
+  /**
+   * The controller of the next attempt: the permit queue's when one was made (the queue has let
+   * go of it once the permit is held), so a request makes one, not two.
+   */
+  attemptController(): AbortController {
+    const ac = this.#gone;
+    if (!ac || ac.signal.aborted) return new AbortController();
+    this.#gone = undefined;
+    return ac;
   }
 
   /** Aborts when the client leaves (for a permit queue; attempts have their own controller). */
@@ -245,20 +277,22 @@ async function takeSlot(
       }
     }
   }
-  const release = () => {
-    if (lease) void deps.gate.release(lease);
-    rl?.endAttempt(false);
-  };
   if (f.clientGone) {
-    release();
+    unadmit(f, lease);
     return 'client_gone';
   }
   const ch = f.live(cand.channel.id); // again: waiting for a permit may have spanned a config change
   if (!ch) {
-    release();
+    unadmit(f, lease);
     return undefined;
   }
   return { cand, ch, lease };
+}
+
+/** Gives back what takeSlot took for an attempt that will not be sent. */
+function unadmit(f: Forwarding, lease: Slot['lease']) {
+  if (lease) void f.deps.gate.release(lease);
+  f.ctx.rl?.endAttempt(false);
 }
 
 /**
@@ -285,47 +319,11 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
     return false;
   }
 
-  let res: UpstreamAnswer | undefined;
   f.attempts++;
-  // tracing: one span per attempt (undefined when tracing is off)
-  const span = f.req.trace?.attempt({
-    channel: id,
-    provider: ch.config.provider,
-    attempt: f.attempts,
-    upstreamModel: cand.model.upstreamName,
-  });
-  const ac = new AbortController();
-  f.inflight.add(ac);
-  let timedOut = false;
-  const totalTimer = setTimeout(() => {
-    timedOut = true;
-    ac.abort();
-  }, ch.config.timeouts.totalMs);
-  const inflight = deps.metrics.inflight.labels(id);
-  const done = () => {
-    clearTimeout(totalTimer);
-    f.inflight.delete(ac);
-    inflight.dec();
-    if (lease) void deps.gate.release(lease).catch(() => {});
-    ctx.rl?.endAttempt();
-    span?.end(res?.statusCode); // tracing
-  };
-  inflight.inc();
-  const fail = (failure: Failure) => {
-    span?.fail({ reason: failure.reason, status: failure.status, message: failure.message }); // tracing
-    const gone = f.clientGone;
-    if (!gone) {
-      f.lastFailure = failure;
-      const cooling = failed(deps, ch, failure, willFailover);
-      span?.cooldown(cooling); // tracing: kuberelay.channel.cooldown
-    }
-    done();
-    return gone;
-  };
-
-  const sentAt = Date.now();
+  const a = new Attempt(f, slot, up, willFailover);
   const t1 = performance.now();
-  span?.inject(up.headers); // tracing: traceparent of this attempt
+  a.span?.inject(up.headers); // tracing: traceparent of this attempt
+  let res: UpstreamAnswer;
   try {
     res = await callUpstream(
       ch.dispatcher,
@@ -338,67 +336,153 @@ async function attempt(f: Forwarding, slot: Slot, willFailover: boolean): Promis
         headersTimeout: ch.config.timeouts.firstByteMs,
         bodyTimeout: ch.config.timeouts.firstByteMs,
       },
-      ac.signal,
+      a.ac.signal,
     );
   } catch (err) {
     f.upstreamMs += performance.now() - t1;
-    const reason = timedOut ? 'timeout' : upstreamFault(err);
-    if (reason !== undefined) return fail({ reason, channel: id });
-    done();
+    const reason = a.timedOut ? 'timeout' : upstreamFault(err);
+    if (reason !== undefined) return a.fail({ reason, channel: id });
+    a.done();
     if (f.clientGone) return true;
     // Raised on the relay's side before the upstream saw anything: not the channel's failure.
     f.relayFault = errCode(err);
     deps.log.error({ err, channel: id }, 'relay could not send the request upstream');
     return false;
   }
+  a.res = res;
   const dt = performance.now() - t1;
   f.upstreamMs += dt;
   deps.metrics.upstreamDuration.labels(id, ctx.model).observe(dt / 1000);
 
-  const refused = await refuseAnswer(ch, res, f.stream, id, f.route.answers === 'media');
-  if (refused) return fail(refused);
+  const refused = refusalOf(ch, res, f.stream, id, f.route.answers === 'media');
+  if (refused) {
+    await res.body.dump({ limit: 256 * 1024 });
+    return a.fail(refused);
+  }
 
   // A stream is held until its first token, so a stall before it still fails over.
-  let events: RespondCtx['events'];
   if (f.stream && isEventStream(String(res.headers['content-type'] ?? ''))) {
-    const held = await holdEvents(f, ch, up, res, () => ac.abort());
-    if ('reason' in held) return fail({ ...held, reason: timedOut ? 'timeout' : held.reason });
-    events = held;
+    const held = await holdEvents(f, ch, up, res, a.ac);
+    if ('reason' in held) return a.fail({ ...held, reason: a.timedOut ? 'timeout' : held.reason });
+    a.events = held;
   }
 
   let outcome: Outcome;
   try {
-    outcome = await respond(deps, {
-      req: f.req,
-      reply: f.reply,
-      rl: ctx.rl,
-      route: f.route,
-      model: ctx.model,
-      cand,
-      ch,
-      res,
-      up,
-      stream: f.stream,
-      events,
-      started: ctx.started,
-      upstreamMs: f.upstreamMs,
-      attempts: f.attempts,
-      ac,
-      isClientGone: () => f.clientGone,
-      isTimedOut: () => timedOut,
-    });
+    a.upstreamMs = f.upstreamMs;
+    outcome = await respond(deps, a);
   } finally {
-    done();
+    a.done();
   }
   // The channel answered in full: a success for its health, even when the answer is a client
   // error. A stream counts only once it completed.
   if (outcome === 'completed') {
     void deps.store
-      .recordSuccess(id, sentAt)
+      .recordSuccess(id, a.sentAt)
       .catch((e) => deps.log.warn({ err: e }, 'state store: recordSuccess failed'));
     deps.stats?.success(id, dt);
   }
   return true;
+}
+
+/**
+ * One attempt's state: its controller and total timeout, what it holds (lease, in-flight gauge,
+ * span), and what relay/respond.ts reads (it is the RespondCtx). One object per attempt instead
+ * of a closure per callback and a context object for respond().
+ */
+class Attempt implements RespondCtx {
+  readonly req: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly rl: RequestLimits | undefined;
+  readonly route: RelayRoute;
+  readonly model: string;
+  readonly cand: Candidate;
+  readonly ch: ChannelRuntime;
+  readonly up: UpstreamRequest;
+  readonly stream: boolean;
+  readonly started: number;
+  readonly attempts: number;
+  readonly ac: AbortController;
+  readonly span: AttemptTrace | undefined;
+  readonly sentAt = Date.now();
+  // Set once the upstream answered (respond() runs only then).
+  res!: UpstreamAnswer;
+  events: RespondCtx['events'];
+  upstreamMs = 0;
+  timedOut = false;
+  readonly #f: Forwarding;
+  readonly #lease: Slot['lease'];
+  readonly #willFailover: boolean;
+  readonly #inflight: ReturnType<ProxyDeps['metrics']['inflight']['labels']>;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(f: Forwarding, slot: Slot, up: UpstreamRequest, willFailover: boolean) {
+    const { ctx } = f;
+    const id = slot.ch.config.id;
+    this.#f = f;
+    this.req = f.req;
+    this.reply = f.reply;
+    this.rl = ctx.rl;
+    this.route = f.route;
+    this.model = ctx.model;
+    this.cand = slot.cand;
+    this.ch = slot.ch;
+    this.up = up;
+    this.stream = f.stream;
+    this.started = ctx.started;
+    this.attempts = f.attempts;
+    this.#lease = slot.lease;
+    this.#willFailover = willFailover;
+    // tracing: one span per attempt (undefined when tracing is off)
+    this.span = f.req.trace?.attempt({
+      channel: id,
+      provider: slot.ch.config.provider,
+      attempt: f.attempts,
+      upstreamModel: slot.cand.model.upstreamName,
+    });
+    this.ac = f.attemptController();
+    f.current = this.ac;
+    this.#timer = setTimeout(totalTimeout, slot.ch.config.timeouts.totalMs, this);
+    this.#inflight = f.deps.metrics.inflight.labels(id);
+    this.#inflight.inc();
+  }
+
+  isClientGone(): boolean {
+    return this.#f.clientGone;
+  }
+
+  isTimedOut(): boolean {
+    return this.timedOut;
+  }
+
+  /** The attempt is over: its timer, gauge, lease and span. */
+  done() {
+    clearTimeout(this.#timer);
+    if (this.#f.current === this.ac) this.#f.current = undefined;
+    this.#inflight.dec();
+    if (this.#lease) void this.#f.deps.gate.release(this.#lease).catch(() => {});
+    this.rl?.endAttempt();
+    this.span?.end(this.res?.statusCode); // tracing
+  }
+
+  /** A failed attempt; returns true when the client is gone (nothing more to try). */
+  fail(failure: Failure): boolean {
+    const f = this.#f;
+    this.span?.fail({ reason: failure.reason, status: failure.status, message: failure.message }); // tracing
+    const gone = f.clientGone;
+    if (!gone) {
+      f.lastFailure = failure;
+      const cooling = failed(f.deps, this.ch, failure, this.#willFailover);
+      this.span?.cooldown(cooling); // tracing: kuberelay.channel.cooldown
+    }
+    this.done();
+    return gone;
+  }
+}
+
+function totalTimeout(a: Attempt) {
+  a.timedOut = true;
+  a.ac.abort();
 }
 
 /** The channel's provider does not serve this endpoint: a 400 unless another candidate does. */
@@ -416,7 +500,7 @@ async function holdEvents(
   ch: ChannelRuntime,
   up: UpstreamRequest,
   res: UpstreamAnswer,
-  abort: () => void,
+  ac: AbortController,
 ): Promise<NonNullable<RespondCtx['events']> | Failure> {
   const includeUsage = !f.builder.injectUsage;
   const translator = up.translator?.stream?.({ model: f.ctx.model, includeUsage, request: f.ctx.body });
@@ -424,7 +508,7 @@ async function holdEvents(
     ? new TranslatedStream(translator)
     : (up.native?.stream() ?? new PassThroughStream(f.builder.injectUsage));
   const body = peeked(res.body, f.req.trace);
-  const held = await holdPreamble(body, stream, ch.firstTokenMs, abort);
+  const held = await holdPreamble(body, stream, ch.firstTokenMs, () => ac.abort());
   if (held.ok) return { stream, body, held: held.text, ended: held.ended };
   res.body.destroy();
   const channel = ch.config.id;
@@ -447,15 +531,16 @@ function peeked(body: AsyncIterator<Buffer>, trace: RequestTrace | undefined): A
 
 /**
  * An answer that fails over instead of reaching the client: a status counted by cooldown.onStatus,
- * or a 2xx that is not the API's answer (an HTML error page, JSON to a stream request).
+ * or a 2xx that is not the API's answer (an HTML error page, JSON to a stream request). Not
+ * async: the common answer is none, and an async function costs a promise and a frame per call.
  */
-async function refuseAnswer(
+function refusalOf(
   ch: ChannelRuntime,
   res: UpstreamAnswer,
   stream: boolean,
   id: string,
   media: boolean,
-): Promise<Failure | undefined> {
+): Failure | undefined {
   const status = res.statusCode;
   const contentType = String(res.headers['content-type'] ?? '');
   let f: Failure | undefined;
@@ -471,6 +556,5 @@ async function refuseAnswer(
     const what = `${contentType || 'no content type'} instead of ${wanted}`;
     f = { reason: 'content_type', channel: id, message: `the upstream answered ${status} with ${what}` };
   }
-  if (f) await res.body.dump({ limit: 256 * 1024 });
   return f;
 }

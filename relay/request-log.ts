@@ -4,6 +4,7 @@ import {
   type RequestRecord,
   type RequestRecorder,
   type UsageIncrement,
+  usageKeyOf,
   usageRowKey,
   usageRowOf,
 } from '../core/accounting.ts';
@@ -182,9 +183,19 @@ export class RequestLogWriter implements RequestRecorder {
   }
 
   #addUsage(r: RequestRecord) {
+    const errors = r.status >= 400 ? 1 : 0;
+    // Most requests add to a row that is already pending: no row object for them.
+    const u = this.#usage.get(usageKeyOf(r));
+    if (u) {
+      u.requests++;
+      u.errors += errors;
+      addTokens(u, r);
+      u.cost += r.cost;
+      return;
+    }
     const row = usageRowOf(r);
     row.requests = 1;
-    row.errors = r.status >= 400 ? 1 : 0;
+    row.errors = errors;
     addTokens(row, r);
     row.cost = r.cost;
     this.#mergeUsage(row);

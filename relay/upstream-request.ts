@@ -28,8 +28,12 @@ export interface UpstreamRequest {
  * once per upstream model name. Translating providers get their native body. Throws the adapter's UntranslatableError.
  */
 export class RequestBuilder {
-  readonly #bodies = new Map<string, string>();
-  readonly #forms = new Map<string, EncodedForm>();
+  // Most requests build one body (and no form): the first body is kept in fields and the maps are
+  // made when needed (an empty Map allocates its hash table at once).
+  #firstKey: string | undefined;
+  #firstBody = '';
+  #bodies: Map<string, string> | undefined;
+  #forms: Map<string, EncodedForm> | undefined;
   readonly #body: Readonly<Record<string, unknown>>;
   readonly #operation: Operation;
   readonly #stream: boolean;
@@ -86,6 +90,7 @@ export class RequestBuilder {
     const form = formOf(this.#body);
     if (form && !translator) {
       // Forms go as they came, with the channel's model name (no provider translates one).
+      this.#forms ??= new Map();
       let enc = this.#forms.get(upstreamModel);
       if (!enc) {
         enc = encodeForm(form, { model: upstreamModel });
@@ -96,12 +101,18 @@ export class RequestBuilder {
       return { path: ch.adapter.url(ch.target, ctx), headers, body: '', stream: enc.body, translator };
     }
     const key = translator ? `${ch.adapter.name}\0${upstreamModel}` : upstreamModel;
-    let body = this.#bodies.get(key);
+    let body = key === this.#firstKey ? this.#firstBody : this.#bodies?.get(key);
     if (body === undefined) {
       body = translator
         ? JSON.stringify(translator.request(this.#body, ctx))
         : this.#passThrough(upstreamModel);
-      this.#bodies.set(key, body);
+      if (this.#firstKey === undefined) {
+        this.#firstKey = key;
+        this.#firstBody = body;
+      } else {
+        this.#bodies ??= new Map();
+        this.#bodies.set(key, body);
+      }
     }
     const path = ch.adapter.url(ch.target, ctx);
     let headers = upstreamHeaders(

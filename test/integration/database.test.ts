@@ -426,9 +426,10 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
     expect(await acc.keySpendSince('k1', new Date('2026-05-01'))).toBe(30);
     expect(await acc.keySpendSince('k1', new Date('2026-05-02'))).toBe(0);
 
+    const at0 = Date.now() - 0.25; // not on a millisecond: the relay's clock is not
     const rec = (i: number): RequestRecord => ({
       requestId: `req-${i}`,
-      at: Date.now(),
+      at: at0 + i,
       keyId: 'k1',
       route: '/v1/chat/completions',
       model: 'gpt-4o-mini',
@@ -447,7 +448,17 @@ describe.each(BACKENDS)('database on %s', (backendName) => {
       errorCode: i % 2 ? undefined : 'upstream_rate_limited',
     });
     await acc.writeLogs(Array.from({ length: 6 }, (_, i) => rec(i)));
-    expect(await (await db.prisma()).requestLog.findFirst({ where: { requestId: 'req-1' } })).toMatchObject({
+    const logged = await (await db.prisma()).requestLog.findFirst({ where: { requestId: 'req-1' } });
+    expect(Math.abs(logged!.at.getTime() - (at0 + 1))).toBeLessThanOrEqual(0.5);
+    expect(logged).toMatchObject({
+      keyId: 'k1',
+      channel: 'default/a',
+      status: 200,
+      durationMs: 13,
+      stream: false,
+      promptTokens: 1,
+      completionTokens: 2,
+      errorCode: null,
       cacheWriteTokens: 4,
       reasoningTokens: 3,
       usageSource: 'reported',

@@ -425,6 +425,26 @@ describe('relay: failover, cooldowns and concurrency', () => {
     expect(queued.headers.get('x-kuberelay-channel')).toBe('default/backup');
     expect(await metric(h.url, 'kuberelay_queue_rejections_total', { reason: 'queue_timeout' })).toBe(1);
   });
+
+  it('maxConcurrent: an attempt cut by the total timeout fails over to a limited peer', async () => {
+    // Both channels take a permit (through a queue signal); the timed-out attempt's abort must
+    // not reach the next candidate's permit request, which would take the client for gone.
+    h = await startHarness(
+      configYaml([
+        {
+          name: 'a',
+          mock: mocks[0],
+          extra: '  limits: { maxConcurrent: 1 }\n  timeouts: { total: 300ms }\n',
+        },
+        { name: 'backup', mock: mocks[2], priority: 1, extra: '  limits: { maxConcurrent: 1 }\n' },
+      ]),
+    );
+    mocks[0]!.setFaults({ latencyMs: 2000 });
+    const res = await post(h.url, '/v1/chat/completions', chat());
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-kuberelay-channel')).toBe('default/backup');
+    expect(res.headers.get('x-kuberelay-attempts')).toBe('2');
+  });
 });
 
 describe('relay: config reload', () => {

@@ -45,6 +45,8 @@ export interface CompiledPolicy {
   config: PolicyConfig;
   perAttempt: boolean;
   limits: CompiledLimit[];
+  /** Each limit's owner, built once (checksFor hands these out instead of one object per check). */
+  owners: CheckOwner[];
   matches(f: RequestFacts, channelId?: string): boolean;
 }
 
@@ -100,7 +102,9 @@ function compilePolicy(p: PolicyConfig): CompiledPolicy {
     const keyPrefix = `${p.id}:${i}:${algo}:${perMs}:`;
     return { kind: l.kind, amount: l.amount, perMs, name, policyItem: item, unit, summary, keyPrefix };
   });
-  return { id: p.id, config: p, perAttempt, limits, matches };
+  const policy: CompiledPolicy = { id: p.id, config: p, perAttempt, limits, owners: [], matches };
+  for (const limit of limits) policy.owners.push({ policy, limit });
+  return policy;
 }
 
 const QUOTA_UNIT: Record<LimitKind, string> = {
@@ -129,7 +133,8 @@ export function checksFor(
     if (!policy.matches(f, channelId)) continue;
     const p = policy.config;
     const bucket = bucketOf(p.limitBy, f, channelId);
-    for (const limit of policy.limits) {
+    for (let i = 0; i < policy.limits.length; i++) {
+      const limit = policy.limits[i]!;
       const reserve =
         limit.kind === 'tokens' ? Math.min(reserveTokens, limit.amount) : limit.kind === 'cost' ? 0 : 1;
       checks.push({
@@ -141,7 +146,7 @@ export function checksFor(
         reserve,
         shadow: p.shadow,
       });
-      owners.push({ policy, limit });
+      owners.push(policy.owners[i]!);
     }
   }
   return { checks, owners };
@@ -215,13 +220,14 @@ export function rateLimitItem(limit: CompiledLimit, o: CheckOutcome): string {
 export function tightest(checks: readonly LimitCheck[], outcomes: readonly CheckOutcome[]): number {
   let best = -1;
   let bestShare = Infinity;
-  checks.forEach((c, i) => {
-    if (c.shadow) return;
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i]!;
+    if (c.shadow) continue;
     const share = outcomes[i]!.remaining / c.amount;
     if (share < bestShare) {
       best = i;
       bestShare = share;
     }
-  });
+  }
   return best;
 }

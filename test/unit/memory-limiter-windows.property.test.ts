@@ -23,11 +23,14 @@ type Op =
 
 class Reference {
   readonly slots: { slot: number; v: number }[] = [];
-  constructor(
-    readonly algorithm: Algorithm,
-    readonly amount: number,
-    readonly perMs: number,
-  ) {}
+  readonly algorithm: Algorithm;
+  readonly amount: number;
+  readonly perMs: number;
+  constructor(algorithm: Algorithm, amount: number, perMs: number) {
+    this.algorithm = algorithm;
+    this.amount = amount;
+    this.perMs = perMs;
+  }
   get shape() {
     return windowShape(this.algorithm, this.perMs);
   }

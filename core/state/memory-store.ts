@@ -88,6 +88,10 @@ export class MemoryStore implements StateStore {
   }
 
   async tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null> {
+    return this.tryAcquireNow(channelId, max, leaseMs);
+  }
+
+  tryAcquireNow(channelId: string, max: number, leaseMs: number): Lease | null {
     const now = this.#now();
     if (this.#permits.held(channelId, now) >= max) return null;
     const id = `l${++this.#leases}`;

@@ -6,14 +6,15 @@
 // gauge and upstream duration, channel stats, release, charge + finish (settle), the store's
 // spend counters, and the response's metric updates.
 //
-//   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 bench/limits-path.ts [--a ROOT_A] [--b ROOT_B] [--rounds 30] [--per-round 20000]
+//   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 bench/limits-path.ts \
+//     [--a ROOT_A] [--b ROOT_B] [--rounds 30] [--per-round 20000]
 //
 // ROOT_A / ROOT_B are source trees (a `git archive REV` extracted, node_modules linked): both are
 // loaded into this process and run interleaved round by round (ABBA), so drift hits both alike.
 // Without --a only B (default: this tree) is measured. With --expose-gc it also gives the bytes
-// each request allocates (young-generation growth over 2,000 requests after a forced
-// collection, with a young generation large enough that none runs meanwhile): unlike the time, that does not depend
-// on what else the machine runs.
+// each request allocates: young-generation growth over 2,000 requests after a forced collection,
+// with a young generation large enough that none runs meanwhile (median of six trials). Unlike
+// the time, that does not depend on what else the machine runs.
 
 import path from 'node:path';
 import { parseArgs } from 'node:util';

@@ -46,6 +46,8 @@ interface Waiter {
   settle: (r: AcquireAnyResult) => boolean;
 }
 
+const ABORTED: AcquireAnyResult = Object.freeze({ ok: false, reason: 'aborted' });
+
 export class ConcurrencyGate {
   readonly #store: StateStore;
   readonly #queues = new Map<string, Waiter[]>();
@@ -72,16 +74,40 @@ export class ConcurrencyGate {
   }
 
   /** A permit for the first of `options` (in order of preference) that has room, or the first to free. */
-  async acquireAny(options: readonly GateOption[], opts: AcquireOptions = {}): Promise<AcquireAnyResult> {
-    if (opts.signal?.aborted) return { ok: false, reason: 'aborted' };
+  acquireAny(options: readonly GateOption[], opts: AcquireOptions = {}): Promise<AcquireAnyResult> {
+    const now = this.tryAnyNow(options, opts);
+    return now !== undefined ? Promise.resolve(now) : this.#acquireAny(options, opts);
+  }
+
+  /**
+   * acquireAny() when it can be answered at once: the store never waits (the embedded one) and one
+   * of the options, with nobody queued, has room; or the request is gone. Otherwise undefined (then
+   * call acquireAny).
+   */
+  tryAnyNow(options: readonly GateOption[], opts: AcquireOptions = {}): AcquireAnyResult | undefined {
+    if (opts.signal?.aborted) return ABORTED;
+    const store = this.#store;
+    if (store.tryAcquireNow === undefined) return undefined;
+    for (let index = 0; index < options.length; index++) {
+      const { channelId, limits } = options[index]!;
+      if (this.depth(channelId) > 0) continue;
+      const lease = store.tryAcquireNow(channelId, limits.maxConcurrent, limits.leaseMs);
+      if (lease) return { ok: true, lease, index };
+    }
+    return undefined;
+  }
+
+  async #acquireAny(options: readonly GateOption[], opts: AcquireOptions): Promise<AcquireAnyResult> {
+    if (opts.signal?.aborted) return ABORTED;
     // A channel with nobody queued: try the store first. Otherwise join its queue, so waiters keep
     // their order.
-    for (const [index, { channelId, limits }] of options.entries()) {
+    for (let index = 0; index < options.length; index++) {
+      const { channelId, limits } = options[index]!;
       if (this.depth(channelId) > 0) continue;
       const lease = await this.#store.tryAcquire(channelId, limits.maxConcurrent, limits.leaseMs);
       if (opts.signal?.aborted) {
         if (lease) await this.#store.release(lease);
-        return { ok: false, reason: 'aborted' };
+        return ABORTED;
       }
       if (lease) return { ok: true, lease, index };
     }

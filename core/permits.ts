@@ -5,25 +5,30 @@
  * process they live here, in Redis as a sorted set scored with the expiry (redis/lua.ts PERMITS),
  * renewed by redis/lease-keeper.ts. An expired permit no longer counts (a holder that died).
  */
+interface PermitSet {
+  /** holder -> expiry (epoch ms) */
+  holders: Map<string, number>;
+  /** No permit of the set expires before this (a lower bound): held() scans for expired permits only from then on. */
+  soonest: number;
+}
+
 export class PermitSets {
-  readonly #sets = new Map<string, Map<string, number>>(); // key -> holder -> expiry (epoch ms)
-  // key -> no permit of the set expires before this (a lower bound): held() scans for expired
-  // permits only from then on, not on every call.
-  readonly #soonest = new Map<string, number>();
+  readonly #sets = new Map<string, PermitSet>(); // by key: one lookup per call
 
   /** Permits held on `key` at `now` (expired ones are dropped). */
   held(key: string, now = Number.NEGATIVE_INFINITY): number {
     const set = this.#sets.get(key);
     if (!set) return 0;
-    if (now < this.#soonest.get(key)!) return set.size;
+    const holders = set.holders;
+    if (now < set.soonest) return holders.size;
     let soonest = Number.POSITIVE_INFINITY;
-    for (const [id, expiry] of set) {
-      if (expiry <= now) set.delete(id);
+    for (const [id, expiry] of holders) {
+      if (expiry <= now) holders.delete(id);
       else if (expiry < soonest) soonest = expiry;
     }
-    if (set.size === 0) this.#forget(key);
-    else this.#soonest.set(key, soonest);
-    return set.size;
+    if (holders.size === 0) this.#sets.delete(key);
+    else set.soonest = soonest;
+    return holders.size;
   }
 
   /** Takes a permit when fewer than `max` are held at `now`. */
@@ -37,30 +42,24 @@ export class PermitSets {
   put(key: string, id: string, expiresAt = Number.POSITIVE_INFINITY) {
     let set = this.#sets.get(key);
     if (!set) {
-      set = new Map();
+      set = { holders: new Map(), soonest: expiresAt };
       this.#sets.set(key, set);
-      this.#soonest.set(key, expiresAt);
-    } else if (expiresAt < this.#soonest.get(key)!) {
-      this.#soonest.set(key, expiresAt);
+    } else if (expiresAt < set.soonest) {
+      set.soonest = expiresAt;
     }
-    set.set(id, expiresAt);
+    set.holders.set(id, expiresAt);
   }
 
   /** Returns a permit; false when it was not held (released already, or expired and dropped). */
   drop(key: string, id: string): boolean {
     const set = this.#sets.get(key);
-    if (!set?.delete(id)) return false;
-    if (set.size === 0) this.#forget(key);
+    if (!set?.holders.delete(id)) return false;
+    if (set.holders.size === 0) this.#sets.delete(key);
     return true;
   }
 
   /** Keys with permits held (memory accounting). */
   get size(): number {
     return this.#sets.size;
-  }
-
-  #forget(key: string) {
-    this.#sets.delete(key);
-    this.#soonest.delete(key);
   }
 }

@@ -21,14 +21,16 @@ export function connectionDrain(server: Server, quietMs = 1000) {
     idleSince.set(socket, Date.now());
     socket.once('close', () => idleSince.delete(socket));
   });
+  // One listener function for every response ('close' comes once): no closure or once-wrapper per request.
+  function onResponseClose(this: ServerResponse) {
+    pending.delete(this);
+    const socket = this.req.socket;
+    if (!socket.destroyed) idleSince.set(socket, Date.now());
+  }
   server.prependListener('request', (req, res: ServerResponse) => {
-    const socket = req.socket;
-    idleSince.delete(socket);
+    idleSince.delete(req.socket);
     pending.add(res);
-    res.once('close', () => {
-      pending.delete(res);
-      if (!socket.destroyed) idleSince.set(socket, Date.now());
-    });
+    res.on('close', onResponseClose);
   });
   return {
     /** From now on `server.closeIdleConnections()` closes only connections quiet for quietMs. */

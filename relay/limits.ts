@@ -83,21 +83,35 @@ export class RequestLimits {
     this.#reserveTokens = reserveTokens;
   }
 
-  /** Request-level policies; throws the 429 (or 503 when unavailable and a policy denies). */
-  async admit(): Promise<void> {
+  /**
+   * Request-level policies; throws the 429 (or 503 when unavailable and a policy denies). Decided
+   * at once (undefined) by a limiter that never waits; otherwise a promise.
+   */
+  admit(): Promise<void> | undefined {
     const { checks, owners } = checksFor(this.#policies.request, this.#facts, this.#reserveTokens);
-    if (checks.length === 0) return;
-    const r = await this.#decide(checks, owners);
+    if (checks.length === 0) return undefined;
+    const r = this.#decide(checks, owners);
+    if (r instanceof Promise) return r.then((h) => this.#admitted(h));
+    this.#admitted(r);
+    return undefined;
+  }
+
+  #admitted(r: Held | RelayError | undefined) {
     if (r instanceof RelayError) throw r;
     this.#request = r;
   }
 
-  /** Channel policies for one attempt; false when they refuse this channel. */
-  async admitChannel(channelId: string): Promise<boolean> {
+  /** Channel policies for one attempt; false when they refuse this channel (at once when it can). */
+  admitChannel(channelId: string): boolean | Promise<boolean> {
     if (this.#policies.attempt.length === 0) return true;
     const { checks, owners } = checksFor(this.#policies.attempt, this.#facts, this.#reserveTokens, channelId);
     if (checks.length === 0) return true;
-    const r = await this.#decide(checks, owners);
+    const r = this.#decide(checks, owners);
+    if (r instanceof Promise) return r.then((h) => this.#channelAdmitted(h));
+    return this.#channelAdmitted(r);
+  }
+
+  #channelAdmitted(r: Held | RelayError | undefined): boolean {
     if (r instanceof RelayError) {
       this.rejection = r;
       return false;
@@ -130,18 +144,38 @@ export class RequestLimits {
     this.#settle(held, this.#usage, true);
   }
 
-  async #decide(checks: LimitCheck[], owners: CheckOwner[]): Promise<Held | RelayError | undefined> {
-    const m = this.#deps.metrics;
-    let decision: LimitDecision;
+  /** The limiter's decision on `checks`: without a promise when the limiter answers at once. */
+  #decide(
+    checks: LimitCheck[],
+    owners: CheckOwner[],
+  ): Held | RelayError | undefined | Promise<Held | RelayError | undefined> {
+    const limiter = this.#deps.limiter;
     const t0 = performance.now();
-    try {
-      decision = await this.#deps.limiter.check(checks);
-    } catch (err) {
-      return this.#unavailable(owners, err);
-    } finally {
-      m.ratelimitCheckDuration.observe((performance.now() - t0) / 1000);
+    if (limiter.checkNow !== undefined) {
+      let decision: LimitDecision;
+      try {
+        decision = limiter.checkNow(checks);
+      } catch (err) {
+        return this.#unavailable(owners, err);
+      } finally {
+        this.#deps.metrics.ratelimitCheckDuration.observe((performance.now() - t0) / 1000);
+      }
+      return this.#decided(checks, owners, decision);
     }
+    return limiter.check(checks).then(
+      (decision) => {
+        this.#deps.metrics.ratelimitCheckDuration.observe((performance.now() - t0) / 1000);
+        return this.#decided(checks, owners, decision);
+      },
+      (err: unknown) => {
+        this.#deps.metrics.ratelimitCheckDuration.observe((performance.now() - t0) / 1000);
+        return this.#unavailable(owners, err);
+      },
+    );
+  }
 
+  #decided(checks: LimitCheck[], owners: CheckOwner[], decision: LimitDecision): Held | RelayError {
+    const m = this.#deps.metrics;
     // One decision per policy (its checks are adjacent): rejected when any of its limits rejected.
     let rejected: number | undefined;
     let retryMs = 0;
@@ -239,17 +273,54 @@ export class RequestLimits {
       else if (c.kind === 'requests' && !sent) items.push({ check: c, delta: -c.reserve });
     }
     if (items.length === 0) return;
-    this.#deps.limiter.settle(held.decision, items).catch((err) => {
-      this.#deps.log.debug({ err }, 'rate limits: settling a request failed');
-    });
+    const limiter = this.#deps.limiter;
+    if (limiter.settleNow !== undefined) {
+      try {
+        limiter.settleNow(held.decision, items);
+      } catch (err) {
+        this.#settleFailed(err);
+      }
+      return;
+    }
+    limiter.settle(held.decision, items).catch((err) => this.#settleFailed(err));
+  }
+
+  #settleFailed(err: unknown) {
+    this.#deps.log.debug({ err }, 'rate limits: settling a request failed');
   }
 }
 
+/** What the limits know of a Fastify request (a class: no closure per request). */
+class FastifyFacts implements RequestFacts {
+  readonly model: string;
+  readonly path: string;
+  readonly keyId: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly ip: string;
+  readonly #headers: FastifyRequest['headers'];
+
+  constructor(req: FastifyRequest, path: string, model: string) {
+    this.model = model;
+    this.path = path;
+    this.keyId = req.client.keyId;
+    this.labels = req.client.labels;
+    this.ip = req.ip;
+    this.#headers = req.headers;
+  }
+
+  header(name: string): string | undefined {
+    const v = this.#headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  }
+}
+
+const NO_LIMITS: Promise<undefined> = Promise.resolve(undefined);
+
 /**
- * Checks the request-level policies of a request (throws the 429). Returns undefined when the
- * config has no policies, so requests without them pay nothing.
+ * Checks the request-level policies of a request (rejects with the 429). Resolves to undefined when
+ * the config has no policies, so requests without them pay nothing.
  */
-export async function admitRequest(
+export function admitRequest(
   deps: LimitDeps,
   config: RelayConfig,
   path: string,
@@ -258,21 +329,19 @@ export async function admitRequest(
   req: FastifyRequest,
   reply: FastifyReply,
 ): Promise<RequestLimits | undefined> {
-  if (config.policies.length === 0) return undefined;
-  const policies = policiesOf(config);
-  const facts: RequestFacts = {
-    model,
-    path,
-    keyId: req.client.keyId,
-    labels: req.client.labels,
-    ip: req.ip,
-    header: (name) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v[0] : v;
-    },
-  };
-  const limits = new RequestLimits(deps, policies, facts, reserveTokens(req, body), req.trace);
-  await limits.admit();
+  if (config.policies.length === 0) return NO_LIMITS;
+  try {
+    const facts = new FastifyFacts(req, path, model);
+    const limits = new RequestLimits(deps, policiesOf(config), facts, reserveTokens(req, body), req.trace);
+    const pending = limits.admit();
+    if (pending === undefined) return Promise.resolve(withHeaders(limits, reply));
+    return pending.then(() => withHeaders(limits, reply));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function withHeaders(limits: RequestLimits, reply: FastifyReply): RequestLimits {
   if (limits.headers.ratelimit) reply.headers(limits.headers);
   return limits;
 }

@@ -62,6 +62,9 @@ export interface Limiter {
   /** Rejects (the caller applies `onRedisUnavailable`) when the shared store cannot answer. */
   check(checks: readonly LimitCheck[]): Promise<LimitDecision>;
   settle(decision: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): Promise<void>;
+  /** check() and settle() without a promise, on a limiter that never waits (the embedded one). */
+  checkNow?(checks: readonly LimitCheck[]): LimitDecision;
+  settleNow?(decision: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): void;
   close(): Promise<void>;
 }
 

@@ -21,6 +21,11 @@ import {
 interface Window extends WindowShape {
   /** slot index -> amount taken in it */
   taken: Map<number, number>;
+  /** The sum of `taken`'s values (kept only while every value is an integer: then it is exact). */
+  used: number;
+  integral: boolean;
+  /** No slot in `taken` is older than this (a lower bound): until it expires, nothing has. */
+  floor: number;
 }
 
 interface Bucket {
@@ -44,8 +49,10 @@ export class MemoryLimiter implements Limiter {
     'sliding-window': new Map<number, WindowShape>(),
     'fixed-window': new Map<number, WindowShape>(),
   };
-  // #evaluate's second result (the level a commit needs), so it returns no tuple per check.
+  // #evaluate's second result (the level a commit needs), so it returns no tuple per check; and
+  // those levels for one check() call, reused (checkNow never waits, so calls do not overlap).
   #level = 0;
+  readonly #levels: number[] = [];
 
   constructor(opts: { now?: () => number; sweepMs?: number } = {}) {
     this.#now = opts.now ?? Date.now;
@@ -54,16 +61,21 @@ export class MemoryLimiter implements Limiter {
   }
 
   async check(checks: readonly LimitCheck[]): Promise<LimitDecision> {
+    return this.checkNow(checks);
+  }
+
+  /** check(), answered at once: nothing here waits. */
+  checkNow(checks: readonly LimitCheck[]): LimitDecision {
     const now = this.#now();
     const ticket = `t${++this.#tickets}`;
     const outcomes: CheckOutcome[] = [];
-    const levels: number[] = [];
+    const levels = this.#levels;
     let allowed = true;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
       const o = this.#evaluate(c, now);
       outcomes.push(o);
-      levels.push(this.#level);
+      levels[i] = this.#level;
       if (!o.allowed && !c.shadow) allowed = false;
     }
     if (allowed) {
@@ -75,6 +87,11 @@ export class MemoryLimiter implements Limiter {
   }
 
   async settle(d: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): Promise<void> {
+    this.settleNow(d, items);
+  }
+
+  /** settle(), done at once. */
+  settleNow(d: Pick<LimitDecision, 'at' | 'ticket'>, items: readonly SettleItem[]): void {
     const now = this.#now();
     for (const { check: c, delta } of items) {
       if (c.kind === 'concurrent') {
@@ -88,9 +105,14 @@ export class MemoryLimiter implements Limiter {
         // A refund goes back into the slot it was reserved in, while that slot still counts.
         const shape = this.#shape(c);
         const slot = Math.floor(d.at / shape.slotMs);
-        const w = this.#windows.get(c.key)?.taken;
-        const v = w?.get(slot);
-        if (w && v !== undefined && slot >= oldestSlot(shape, now)) w.set(slot, Math.max(0, v + delta));
+        const w = this.#windows.get(c.key);
+        const v = w?.taken.get(slot);
+        if (w && v !== undefined && slot >= oldestSlot(shape, now)) {
+          const next = Math.max(0, v + delta);
+          w.taken.set(slot, next);
+          w.used += next - v;
+          if (!Number.isInteger(next)) w.integral = false;
+        }
       }
     }
   }
@@ -108,8 +130,7 @@ export class MemoryLimiter implements Limiter {
   sweep() {
     const now = this.#now();
     for (const [key, w] of this.#windows) {
-      const oldest = oldestSlot(w, now);
-      for (const slot of w.taken.keys()) if (slot < oldest) w.taken.delete(slot);
+      this.#expire(w, oldestSlot(w, now));
       if (w.taken.size === 0) this.#windows.delete(key);
     }
     for (const [key, b] of this.#buckets) if (b.fullAt <= now) this.#buckets.delete(key);
@@ -150,13 +171,13 @@ export class MemoryLimiter implements Limiter {
     const shape = this.#shape(c);
     const cur = Math.floor(now / shape.slotMs);
     const oldest = oldestSlot(shape, now);
-    const w = this.#windows.get(c.key)?.taken;
+    const win = this.#windows.get(c.key);
+    const w = win?.taken;
     let used = 0;
-    if (w) {
-      for (const [slot, v] of w) {
-        if (slot < oldest) w.delete(slot);
-        else used += v;
-      }
+    if (win) {
+      // Sum the slots only when one may have expired or a sum of fractions would not be exact.
+      if (win.integral && oldest <= win.floor) used = win.used;
+      else used = this.#expire(win, oldest);
     }
     if (windowAdmits(used, c.reserve, c.amount)) {
       return {
@@ -213,9 +234,33 @@ export class MemoryLimiter implements Limiter {
   #add(c: LimitCheck, slot: number, v: number) {
     let w = this.#windows.get(c.key);
     if (!w) {
-      w = { ...this.#shape(c), taken: new Map() };
+      const { slotMs, lagMs } = this.#shape(c);
+      w = { slotMs, lagMs, taken: new Map(), used: 0, integral: true, floor: slot };
       this.#windows.set(c.key, w);
     }
-    w.taken.set(slot, (w.taken.get(slot) ?? 0) + v);
+    const next = (w.taken.get(slot) ?? 0) + v;
+    w.taken.set(slot, next);
+    w.used += v;
+    if (!Number.isInteger(next)) w.integral = false;
+    if (slot < w.floor) w.floor = slot;
+  }
+
+  /** Drops the slots older than `oldest`; returns the sum of the rest (and keeps it, with the floor). */
+  #expire(w: Window, oldest: number): number {
+    let used = 0;
+    let floor = Number.POSITIVE_INFINITY;
+    let integral = true;
+    for (const [slot, v] of w.taken) {
+      if (slot < oldest) w.taken.delete(slot);
+      else {
+        used += v;
+        if (slot < floor) floor = slot;
+        if (!Number.isInteger(v)) integral = false;
+      }
+    }
+    w.used = used;
+    w.floor = floor;
+    w.integral = integral;
+    return used;
   }
 }

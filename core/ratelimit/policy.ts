@@ -45,7 +45,11 @@ export interface CompiledPolicy {
   config: PolicyConfig;
   perAttempt: boolean;
   limits: CompiledLimit[];
+  /** Each limit's owner, built once (checksFor hands these out instead of one object per check). */
+  owners: CheckOwner[];
   matches(f: RequestFacts, channelId?: string): boolean;
+  /** The bucket keys of a request, one per limit (`keyPrefix` + bucketOf), remembered per bucket value. */
+  keys(f: RequestFacts, channelId?: string): readonly string[];
 }
 
 export interface CompiledPolicies {
@@ -100,7 +104,17 @@ function compilePolicy(p: PolicyConfig): CompiledPolicy {
     const keyPrefix = `${p.id}:${i}:${algo}:${perMs}:`;
     return { kind: l.kind, amount: l.amount, perMs, name, policyItem: item, unit, summary, keyPrefix };
   });
-  return { id: p.id, config: p, perAttempt, limits, matches };
+  const policy: CompiledPolicy = {
+    id: p.id,
+    config: p,
+    perAttempt,
+    limits,
+    owners: [],
+    matches,
+    keys: bucketKeys(p.limitBy, limits),
+  };
+  for (const limit of limits) policy.owners.push({ policy, limit });
+  return policy;
 }
 
 const QUOTA_UNIT: Record<LimitKind, string> = {
@@ -128,12 +142,13 @@ export function checksFor(
   for (const policy of policies) {
     if (!policy.matches(f, channelId)) continue;
     const p = policy.config;
-    const bucket = bucketOf(p.limitBy, f, channelId);
-    for (const limit of policy.limits) {
+    const keys = policy.keys(f, channelId);
+    for (let i = 0; i < policy.limits.length; i++) {
+      const limit = policy.limits[i]!;
       const reserve =
         limit.kind === 'tokens' ? Math.min(reserveTokens, limit.amount) : limit.kind === 'cost' ? 0 : 1;
       checks.push({
-        key: limit.keyPrefix + bucket,
+        key: keys[i]!,
         kind: limit.kind,
         algorithm: p.algorithm,
         amount: limit.amount,
@@ -141,10 +156,58 @@ export function checksFor(
         reserve,
         shadow: p.shadow,
       });
-      owners.push({ policy, limit });
+      owners.push(policy.owners[i]!);
     }
   }
   return { checks, owners };
+}
+
+// Bucket keys remembered per limitBy value, up to this many per policy (then forgotten at once).
+const KEY_CACHE_MAX = 4096;
+
+/**
+ * A policy's bucket keys for a request, by the one value its limitBy reads (the client's address,
+ * key id, model, channel or header): built, and hashed when long, once per value instead of per
+ * request; the same strings each time, so the limiter's lookups hash nothing new.
+ */
+function bucketKeys(
+  limitBy: string,
+  limits: readonly CompiledLimit[],
+): (f: RequestFacts, channelId?: string) => readonly string[] {
+  const build = (f: RequestFacts, channelId: string | undefined) => {
+    const bucket = bucketOf(limitBy, f, channelId);
+    return limits.map((l) => l.keyPrefix + bucket);
+  };
+  if (limitBy === 'global') {
+    const keys = limits.map((l) => `${l.keyPrefix}g`);
+    return () => keys;
+  }
+  const header = limitBy.startsWith('header:') ? limitBy.slice(7).toLowerCase() : undefined;
+  // apiKey falls back to the client address without a key: two value spaces, two caches.
+  const byValue = new Map<string, readonly string[]>();
+  const byIp = new Map<string, readonly string[]>();
+  return (f, channelId) => {
+    let cache = byValue;
+    let value: string;
+    if (limitBy === 'apiKey') {
+      if (f.keyId !== undefined) value = f.keyId;
+      else {
+        cache = byIp;
+        value = f.ip;
+      }
+    } else if (limitBy === 'clientIP') value = f.ip;
+    else if (limitBy === 'model') value = f.model;
+    else if (limitBy === 'channel') value = channelId ?? '';
+    else if (header !== undefined) value = f.header(header) ?? '';
+    else return build(f, channelId);
+    let keys = cache.get(value);
+    if (keys === undefined) {
+      if (cache.size >= KEY_CACHE_MAX) cache.clear();
+      keys = build(f, channelId);
+      cache.set(value, keys);
+    }
+    return keys;
+  };
 }
 
 /** The bucket a request falls in. Values are hashed when long, so keys stay short. */
@@ -215,13 +278,14 @@ export function rateLimitItem(limit: CompiledLimit, o: CheckOutcome): string {
 export function tightest(checks: readonly LimitCheck[], outcomes: readonly CheckOutcome[]): number {
   let best = -1;
   let bestShare = Infinity;
-  checks.forEach((c, i) => {
-    if (c.shadow) return;
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i]!;
+    if (c.shadow) continue;
     const share = outcomes[i]!.remaining / c.amount;
     if (share < bestShare) {
       best = i;
       bestShare = share;
     }
-  });
+  }
   return best;
 }

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { afterFailure, afterSuccess, type ChannelHealth, type CooldownPolicy, HEALTHY } from '../cooldown.ts';
-import { PERIODS, type Period } from '../period.ts';
+import { type Period, periodKey } from '../period.ts';
 import { PermitSets } from '../permits.ts';
 import {
   addSpend,
@@ -13,12 +12,27 @@ import {
 } from '../spend.ts';
 import type { CooldownListener, Lease, StateStore } from './store.ts';
 
+/** One counter's live day and month (what recordSpend adds to without building their names). */
+interface CurrentSpend {
+  day: string;
+  dayTotals: SpendTotals;
+  month: string;
+  monthTotals: SpendTotals;
+}
+
+const RESOLVED = Promise.resolve();
+
 /** The embedded store: one process, no Redis. Same contract as the Redis store. */
 export class MemoryStore implements StateStore {
   readonly kind = 'memory' as const;
   readonly #health = new Map<string, ChannelHealth>();
   readonly #permits = new PermitSets(); // by channel
   readonly #usage = new Map<string, SpendTotals>(); // by spendCounter
+  // scope -> id -> the totals of its current day and month (also in #usage): found per request by
+  // the id alone, instead of two counter names built and hashed per scope.
+  readonly #current = { channel: new Map<string, CurrentSpend>(), key: new Map<string, CurrentSpend>() };
+  // Lease ids only name permits within this process: a counter, not a random UUID per permit.
+  #leases = 0;
   readonly #cooldownListeners = new Set<CooldownListener>();
   readonly #releaseListeners = new Set<(channelId: string) => void>();
   readonly #now: () => number;
@@ -74,15 +88,27 @@ export class MemoryStore implements StateStore {
   }
 
   async tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null> {
-    const now = this.#now();
-    const id = randomUUID();
-    return this.#permits.tryTake(channelId, max, id, now + leaseMs, now) ? { channelId, id } : null;
+    return this.tryAcquireNow(channelId, max, leaseMs);
   }
 
-  async release(lease: Lease): Promise<void> {
-    if (this.#permits.drop(lease.channelId, lease.id)) {
-      for (const l of this.#releaseListeners) l(lease.channelId);
+  tryAcquireNow(channelId: string, max: number, leaseMs: number): Lease | null {
+    const now = this.#now();
+    if (this.#permits.held(channelId, now) >= max) return null;
+    const id = `l${++this.#leases}`;
+    this.#permits.put(channelId, id, now + leaseMs);
+    return { channelId, id };
+  }
+
+  // Not async: nothing to wait for, so no promise per call beyond the shared resolved one.
+  release(lease: Lease): Promise<void> {
+    try {
+      if (this.#permits.drop(lease.channelId, lease.id)) {
+        for (const l of this.#releaseListeners) l(lease.channelId);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
+    return RESOLVED;
   }
 
   onRelease(listener: (channelId: string) => void): () => void {
@@ -91,8 +117,12 @@ export class MemoryStore implements StateStore {
   }
 
   async recordSpend(r: SpendRecord): Promise<void> {
-    for (const period of PERIODS) {
-      for (const [scope, id] of spendScopes(r)) this.#add(spendCounter(scope, id, period, r.at), r);
+    const day = periodKey('day', r.at);
+    const month = periodKey('month', r.at);
+    for (const [scope, id] of spendScopes(r)) {
+      const c = this.#currentSpend(scope, id, day, month, r.at);
+      addSpend(c.dayTotals, r);
+      addSpend(c.monthTotals, r);
     }
   }
 
@@ -113,9 +143,37 @@ export class MemoryStore implements StateStore {
     this.#releaseListeners.clear();
   }
 
-  #add(key: string, r: SpendRecord) {
-    const u = this.#usage.get(key) ?? { ...NO_SPEND };
-    addSpend(u, r);
-    this.#usage.set(key, u);
+  /** The counters of `scope`/`id` for the day and month of `at` (periodKey's strings, compared as such). */
+  #currentSpend(scope: SpendScope, id: string, day: string, month: string, at: number): CurrentSpend {
+    const byId = this.#current[scope];
+    let c = byId.get(id);
+    if (c === undefined) {
+      c = {
+        day,
+        dayTotals: this.#totals(spendCounter(scope, id, 'day', at)),
+        month,
+        monthTotals: this.#totals(spendCounter(scope, id, 'month', at)),
+      };
+      byId.set(id, c);
+      return c;
+    }
+    if (c.day !== day) {
+      c.day = day;
+      c.dayTotals = this.#totals(spendCounter(scope, id, 'day', at));
+    }
+    if (c.month !== month) {
+      c.month = month;
+      c.monthTotals = this.#totals(spendCounter(scope, id, 'month', at));
+    }
+    return c;
+  }
+
+  #totals(counter: string): SpendTotals {
+    let u = this.#usage.get(counter);
+    if (u === undefined) {
+      u = { ...NO_SPEND };
+      this.#usage.set(counter, u);
+    }
+    return u;
   }
 }

@@ -45,6 +45,8 @@ export interface StateStore {
 
   /** Take one of `max` permits for the channel, or null when all are taken. Leases expire. */
   tryAcquire(channelId: string, max: number, leaseMs: number): Promise<Lease | null>;
+  /** tryAcquire() answered at once, on a store that never waits (the embedded one). */
+  tryAcquireNow?(channelId: string, max: number, leaseMs: number): Lease | null;
   release(lease: Lease): Promise<void>;
   /** Called when a permit for the channel may have become free (wakes queued requests). */
   onRelease(listener: (channelId: string) => void): () => void;

@@ -24,7 +24,7 @@ import { Pool } from 'undici';
 import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, startChild, stopChild, waitReady } from './lib/children.ts';
 import { compileKuberelay, exportRef } from './lib/compile.ts';
-import { drive, interleave, newAcc } from './lib/load.ts';
+import { drive, interleave, newAcc, roundOrder } from './lib/load.ts';
 import { gitCommit, log } from './lib/meta.ts';
 import { machineBusyMs, readProcTree } from './lib/proc.ts';
 import {
@@ -71,6 +71,8 @@ const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- 
   --concurrency N         closed-loop workers per target (default 32)
   --duration S            load seconds measured per target (default 6; quick 0.4)
   --load-warmup S         load warm-up seconds per target (default 1; quick 0.1)
+  --load-segments N       segments the load of each target is cut into, rotated over the targets
+                          ABBA-style so drift hits all alike (default 6; quick 2)
   --database postgres|embedded  kuberelay's key store: a local PostgreSQL (default) or embedded PGlite
   --sources               run kuberelay from the .ts sources (default: a tsc build, as the image runs it)
   --relay-node-args=A     extra node flags for kuberelay (e.g. "--relay-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof")
@@ -94,6 +96,7 @@ function parseParams(argv: string[]) {
       concurrency: { type: 'string' },
       duration: { type: 'string' },
       'load-warmup': { type: 'string' },
+      'load-segments': { type: 'string' },
       'relay-node-args': { type: 'string' },
       database: { type: 'string' },
       sources: { type: 'boolean' },
@@ -133,6 +136,7 @@ function parseParams(argv: string[]) {
     concurrency: num('concurrency', values.concurrency, 32, 1),
     durationS: num('duration', values.duration, quick ? 0.4 : 6, 0.1),
     loadWarmupS: num('load-warmup', values['load-warmup'], quick ? 0.1 : 1, 0),
+    loadSegments: num('load-segments', values['load-segments'], quick ? 2 : 6, 1),
     install: values['no-install'] !== true,
     peers,
     relayNodeArgs: (values['relay-node-args'] ?? '').split(/\s+/).filter(Boolean),
@@ -384,8 +388,10 @@ async function measureLoad(live: Gateway[], params: PeerParams) {
   const acc = new Map(live.map((g) => [g, { ...newAcc(), cpuMs: 0, otherMs: 0 }]));
   const pidOf = (g: Gateway) => (g.result.name === 'direct' ? undefined : g.running!.child.pid);
   const allPids = live.map((g) => g.running!.child.pid);
-  // Two segments per target, forwards then backwards (ABBA), half the duration each.
-  for (const g of [...live, ...[...live].reverse()]) {
+  // The load of each target in segments, the targets rotated ABBA-style between them (as the
+  // concurrency-1 rounds are), so that the machine's drift during the run hits every target alike.
+  const segments = Array.from({ length: params.loadSegments }, (_, i) => roundOrder(live, i)).flat();
+  for (const g of segments) {
     const a = acc.get(g)!;
     const pid = pidOf(g);
     const sample = () => {
@@ -398,7 +404,7 @@ async function measureLoad(live: Gateway[], params: PeerParams) {
     const busy0 = machineBusyMs();
     const timer = setInterval(sample, 100);
     try {
-      a.seconds += await drive(g.target!, chat, c, params.durationS / 2, a);
+      a.seconds += await drive(g.target!, chat, c, params.durationS / params.loadSegments, a);
     } finally {
       clearInterval(timer);
       sample();

@@ -14,7 +14,7 @@ export function renderPeers(r: PeersResult): string {
       `${m.loadavgStart.map(fmt2).join(' ')} at start, ${m.loadavgEnd.map(fmt2).join(' ')} at end. ` +
       `Run took ${fmt1(r.durationS)} s. Chat: ${p.rounds} interleaved rounds at concurrency 1; streams: ` +
       `${p.streamRounds} rounds, ${p.streamTokens} chunks ${p.chunkDelayMs} ms apart; load: ${p.concurrency} ` +
-      `workers per target, ${p.durationS} s each.`,
+      `workers per target, ${p.durationS} s each in ${p.loadSegments} rotated segments.`,
   );
   out.push('');
   const measured = r.gateways.filter((g) => g.status === 'measured' && g.name !== 'direct');

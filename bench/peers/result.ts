@@ -15,6 +15,8 @@ export interface PeerParams {
   concurrency: number;
   durationS: number;
   loadWarmupS: number;
+  /** Segments per target in the load phase, rotated over the targets. */
+  loadSegments: number;
   install: boolean;
   peers: string[];
   relayNodeArgs: string[];

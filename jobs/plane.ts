@@ -8,7 +8,7 @@ import { parseRetryAfter } from '../core/status-match.ts';
 import type { Database } from '../db/database.ts';
 import { type CanonicalError, UntranslatableError } from '../providers/contract.ts';
 import type { JobKind, JobSnapshot } from '../providers/jobs.ts';
-import { RelayError } from '../relay/errors.ts';
+import { modelNotFound, RelayError } from '../relay/errors.ts';
 import type { RelayMetrics } from '../relay/metrics.ts';
 import type { RelayState } from '../relay/relay-state.ts';
 import type { ChannelRuntime } from '../relay/runtime.ts';
@@ -145,13 +145,7 @@ export class JobPlane {
       throw new RelayError(503, 'server_error', 'config_not_loaded', 'the relay has no config loaded yet');
     const tiers = runtime.index.get(c.model);
     if (!tiers) {
-      throw new RelayError(
-        404,
-        'invalid_request_error',
-        'model_not_found',
-        `The model '${c.model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
-        { param: 'model' },
-      );
+      throw modelNotFound(c.model);
     }
     const now = Date.now();
     const serves = (cand: Candidate) => {

@@ -50,6 +50,17 @@ export class RelayError extends Error {
 export const badRequest = (code: string, message: string, param?: string) =>
   new RelayError(400, 'invalid_request_error', code, message, param ? { param } : {});
 
+/** A model no Channel of the current config serves (OpenAI's own code and wording). */
+export function modelNotFound(model: string): RelayError {
+  return new RelayError(
+    404,
+    'invalid_request_error',
+    'model_not_found',
+    `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
+    { param: 'model' },
+  );
+}
+
 export function sendError(reply: FastifyReply, err: RelayError) {
   return reply.code(err.statusCode).headers(err.headers).send(err.body());
 }

@@ -4,7 +4,7 @@ import type { StateStore } from '../core/state/store.ts';
 import { parseRetryAfter } from '../core/status-match.ts';
 import { UntranslatableError } from '../providers/contract.ts';
 import { PassThroughStream, TranslatedStream } from './client-stream.ts';
-import { badRequest, RelayError } from './errors.ts';
+import { badRequest, modelNotFound, RelayError } from './errors.ts';
 import { exhausted, type Failure, failed, noChannel } from './failures.ts';
 import { bodyText } from './json-body.ts';
 import { admitRequest, type RequestLimits } from './limits.ts';
@@ -57,16 +57,6 @@ export function relay(deps: ProxyDeps, route: RelayRoute, req: FastifyRequest, r
   const ctx: ForwardCtx = { started, body, model, runtime, tiers, rl: undefined };
   if (route.candidates) return forwardPicked(deps, route, req, reply, ctx);
   return forward(deps, route, req, reply, ctx);
-}
-
-function modelNotFound(model: string): RelayError {
-  return new RelayError(
-    404,
-    'invalid_request_error',
-    'model_not_found',
-    `The model '${model}' does not exist or is not served by this relay; GET /v1/models lists the models`,
-    { param: 'model' },
-  );
 }
 
 /** A route that picks among the model's candidates itself (e.g. by a pinned object) first. */

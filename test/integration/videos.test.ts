@@ -220,6 +220,7 @@ spec:
     });
     await expect(client.videos.create({ model: 'no-such-model', prompt: 'x' })).rejects.toMatchObject({
       status: 404,
+      error: { code: 'model_not_found', param: 'model' },
     });
   });
 });

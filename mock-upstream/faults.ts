@@ -31,6 +31,12 @@ export interface MockFaults {
   html?: boolean;
   /** Streaming: send everything up to `data: [DONE]`, then keep the socket open (never end). */
   holdAfterDone?: boolean;
+  /**
+   * Streaming: everything up to `data: [DONE]` in one write, then the chunked terminator this many
+   * ms later in a write of its own, as servers that send each event as it is yielded do
+   * (uvicorn/Starlette, hence vLLM and most Python servers).
+   */
+  endAfterDoneMs?: number;
   /** Streaming: end SSE lines with CRLF or CR instead of LF (all three are valid SSE). */
   sseLineEnding?: 'lf' | 'crlf' | 'cr';
   /** Streaming: JSON with a space after each `:` and `,` (as other servers format it). */
@@ -48,6 +54,7 @@ const NUMERIC_KEYS = [
   'streamEventBytes',
   'chunkDelayMs',
   'preambleThenStallMs',
+  'endAfterDoneMs',
   'count',
 ] as const;
 

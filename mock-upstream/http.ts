@@ -74,7 +74,11 @@ export function mockHttp(name: string, baseUrl: () => string, defaultChunkDelayM
     const finish = (data: string): void => {
       // holdAfterDone: the whole answer, [DONE] included, on a socket that never ends
       if (mode === 'end' && faults?.holdAfterDone) res.write(out(data + tail));
-      else if (mode === 'end') res.end(out(data + tail));
+      else if (mode === 'end' && faults?.endAfterDoneMs !== undefined) {
+        res.write(out(data + tail));
+        const end = setTimeout(() => res.end(), faults.endAfterDoneMs);
+        res.once('close', () => clearTimeout(end));
+      } else if (mode === 'end') res.end(out(data + tail));
       // stall: never end, the socket stays open (until the client leaves or close() destroys it)
       else if (mode === 'stall') res.write(out(data));
       // die: flush what was promised, then drop the connection without the chunked terminator

@@ -61,6 +61,8 @@ export interface MockUpstreamOptions {
 export interface MockStats {
   requests: number;
   byPath: Record<string, number>;
+  /** TCP connections accepted (the control API's too): a client that reuses them opens few. */
+  connections: number;
   last?: {
     method: string;
     path: string;
@@ -77,6 +79,8 @@ export interface MockUpstream {
   /** Replace the instance faults; null or {} clears. Throws a TypeError on an invalid description. */
   setFaults(f: MockFaults | null): void;
   stats(): MockStats;
+  /** TCP connections open now. */
+  openConnections(): number;
   /** The simulated async tasks per API (`volcengine`, `veo`): submits, status calls per task, most running. */
   taskStats(): Record<string, TaskSimStats>;
   resetStats(): void;
@@ -124,15 +128,17 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   setFaults(opts.faults ?? null);
 
   let requests = 0;
+  let connections = 0;
   let byPath = new Map<string, number>();
   let last: MockStats['last'];
   const stats = (): MockStats => {
-    const s: MockStats = { requests, byPath: Object.fromEntries(byPath) };
+    const s: MockStats = { requests, byPath: Object.fromEntries(byPath), connections };
     if (last) s.last = last;
     return s;
   };
   const resetStats = (): void => {
     requests = 0;
+    connections = 0;
     byPath = new Map();
     last = undefined;
   };
@@ -305,6 +311,12 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
   };
 
   const server = http.createServer({ noDelay: true }, onRequest);
+  let open = 0;
+  server.on('connection', (socket) => {
+    connections++;
+    open++;
+    socket.once('close', () => open--);
+  });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -323,7 +335,18 @@ export function startMockUpstream(opts: MockUpstreamOptions = {}): Promise<MockU
       baseUrl = `http://${urlHost(host)}:${port}`;
       const taskStats = () => ({ volcengine: tasks.volcengine.stats(), veo: tasks.veo.stats() });
       const videos = videoApi.videos;
-      resolve({ url: baseUrl, port, name, setFaults, stats, taskStats, resetStats, videos, close });
+      resolve({
+        url: baseUrl,
+        port,
+        name,
+        setFaults,
+        stats,
+        openConnections: () => open,
+        taskStats,
+        resetStats,
+        videos,
+        close,
+      });
     });
   });
 }

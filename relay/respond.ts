@@ -30,6 +30,13 @@ import type { UpstreamRequest } from './upstream-request.ts';
 // How the attempt's answer ended, for the channel's health: only a completed answer is a success.
 export type Outcome = 'completed' | 'failed' | 'client_gone';
 
+/**
+ * After a stream's last event: how long, and how many more bytes, the relay waits for the body's
+ * own end before it closes the connection. The end is normally the next packet.
+ */
+const AFTER_END_MS = 1_000;
+const AFTER_END_BYTES = 64 * 1024;
+
 /** The most of a translated JSON answer the relay reads (it has to parse it whole). */
 const MAX_TRANSLATED_BYTES = 32 * 1024 * 1024;
 
@@ -159,10 +166,11 @@ async function sendEvents(
         if (stream.done) break;
       }
     }
-    // The answer's end ends it, whether or not the upstream closes its side: the body (and with
-    // it a connection the upstream kept open) is let go, also when the end came with the held
-    // preamble. A body left open would hold the channel's pool, and shutdown, for good.
-    if (stream.done) c.res.body.destroy();
+    // The answer's end ends it for the client, whether or not the upstream has closed its side.
+    // What may follow [DONE] (the chunked terminator, normally the next packet) is read in the
+    // background so the connection is reused; an upstream that keeps the socket open is let go
+    // after a bound, or it would hold the channel's pool, and shutdown, for good.
+    if (stream.done) c.res.body.drainRest(AFTER_END_BYTES, AFTER_END_MS);
     if (!stream.done && answered) {
       streamError = c.up.translator
         ? 'the upstream stream ended before its last event'

@@ -172,6 +172,25 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
     }).catch(() => {});
   }
 
+  /**
+   * The answer is complete but its body may not be: an SSE stream's `[DONE]` often comes a packet
+   * before the chunked terminator (servers that write each event as it is yielded). Reads what is
+   * left in the background and drops it, so the connection goes back to the pool; past `limit`
+   * more bytes or `timeoutMs` (an upstream that keeps the socket open) the body is let go.
+   */
+  drainRest(limit: number, timeoutMs: number): void {
+    if (this.#outcome) return;
+    this.#queue = [];
+    this.#queued = 0;
+    const start = this.#received;
+    const timer = setTimeout(() => this.destroy(), timeoutMs);
+    this.consume(() => {
+      if (this.#received - start > limit) this.destroy();
+    })
+      .catch(() => {})
+      .finally(() => clearTimeout(timer));
+  }
+
   /** Lets the body go: an unfinished answer's request is aborted (its connection closed). */
   destroy() {
     if (this.#outcome) return;

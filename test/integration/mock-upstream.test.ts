@@ -544,7 +544,7 @@ describe('control API, stats and names', () => {
 
     const reset = await fetch(`${mock.url}/_mock/reset-stats`, { method: 'POST' });
     expect(reset.status).toBe(204);
-    expect(mock.stats()).toEqual({ requests: 0, byPath: {} });
+    expect(mock.stats()).toEqual({ requests: 0, byPath: {}, connections: 0 });
   });
 
   it('stats record the last request: method, path, headers and parsed body', async () => {

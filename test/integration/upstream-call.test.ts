@@ -243,6 +243,49 @@ describe('the upstream body: dump and destroy', () => {
     },
   );
 
+  it('drainRest() after the last event waits for the terminator: the connection is reused', async () => {
+    const ports: number[] = [];
+    const path = route((res, port) => {
+      ports.push(port);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: [DONE]\n\n');
+      setTimeout(() => res.end(), 30); // the chunked terminator, in a write of its own
+    });
+    const one = new Agent({ connections: 1, pipelining: 1 });
+    for (let i = 0; i < 2; i++) {
+      const a = await callUpstream(one, opts(path));
+      expect((await a.body.next()).value?.toString()).toBe('data: [DONE]\n\n');
+      a.body.drainRest(64 * 1024, 5_000);
+      await until('the body to end', async () => a.body.destroyed);
+      await new Promise((r) => setImmediate(r));
+    }
+    await one.close();
+    expect(ports).toHaveLength(2);
+    expect(ports[1]).toBe(ports[0]);
+  });
+
+  it.each([
+    ['keeps the socket open past the time bound', 'hold'],
+    ['sends more than the byte bound', 'flood'],
+  ])('drainRest() lets the body go when the upstream %s', async (_what, how) => {
+    let closed = false;
+    const path = route((res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: [DONE]\n\n');
+      res.once('close', () => {
+        closed = true;
+      });
+      if (how === 'flood') setTimeout(() => res.write(Buffer.alloc(256 * 1024, 'x')), 10);
+    });
+    const a = await call(path);
+    await a.body.next();
+    const t0 = Date.now();
+    a.body.drainRest(64 * 1024, how === 'hold' ? 300 : 60_000);
+    await until('the upstream connection to close', async () => closed);
+    expect(a.body.destroyed).toBe(true);
+    if (how === 'hold') expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+  });
+
   it('destroy() mid-stream closes the upstream connection; the body reads as ended', async () => {
     let closed = false;
     const path = route((res) => {

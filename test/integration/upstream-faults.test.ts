@@ -280,6 +280,40 @@ describe("only the upstream's failures count against a channel", () => {
   });
 });
 
+describe('upstream connections are reused', () => {
+  it('a stream whose chunked end follows [DONE] in a write of its own keeps its upstream connection', async () => {
+    // uvicorn/Starlette (vLLM, most Python servers) write each event as it is yielded and the
+    // terminator after it. Letting the body go at [DONE] closed the connection: a new TCP (and TLS)
+    // handshake before every streamed answer's first token.
+    h = await startHarness(twoTiers());
+    mocks[0]!.setFaults({ endAfterDoneMs: 5 });
+    const client = sdk(h.url);
+    for (let i = 0; i < 6; i++) {
+      let text = '';
+      for await (const c of await client.chat.completions.create(streamed()))
+        text += c.choices[0]?.delta?.content ?? '';
+      expect(text.length).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 50)); // the terminator comes 5 ms after [DONE]
+    }
+    expect(mocks[0]!.stats().requests).toBe(6);
+    // One connection, or two when a loaded machine sent a request before the last terminator came.
+    expect(mocks[0]!.stats().connections).toBeLessThanOrEqual(2);
+    expect(await metric(h.url, 'kuberelay_upstream_errors_total')).toBe(0);
+  });
+
+  it('an upstream that keeps its socket open after [DONE] has it closed within a bound', async () => {
+    h = await startHarness(twoTiers());
+    mocks[0]!.setFaults({ holdAfterDone: true });
+    const res = await post(h.url, '/v1/chat/completions', chat({ stream: true }));
+    expect(res.text.endsWith('data: [DONE]\n\n')).toBe(true);
+    const t0 = Date.now();
+    while (mocks[0]!.openConnections() > 0 && Date.now() - t0 < 10_000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(mocks[0]!.openConnections()).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+});
+
 describe('hostile upstream shapes', () => {
   it('one 16 MB SSE event is forwarded as it arrives, before it is even finished', async () => {
     h = await startHarness(twoTiers(`${cooldown}  timeouts: { firstByte: 3s }\n`));

@@ -1,12 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import OpenAI from 'openai';
 import type pgLib from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../db/database.ts';
-import { applyMigrations } from '../../db/migrate.ts';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { resultBytes } from '../../mock-upstream/task-sim.ts';
 import { type Harness, startHarness } from '../helpers/harness.ts';

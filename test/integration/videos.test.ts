@@ -1,12 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import OpenAI, { toFile } from 'openai';
 import type pgLib from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../db/database.ts';
-import { applyMigrations } from '../../db/migrate.ts';
 import { mockVideoBytes } from '../../mock-upstream/openai/videos.ts';
 import { type MockUpstream, startMockUpstream } from '../../mock-upstream/server.ts';
 import { configYaml, type Harness, startHarness } from '../helpers/harness.ts';

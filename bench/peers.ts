@@ -68,6 +68,10 @@ const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- 
   --stream-rounds N       concurrency-1 stream rounds (default 300; quick 5)
   --stream-tokens N       content chunks per stream (default 16)
   --chunk-delay-ms MS     delay between streamed chunks at the mock (default 1)
+  --stream-end HOW        how the mock ends a stream: "together" (the last events and the chunked
+                          terminator in one write, as Node's res.end does; default) or "split" (the
+                          terminator 1 ms after [DONE] in a write of its own, as uvicorn/Starlette,
+                          hence vLLM and most Python servers, send it)
   --concurrency N         closed-loop workers per target (default 32)
   --duration S            load seconds measured per target (default 6; quick 0.4)
   --load-warmup S         load warm-up seconds per target (default 1; quick 0.1)
@@ -93,6 +97,7 @@ function parseParams(argv: string[]) {
       'stream-rounds': { type: 'string' },
       'stream-tokens': { type: 'string' },
       'chunk-delay-ms': { type: 'string' },
+      'stream-end': { type: 'string' },
       concurrency: { type: 'string' },
       duration: { type: 'string' },
       'load-warmup': { type: 'string' },
@@ -120,6 +125,9 @@ function parseParams(argv: string[]) {
     if (!(PEERS as readonly string[]).includes(p))
       throw new Error(`--peers: unknown peer ${p}; known: ${PEERS.join(', ')}`);
   }
+  const streamEnd = values['stream-end'] ?? 'together';
+  if (streamEnd !== 'together' && streamEnd !== 'split')
+    throw new Error('--stream-end must be together or split');
   const database = values.database ?? 'postgres';
   if (database !== 'postgres' && database !== 'embedded')
     throw new Error('--database must be postgres or embedded');
@@ -133,6 +141,7 @@ function parseParams(argv: string[]) {
     streamWarmup: quick ? 2 : 30,
     streamTokens: num('stream-tokens', values['stream-tokens'], 16, 1),
     chunkDelayMs: num('chunk-delay-ms', values['chunk-delay-ms'], 1, 0),
+    streamEnd,
     concurrency: num('concurrency', values.concurrency, 32, 1),
     durationS: num('duration', values.duration, quick ? 0.4 : 6, 0.1),
     loadWarmupS: num('load-warmup', values['load-warmup'], quick ? 0.1 : 1, 0),
@@ -368,7 +377,8 @@ async function measureSerial(live: Gateway[], params: PeerParams, up: Upstream) 
     stream: true,
     tokens: params.streamTokens,
   };
-  await setMockFaults(up.url, { chunkDelayMs: params.chunkDelayMs });
+  const split: Record<string, number> = params.streamEnd === 'split' ? { endAfterDoneMs: 1 } : {};
+  await setMockFaults(up.url, { chunkDelayMs: params.chunkDelayMs, ...split });
   const st = await interleave(targets, stream, params.streamWarmup, params.streamRounds);
   await setMockFaults(up.url, null);
   for (const g of live) {

@@ -13,7 +13,8 @@ export function renderPeers(r: PeersResult): string {
     `${r.startedAt}, commit ${m.commit ?? '?'}, Node ${m.node}, ${m.cpus} CPUs (${m.cpuModel}); load average ` +
       `${m.loadavgStart.map(fmt2).join(' ')} at start, ${m.loadavgEnd.map(fmt2).join(' ')} at end. ` +
       `Run took ${fmt1(r.durationS)} s. Chat: ${p.rounds} interleaved rounds at concurrency 1; streams: ` +
-      `${p.streamRounds} rounds, ${p.streamTokens} chunks ${p.chunkDelayMs} ms apart; load: ${p.concurrency} ` +
+      `${p.streamRounds} rounds, ${p.streamTokens} chunks ${p.chunkDelayMs} ms apart` +
+      `${p.streamEnd === 'split' ? ', the chunked end 1 ms after [DONE]' : ''}; load: ${p.concurrency} ` +
       `workers per target, ${p.durationS} s each in ${p.loadSegments} rotated segments.`,
   );
   out.push('');

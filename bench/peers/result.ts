@@ -12,6 +12,8 @@ export interface PeerParams {
   streamWarmup: number;
   streamTokens: number;
   chunkDelayMs: number;
+  /** How the mock ends a stream: the terminator with the last events, or 1 ms after [DONE]. */
+  streamEnd: 'together' | 'split';
   concurrency: number;
   durationS: number;
   loadWarmupS: number;

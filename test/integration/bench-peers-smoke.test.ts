@@ -117,9 +117,9 @@ describe('bench/peers.ts --quick', () => {
   }, async () => {
     const json = path.join(tmp, 'compare.json');
     const peersDir = path.join(tmp, 'no-peers');
-    const r = await run([...QUICK, '--peers', 'portkey', '--compare', 'HEAD', '--json', json], {
-      KUBERELAY_PEERS_DIR: peersDir,
-    });
+    // Streams ended as uvicorn-style servers end them: every stream still completes.
+    const args = [...QUICK, '--peers', 'portkey', '--compare', 'HEAD', '--stream-end', 'split'];
+    const r = await run([...args, '--json', json], { KUBERELAY_PEERS_DIR: peersDir });
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(readFileSync(json, 'utf8')) as PeersResult;
     const names = result.gateways.map((g) => g.name);
@@ -129,11 +129,15 @@ describe('bench/peers.ts --quick', () => {
     expect(ref.errors, ref.errorSamples.join(' | ')).toBe(0);
     expect(result.ownErrors).toBe(0);
     expect(r.stdout).toContain('| kuberelay at HEAD |');
+    expect(r.stdout).toContain('the chunked end 1 ms after [DONE]');
   });
 
   it('refuses an unknown peer', { timeout: 30_000 }, async () => {
     const r = await run(['--peers', 'no-such-peer']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('unknown peer');
+    const end = await run(['--stream-end', 'sometimes']);
+    expect(end.code).toBe(1);
+    expect(end.stderr).toContain('--stream-end must be together or split');
   });
 });

@@ -44,7 +44,7 @@ export async function startKuberelay(
     if ((await migrate.exited) !== 0) throw new Error(`kuberelay migrate failed: ${migrate.output()}`);
   }
   // Client auth is left at its default (keys); KUBERELAY_AUTH and LOG_LEVEL are not set. The
-  // image's own environment (NODE_ENV, NODE_OPTIONS: its small young generation) is, as it runs.
+  // image's own environment (NODE_ENV, NODE_OPTIONS: its small young generation, MALLOC_ARENA_MAX) is, as it runs.
   const child = startChild(
     'kuberelay',
     [...opts.nodeArgs, opts.cli, 'relay', '--config', config, '--port', String(port), '--host', '127.0.0.1'],
@@ -134,7 +134,7 @@ export const CLI = path.join(ROOT, 'cli', 'index.ts');
 export function imageEnv(): Record<string, string> {
   const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
   const env: Record<string, string> = {};
-  for (const name of ['NODE_ENV', 'NODE_OPTIONS']) {
+  for (const name of ['NODE_ENV', 'NODE_OPTIONS', 'MALLOC_ARENA_MAX']) {
     const m = new RegExp(`^\\s*(?:ENV\\s+)?${name}=(\\S+)`, 'm').exec(dockerfile);
     if (m) env[name] = m[1]!;
   }

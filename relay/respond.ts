@@ -170,7 +170,7 @@ async function sendEvents(
     // What may follow [DONE] (the chunked terminator, normally the next packet) is read in the
     // background so the connection is reused; an upstream that keeps the socket open is let go
     // after a bound, or it would hold the channel's pool, and shutdown, for good.
-    if (stream.done) c.res.body.drainRest(AFTER_END_BYTES, AFTER_END_MS);
+    if (stream.done) void c.res.body.dump({ limit: AFTER_END_BYTES, timeoutMs: AFTER_END_MS });
     if (!stream.done && answered) {
       streamError = c.up.translator
         ? 'the upstream stream ended before its last event'

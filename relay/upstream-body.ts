@@ -154,38 +154,26 @@ export class UpstreamBody implements AsyncIterableIterator<Buffer> {
   }
 
   /**
-   * Reads the rest and discards it, so a finished answer's connection can be reused; an answer
-   * longer than `limit` bytes (by its Content-Length or what arrived) is let go instead. Never
-   * rejects.
+   * Reads the rest and discards it, so a finished answer's connection can be reused. The rest is
+   * let go instead when the answer runs past `limit` bytes beyond what the reader took (by its
+   * Content-Length or what arrives), or is still coming after `timeoutMs`: an SSE stream's
+   * `[DONE]` often comes a packet before the chunked terminator, and some upstreams never send it.
+   * Never rejects.
    */
-  async dump(opts?: { limit?: number }): Promise<void> {
+  async dump(opts?: { limit?: number; timeoutMs?: number }): Promise<void> {
     const limit = opts?.limit ?? DUMP_LIMIT;
     if (this.#outcome) return;
+    const read = this.#received - this.#queued; // what the reader took; the queue is dropped too
     this.#queue = [];
     this.#queued = 0;
-    if ((this.contentLength ?? 0) > limit || this.#received > limit) {
+    if ((this.contentLength ?? 0) - read > limit || this.#received - read > limit) {
       this.destroy();
       return;
     }
+    const ms = opts?.timeoutMs;
+    const timer = ms === undefined ? undefined : setTimeout(() => this.destroy(), ms);
     await this.consume(() => {
-      if (this.#received > limit) this.destroy();
-    }).catch(() => {});
-  }
-
-  /**
-   * The answer is complete but its body may not be: an SSE stream's `[DONE]` often comes a packet
-   * before the chunked terminator (servers that write each event as it is yielded). Reads what is
-   * left in the background and drops it, so the connection goes back to the pool; past `limit`
-   * more bytes or `timeoutMs` (an upstream that keeps the socket open) the body is let go.
-   */
-  drainRest(limit: number, timeoutMs: number): void {
-    if (this.#outcome) return;
-    this.#queue = [];
-    this.#queued = 0;
-    const start = this.#received;
-    const timer = setTimeout(() => this.destroy(), timeoutMs);
-    this.consume(() => {
-      if (this.#received - start > limit) this.destroy();
+      if (this.#received - read > limit) this.destroy();
     })
       .catch(() => {})
       .finally(() => clearTimeout(timer));

@@ -243,7 +243,7 @@ describe('the upstream body: dump and destroy', () => {
     },
   );
 
-  it('drainRest() after the last event waits for the terminator: the connection is reused', async () => {
+  it('dump() after the last event waits for the terminator: the connection is reused', async () => {
     const ports: number[] = [];
     const path = route((res, port) => {
       ports.push(port);
@@ -255,7 +255,7 @@ describe('the upstream body: dump and destroy', () => {
     for (let i = 0; i < 2; i++) {
       const a = await callUpstream(one, opts(path));
       expect((await a.body.next()).value?.toString()).toBe('data: [DONE]\n\n');
-      a.body.drainRest(64 * 1024, 5_000);
+      void a.body.dump({ limit: 64 * 1024, timeoutMs: 5_000 });
       await until('the body to end', async () => a.body.destroyed);
       await new Promise((r) => setImmediate(r));
     }
@@ -267,7 +267,7 @@ describe('the upstream body: dump and destroy', () => {
   it.each([
     ['keeps the socket open past the time bound', 'hold'],
     ['sends more than the byte bound', 'flood'],
-  ])('drainRest() lets the body go when the upstream %s', async (_what, how) => {
+  ])('dump() after the last event lets the body go when the upstream %s', async (_what, how) => {
     let closed = false;
     const path = route((res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -280,7 +280,7 @@ describe('the upstream body: dump and destroy', () => {
     const a = await call(path);
     await a.body.next();
     const t0 = Date.now();
-    a.body.drainRest(64 * 1024, how === 'hold' ? 300 : 60_000);
+    void a.body.dump({ limit: 64 * 1024, timeoutMs: how === 'hold' ? 300 : 60_000 });
     await until('the upstream connection to close', async () => closed);
     expect(a.body.destroyed).toBe(true);
     if (how === 'hold') expect(Date.now() - t0).toBeGreaterThanOrEqual(250);

@@ -27,7 +27,7 @@ export interface TestRedis {
 
 export async function startRedis(): Promise<TestRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-redis-'));
-  const port = await freePort();
+  let port = 0; // chosen below; start() restarts on the same one
   let proc: ChildProcess | undefined;
   let log = '';
 
@@ -65,7 +65,7 @@ export async function startRedis(): Promise<TestRedis> {
     while (!(await answers(port))) {
       if (p.exitCode !== null || Date.now() > deadline) {
         p.kill('SIGKILL'); // a server that did not answer in time is not left behind
-        throw new Error(`redis-server did not start on port ${port} (is it installed?):\n${log}`);
+        throw startError(port, log);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -80,7 +80,10 @@ export async function startRedis(): Promise<TestRedis> {
     await exited;
   };
 
-  await start();
+  await onFreePorts(1, ([p]) => {
+    port = p!;
+    return start();
+  });
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -105,26 +108,28 @@ export interface TestRedisDeployment {
 /** A Redis Cluster of `n` masters (no replicas) on free ports: `redis+cluster://...`. */
 export async function startRedisCluster(n = 3): Promise<TestRedisDeployment> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-redis-cluster-'));
-  // Each node also needs a cluster bus port (by default port + 10000, which may not exist).
-  const all = await freePorts(2 * n);
-  const ports = all.slice(0, n);
-  const procs = await Promise.all(
-    ports.map(async (port, i) => {
-      const d = join(dir, String(port));
-      await mkdir(d);
-      const bus = String(all[n + i]);
-      return launch(port, [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        'nodes.conf',
-        '--cluster-port',
-        bus,
-        '--dir',
-        d,
-      ]);
-    }),
+  // Each node also needs a cluster bus port (by default port + 10000, which may not be free).
+  const nodes = await Promise.all(
+    Array.from({ length: n }, () =>
+      onFreePorts(2, async ([port, bus]) => {
+        const d = join(dir, String(port));
+        await mkdir(d, { recursive: true });
+        const proc = await launch(port!, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-port',
+          String(bus),
+          '--dir',
+          d,
+        ]);
+        return { port: port!, proc };
+      }),
+    ),
   );
+  const ports = nodes.map((x) => x.port);
+  const procs = nodes.map((x) => x.proc);
   const close = async () => {
     await Promise.all(procs.map((p) => p.kill()));
     await rm(dir, { recursive: true, force: true });
@@ -150,14 +155,18 @@ export async function startRedisCluster(n = 3): Promise<TestRedisDeployment> {
 /** A master watched by one Sentinel: `redis+sentinel://127.0.0.1:<sentinel>/mymaster`. */
 export async function startRedisSentinel(): Promise<TestRedisDeployment> {
   const dir = await mkdtemp(join(tmpdir(), 'kuberelay-redis-sentinel-'));
-  const [masterPort, sentinelPort] = await freePorts(2);
-  const master = await launch(masterPort!, ['--dir', dir]);
+  const { port: masterPort, proc: master } = await onFreePorts(1, async ([port]) => ({
+    port: port!,
+    proc: await launch(port!, ['--dir', dir]),
+  }));
   const conf = join(dir, 'sentinel.conf');
-  await writeFile(
-    conf,
-    `port ${sentinelPort}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor mymaster 127.0.0.1 ${masterPort} 1\n`,
-  );
-  const sentinel = await launch(sentinelPort!, [], [conf, '--sentinel']);
+  const { port: sentinelPort, proc: sentinel } = await onFreePorts(1, async ([port]) => {
+    await writeFile(
+      conf,
+      `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor mymaster 127.0.0.1 ${masterPort} 1\n`,
+    );
+    return { port: port!, proc: await launch(port!, [], [conf, '--sentinel']) };
+  });
   return {
     url: `redis+sentinel://127.0.0.1:${sentinelPort}/mymaster`,
     async close() {
@@ -168,7 +177,11 @@ export async function startRedisSentinel(): Promise<TestRedisDeployment> {
 }
 
 /** Starts a redis-server and waits until it answers; `head` goes before the options (a config file). */
-async function launch(port: number, args: string[], head: string[] = []): Promise<{ kill(): Promise<void> }> {
+export async function launch(
+  port: number,
+  args: string[],
+  head: string[] = [],
+): Promise<{ kill(): Promise<void> }> {
   let log = '';
   const p = spawn(
     'redis-server',
@@ -187,7 +200,7 @@ async function launch(port: number, args: string[], head: string[] = []): Promis
   while (!(await answers(port))) {
     if (p.exitCode !== null || Date.now() > deadline) {
       p.kill('SIGKILL');
-      throw new Error(`redis-server did not start on port ${port}:\n${log}`);
+      throw startError(port, log);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -216,6 +229,36 @@ async function freePorts(n: number): Promise<number[]> {
   return [...ports];
 }
 
+/** A redis-server that did not come up; `taken` when a port it needed was bound meanwhile. */
+class RedisStartError extends Error {
+  readonly taken: boolean;
+  constructor(message: string, taken: boolean) {
+    super(message);
+    this.taken = taken;
+  }
+}
+
+function startError(port: number, log: string): RedisStartError {
+  return new RedisStartError(
+    `redis-server did not start on port ${port} (is it installed?):\n${log}`,
+    log.includes('Address already in use'),
+  );
+}
+
+/**
+ * Runs start() on `n` free ports, again on fresh ones when one was taken in between: a port found
+ * free is only free until some other test's client socket gets it as its ephemeral port.
+ */
+export async function onFreePorts<T>(n: number, start: (ports: number[]) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePorts(n));
+    } catch (err) {
+      if (!(err instanceof RedisStartError && err.taken) || attempt === 5) throw err;
+    }
+  }
+}
+
 /** A fresh key prefix, so tests sharing one server never see each other's keys. */
 export function testPrefix(name: string): string {
   return `t:${name}:${Math.random().toString(36).slice(2, 8)}:`;
@@ -230,6 +273,7 @@ function answers(port: number): Promise<boolean> {
     };
     s.setTimeout(500, () => done(false));
     s.once('error', () => done(false));
+    s.once('close', () => done(false)); // closed without an answer: no timeout fires after close
     s.once('connect', () => s.write('PING\r\n'));
     s.once('data', (b) => done(b.toString().startsWith('+PONG')));
   });

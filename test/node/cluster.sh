@@ -265,6 +265,7 @@ YAML
     echo "SERVER=$server"
     echo "NODE_IP=$node_ip"
     echo "PV_DIR=$dir/pv"
+    echo "LOG_DIR=$dir/logs"
     echo "CTR_ADDRESS=$ctrd/containerd.sock"
     echo "CTR=$bin/containerd-$CONTAINERD_VERSION/ctr"
     echo "STARTUP_SECONDS=$((SECONDS - t0))"

@@ -1,7 +1,7 @@
 // Helpers of the node tier: what a user does with kubectl and helm against the one-node
 // cluster of global-setup.ts, plus the checks every test ends with.
 import { execFile } from 'node:child_process';
-import { chown, mkdir } from 'node:fs/promises';
+import { chown, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -122,11 +122,38 @@ export async function deployMockUpstreams(
     ],
   };
   await c.k(['apply', '-f', '-'], JSON.stringify(manifest));
-  await c.k(
-    ['-n', namespace, 'rollout', 'status', 'deploy/mock-upstream', '--timeout=180s'],
-    undefined,
-    200_000,
-  );
+  await rolledOut(c, namespace, 'mock-upstream');
+}
+
+/** Waits for a Deployment's rollout; when it times out, the error says what the node saw. */
+export async function rolledOut(c: NodeCluster, namespace: string, deployment: string): Promise<void> {
+  const args = ['-n', namespace, 'rollout', 'status', `deploy/${deployment}`, '--timeout=180s'];
+  const r = await c.kubectl(args, { timeoutMs: 200_000 });
+  if (r.code === 0) return;
+  throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}\n${await nodeReport(c, namespace)}`);
+}
+
+/** The pods, their events and the node daemons' last log lines: why a pod is not Ready. */
+export async function nodeReport(c: NodeCluster, namespace: string): Promise<string> {
+  const out = async (args: string[]) => {
+    const r = await c.kubectl(args, { timeoutMs: 30_000 });
+    return `$ kubectl ${args.join(' ')}\n${r.stdout}${r.stderr}`;
+  };
+  const tail = async (name: string) => {
+    const text = await readFile(join(c.env['LOG_DIR'] ?? '/nonexistent', `${name}.log`), 'utf8').catch(
+      (err: Error) => err.message,
+    );
+    return `--- last lines of ${name}.log\n${text.split('\n').slice(-40).join('\n')}`;
+  };
+  const parts = [
+    await out(['-n', namespace, 'get', 'pods', '-o', 'wide']),
+    await out(['-n', namespace, 'describe', 'pods']),
+    await out(['get', 'events', '-A', '--sort-by=.lastTimestamp']),
+    await out(['describe', 'nodes']),
+    await tail('kubelet'),
+    await tail('containerd'),
+  ];
+  return parts.join('\n');
 }
 
 interface PodJson {

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startRedis, type TestRedis } from '../test/helpers/redis.ts';
+import { freePort } from '../test/helpers/process.ts';
+import { startRedis, type TestRedis } from '../test/helpers/redis.ts';
 
 export { metric } from '../test/helpers/prometheus-text.ts';
 

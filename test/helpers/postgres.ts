@@ -5,7 +5,7 @@ import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
-import { freePort } from './process.ts';
+import { onFreePorts } from './process.ts';
 
 /**
  * A throwaway PostgreSQL server for tests: its own cluster in a temp dir, on a free port, tuned
@@ -59,8 +59,8 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     await appendFile(join(data, 'pg_hba.conf'), `host all all ${opts.listen.allowFrom} trust\n`);
   }
   const listenAddresses = ['127.0.0.1', ...(opts.listen ? [opts.listen.address] : [])].join(',');
-  const port = await freePort();
-  const url = `postgresql://${USER}@127.0.0.1:${port}/postgres`;
+  let port = 0; // chosen at the first start; start() restarts on the same one
+  let url = '';
   let child: ChildProcess | undefined;
   let log = '';
 
@@ -124,7 +124,11 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const onExit = () => child?.kill('SIGQUIT');
   process.once('exit', onExit);
 
-  await start();
+  await onFreePorts(1, ([p]) => {
+    port = p!;
+    url = `postgresql://${USER}@127.0.0.1:${port}/postgres`;
+    return start();
+  });
   return {
     url,
     port,

@@ -100,3 +100,20 @@ export async function freePort(): Promise<number> {
   await once(srv, 'close');
   return port;
 }
+
+/**
+ * Runs start() on `n` free ports, and again on fresh ones when it failed because one was taken
+ * meanwhile ("Address already in use" in its error): a port found free stays free only until some
+ * other test's client socket gets it as its ephemeral port. Any other failure is thrown at once.
+ */
+export async function onFreePorts<T>(n: number, start: (ports: number[]) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const ports = new Set<number>();
+    while (ports.size < n) ports.add(await freePort());
+    try {
+      return await start([...ports]);
+    } catch (err) {
+      if (!/Address already in use|EADDRINUSE/.test((err as Error).message) || attempt === 5) throw err;
+    }
+  }
+}

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onFreePorts } from './process.ts';
 
 /**
  * A private redis-server for one test file: a free port, a temp dir, no persistence. It can be
@@ -65,7 +66,7 @@ export async function startRedis(): Promise<TestRedis> {
     while (!(await answers(port))) {
       if (p.exitCode !== null || Date.now() > deadline) {
         p.kill('SIGKILL'); // a server that did not answer in time is not left behind
-        throw startError(port, log);
+        throw new Error(`redis-server did not start on port ${port} (is it installed?):\n${log}`);
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -200,7 +201,7 @@ export async function launch(
   while (!(await answers(port))) {
     if (p.exitCode !== null || Date.now() > deadline) {
       p.kill('SIGKILL');
-      throw startError(port, log);
+      throw new Error(`redis-server did not start on port ${port} (is it installed?):\n${log}`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -223,42 +224,6 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
-/** A redis-server that did not come up; `taken` when a port it needed was bound meanwhile. */
-class RedisStartError extends Error {
-  readonly taken: boolean;
-  constructor(message: string, taken: boolean) {
-    super(message);
-    this.taken = taken;
-  }
-}
-
-function startError(port: number, log: string): RedisStartError {
-  return new RedisStartError(
-    `redis-server did not start on port ${port} (is it installed?):\n${log}`,
-    log.includes('Address already in use'),
-  );
-}
-
-/**
- * Runs start() on `n` free ports, again on fresh ones when one was taken in between: a port found
- * free is only free until some other test's client socket gets it as its ephemeral port.
- */
-export async function onFreePorts<T>(n: number, start: (ports: number[]) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start(await freePorts(n));
-    } catch (err) {
-      if (!(err instanceof RedisStartError && err.taken) || attempt === 5) throw err;
-    }
-  }
-}
-
 /** A fresh key prefix, so tests sharing one server never see each other's keys. */
 export function testPrefix(name: string): string {
   return `t:${name}:${Math.random().toString(36).slice(2, 8)}:`;
@@ -276,16 +241,5 @@ function answers(port: number): Promise<boolean> {
     s.once('close', () => done(false)); // closed without an answer: no timeout fires after close
     s.once('connect', () => s.write('PING\r\n'));
     s.once('data', (b) => done(b.toString().startsWith('+PONG')));
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
   });
 }

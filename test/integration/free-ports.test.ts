@@ -1,9 +1,10 @@
-// The test Redis helpers pick free ports, and a port found free can be taken before redis-server
+// The test helpers (Redis, PostgreSQL) pick free ports, and a port found free can be taken before redis-server
 // binds it (another test's client socket gets it as its ephemeral port): CI once lost a whole
 // Redis Cluster suite to "bind: Address already in use" on a cluster bus port.
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, launch, onFreePorts } from '../helpers/redis.ts';
+import { freePort, onFreePorts } from '../helpers/process.ts';
+import { launch } from '../helpers/redis.ts';
 
 const held: net.Server[] = [];
 afterAll(() => Promise.all(held.map((s) => new Promise((r) => s.close(r)))));

@@ -1,6 +1,6 @@
-// The test helpers (Redis, PostgreSQL) pick free ports, and a port found free can be taken before redis-server
-// binds it (another test's client socket gets it as its ephemeral port): CI once lost a whole
-// Redis Cluster suite to "bind: Address already in use" on a cluster bus port.
+// The test helpers (Redis, PostgreSQL) pick free ports, and a port found free can be taken before
+// the server binds it (another test's client socket gets it as its ephemeral port): CI once lost
+// a whole Redis Cluster suite to "bind: Address already in use" on a cluster bus port.
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, onFreePorts } from '../helpers/process.ts';

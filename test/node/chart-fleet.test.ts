@@ -14,12 +14,14 @@ import {
   nodeCluster,
   pods,
   restartedContainers,
+  rolledOut,
 } from './node-env.ts';
 
 const c = nodeCluster();
 const ns = 'kuberelay-fleet';
 const release = 'fleet';
-const relay = `deploy/${release}-kuberelay-relay`;
+const relayDeployment = `${release}-kuberelay-relay`;
+const relay = `deploy/${relayDeployment}`;
 const LIMIT = 30;
 
 let postgres: Postgres;
@@ -40,7 +42,7 @@ afterAll(async () => {
 
 async function scale(replicas: number): Promise<void> {
   await c.k(['-n', ns, 'scale', relay, `--replicas=${replicas}`]);
-  await c.k(['-n', ns, 'rollout', 'status', relay, '--timeout=300s'], undefined, 320_000);
+  await rolledOut(c, ns, relayDeployment, 300);
   // Wait until the Service has exactly that many ready endpoints (kube-proxy follows them).
   await eventually(`${replicas} ready relay endpoints`, 60_000, async () => {
     const out = await c.k([
@@ -290,7 +292,7 @@ spec:
       '--wait',
       '--timeout=8m',
     ]);
-    await c.k(['-n', ns, 'rollout', 'status', relay, '--timeout=300s'], undefined, 320_000);
+    await rolledOut(c, ns, relayDeployment, 300);
     // The old pods are gone only after their drain: keep the load on until then.
     await eventually('the old relay pods gone', 120_000, async () => {
       const now = (await pods(c, ns, 'app.kubernetes.io/component=relay')).map((p) => p.metadata.name);

@@ -126,15 +126,20 @@ export async function deployMockUpstreams(
 }
 
 /** Waits for a Deployment's rollout; when it times out, the error says what the node saw. */
-export async function rolledOut(c: NodeCluster, namespace: string, deployment: string): Promise<void> {
-  const args = ['-n', namespace, 'rollout', 'status', `deploy/${deployment}`, '--timeout=180s'];
-  const r = await c.kubectl(args, { timeoutMs: 200_000 });
+export async function rolledOut(
+  c: NodeCluster,
+  namespace: string,
+  deployment: string,
+  seconds = 180,
+): Promise<void> {
+  const args = ['-n', namespace, 'rollout', 'status', `deploy/${deployment}`, `--timeout=${seconds}s`];
+  const r = await c.kubectl(args, { timeoutMs: (seconds + 20) * 1000 });
   if (r.code === 0) return;
   throw new Error(`kubectl ${args.join(' ')}: ${r.stderr.trim()}\n${await nodeReport(c, namespace)}`);
 }
 
 /** The pods, their events and the node daemons' last log lines: why a pod is not Ready. */
-export async function nodeReport(c: NodeCluster, namespace: string): Promise<string> {
+async function nodeReport(c: NodeCluster, namespace: string): Promise<string> {
   const out = async (args: string[]) => {
     const r = await c.kubectl(args, { timeoutMs: 30_000 });
     return `$ kubectl ${args.join(' ')}\n${r.stdout}${r.stderr}`;

@@ -22,9 +22,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
-import { type Child, freePort, startChild, stopChild, waitReady } from './lib/children.ts';
+import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
 import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, interleave, newAcc, roundOrder } from './lib/load.ts';
+import { chartRelayMemoryLimit, type MemoryLimits, memoryLimits, quantityBytes } from './lib/memory-limit.ts';
 import { gitCommit, log } from './lib/meta.ts';
 import { machineBusyMs, readProcTree } from './lib/proc.ts';
 import {
@@ -82,6 +83,10 @@ const HELP = `usage: node bench/peers.ts [options]      (npm run bench:peers -- 
   --relay-node-args=A     extra node flags for kuberelay (e.g. "--relay-node-args=--cpu-prof --cpu-prof-dir=/tmp/prof")
   --compare REF           also measure kuberelay built from commit REF, interleaved with the others
                           (before/after in one run; its own database, the same config)
+  --memory-limit Q        each gateway (floor, kuberelay, peers) in a memory cgroup of its own limited
+                          to Q, as a pod's container: "chart" (default: the chart's relay limit,
+                          relay.resources.limits.memory), "none", or a quantity such as 512Mi. Node
+                          sizes V8's heap from it; without a cgroup controller here, none (reported)
 `;
 
 function parseParams(argv: string[]) {
@@ -106,6 +111,7 @@ function parseParams(argv: string[]) {
       database: { type: 'string' },
       sources: { type: 'boolean' },
       compare: { type: 'string' },
+      'memory-limit': { type: 'string' },
     },
     strict: true,
   });
@@ -150,8 +156,30 @@ function parseParams(argv: string[]) {
     peers,
     relayNodeArgs: (values['relay-node-args'] ?? '').split(/\s+/).filter(Boolean),
     compare: values.compare,
+    memoryLimit: memoryLimitParam(values['memory-limit'] ?? 'chart'),
   };
   return { params, jsonFile: values.json };
+}
+
+function memoryLimitParam(v: string): string {
+  if (v === 'none') return v;
+  const q = v === 'chart' ? chartRelayMemoryLimit(ROOT) : v;
+  if (!(quantityBytes(q) >= 64 * 2 ** 20)) throw new Error('--memory-limit must be at least 64Mi');
+  return q;
+}
+
+/** The gateways' memory cgroups for `quantity`, and what the report says about them. */
+function openMemoryLimits(quantity: string): {
+  limits?: MemoryLimits;
+  memoryLimit: PeersResult['memoryLimit'];
+} {
+  if (quantity === 'none') return { memoryLimit: { quantity, applied: false } };
+  const made = memoryLimits(quantityBytes(quantity));
+  if ('unavailable' in made) {
+    log(`no memory limit: ${made.unavailable}`);
+    return { memoryLimit: { quantity, applied: false, reason: made.unavailable } };
+  }
+  return { limits: made, memoryLimit: { quantity, applied: true } };
 }
 
 interface Gateway {
@@ -175,6 +203,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
   const children: Child[] = [];
   const pools: Pool[] = [];
   let pg: Postgres | undefined;
+  const { limits, memoryLimit } = openMemoryLimits(params.memoryLimit);
   const onSignal = () => {
     for (const c of children) c.proc.kill('SIGKILL');
     process.exit(130);
@@ -201,7 +230,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
     }
     const cli = params.compiled ? compileKuberelay(path.join(tmp, 'build')) : CLI;
     const ref = params.compare ? buildRef(params.compare, tmp, params.compiled) : undefined;
-    const gateways = await startGateways(up, tmp, params, children, {
+    const gateways = await startGateways(up, tmp, params, children, limits, {
       cli,
       databaseUrl,
       ref: ref === undefined ? undefined : { cli: ref, databaseUrl: refDatabaseUrl },
@@ -243,6 +272,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
         loadavgEnd: os.loadavg(),
       },
       params,
+      memoryLimit,
       gateways: gateways.map((g) => g.result),
       totalErrors: gateways.reduce((n, g) => n + g.result.errors, 0),
       ownErrors: gateways
@@ -256,6 +286,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
     await Promise.allSettled(pools.map((p) => p.close()));
     await Promise.allSettled(children.reverse().map((c) => stopChild(c)));
     await pg?.close();
+    limits?.cleanup();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     rmSync(tmp, { recursive: true, force: true });
@@ -268,6 +299,7 @@ async function startGateways(
   tmp: string,
   params: PeerParams,
   children: Child[],
+  limits: MemoryLimits | undefined,
   kr: {
     cli: string;
     databaseUrl: string | undefined;
@@ -301,25 +333,30 @@ async function startGateways(
   };
   // The least a Node proxy adds here: kuberelay's own work is what it adds above this.
   const floor = gateway('floor', 'floor: bare node:http + undici proxy');
-  await start(floor, () => startFloor(up));
+  const wrap = (name: string) => limits?.next(name);
+  await start(floor, () => startFloor(up, wrap('floor')));
   const kuberelay = gateway('kuberelay', 'kuberelay');
   const nodeArgs = params.relayNodeArgs;
   await start(kuberelay, () =>
-    startKuberelay(up, tmp, { cli: kr.cli, databaseUrl: kr.databaseUrl, nodeArgs }),
+    startKuberelay(up, tmp, { cli: kr.cli, databaseUrl: kr.databaseUrl, nodeArgs, wrap: wrap('kuberelay') }),
   );
   if (!kuberelay.running) throw new Error(`kuberelay did not start: ${kuberelay.result.reason}`);
   if (kr.ref) {
     const before = gateway('kuberelay-ref', `kuberelay at ${params.compare}`);
     const dir = path.join(tmp, 'ref-run');
     mkdirSync(dir);
-    await start(before, () => startKuberelay(up, dir, { ...kr.ref!, nodeArgs }));
+    await start(before, () => startKuberelay(up, dir, { ...kr.ref!, nodeArgs, wrap: wrap('kuberelay-ref') }));
   }
   const peers = {
-    portkey: { label: `Portkey gateway ${PORTKEY_VERSION}`, install: installPortkey, start: startPortkey },
+    portkey: {
+      label: `Portkey gateway ${PORTKEY_VERSION}`,
+      install: installPortkey,
+      start: (u: Upstream, i: Installed) => startPortkey(u, i, wrap('portkey')),
+    },
     litellm: {
       label: `LiteLLM proxy ${LITELLM_VERSION} (1 worker)`,
       install: installLiteLLM,
-      start: (u: Upstream, i: Installed) => startLiteLLM(u, i, tmp),
+      start: (u: Upstream, i: Installed) => startLiteLLM(u, i, tmp, wrap('litellm')),
     },
   };
   for (const name of params.peers as (keyof typeof peers)[]) {

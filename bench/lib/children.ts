@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CommandWrap } from './memory-limit.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -16,10 +17,19 @@ export interface Child {
   exited: Promise<number | null>;
 }
 
-/** A node process running `args` (a script and its arguments), pinned to `cpu` with taskset if given. */
-export function startChild(name: string, args: string[], env: Record<string, string>, cpu?: string): Child {
-  if (cpu === undefined) return startProcess(name, process.execPath, args, env);
-  return startProcess(name, 'taskset', ['-c', cpu, process.execPath, ...args], env);
+/**
+ * A node process running `args` (a script and its arguments), pinned to `cpu` with taskset if
+ * given, started through `wrap` if given (a memory cgroup: bench/lib/memory-limit.ts).
+ */
+export function startChild(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  cpu?: string,
+  wrap?: CommandWrap,
+): Child {
+  if (cpu === undefined) return startProcess(name, process.execPath, args, env, ROOT, wrap);
+  return startProcess(name, 'taskset', ['-c', cpu, process.execPath, ...args], env, ROOT, wrap);
 }
 
 /** Any command; `exited` resolves with its exit code (null when killed by a signal). */
@@ -29,8 +39,10 @@ export function startProcess(
   args: string[],
   env: Record<string, string>,
   cwd = ROOT,
+  wrap?: CommandWrap,
 ): Child {
-  const proc = spawn(command, args, {
+  const run = wrap ? wrap(command, args) : { command, args };
+  const proc = spawn(run.command, run.args, {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

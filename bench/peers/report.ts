@@ -15,7 +15,7 @@ export function renderPeers(r: PeersResult): string {
       `Run took ${fmt1(r.durationS)} s. Chat: ${p.rounds} interleaved rounds at concurrency 1; streams: ` +
       `${p.streamRounds} rounds, ${p.streamTokens} chunks ${p.chunkDelayMs} ms apart` +
       `${p.streamEnd === 'split' ? ', the chunked end 1 ms after [DONE]' : ''}; load: ${p.concurrency} ` +
-      `workers per target, ${p.durationS} s each in ${p.loadSegments} rotated segments.`,
+      `workers per target, ${p.durationS} s each in ${p.loadSegments} rotated segments. ${memoryLimitLine(r)}`,
   );
   out.push('');
   const measured = r.gateways.filter((g) => g.status === 'measured' && g.name !== 'direct');
@@ -89,4 +89,13 @@ function detailRow(g: GatewayResult): string[] {
     g.load ? fmt2(g.load.otherCores) : '',
     String(g.errors),
   ];
+}
+
+function memoryLimitLine(r: PeersResult): string {
+  const l = r.memoryLimit;
+  if (l.applied)
+    return `Each gateway ran in a memory cgroup of its own limited to ${l.quantity}, as in a pod (V8 sizes its heap from it).`;
+  if (l.quantity === 'none')
+    return "No memory limit (--memory-limit none): V8 sized its heap from the host's memory.";
+  return `**No memory limit** (${l.quantity} asked for: ${l.reason}): V8 sized its heap from the host's memory.`;
 }

@@ -28,6 +28,8 @@ export interface PeerParams {
   database: 'postgres' | 'embedded';
   /** A second kuberelay built from this commit, measured beside the working tree's (before/after). */
   compare?: string;
+  /** Each gateway's memory cgroup limit (a Kubernetes quantity; the chart's relay limit by default), or `none`. */
+  memoryLimit: string;
 }
 
 export interface GatewayResult {
@@ -62,6 +64,8 @@ export interface PeersResult {
   startedAt: string;
   meta: RunMeta;
   params: PeerParams;
+  /** The limit asked for, and whether the gateways ran under it (not: why). */
+  memoryLimit: { quantity: string; applied: boolean; reason?: string | undefined };
   gateways: GatewayResult[];
   totalErrors: number;
   /** Failed requests of the baseline, the floor and kuberelay (a peer's own failures are reported, not fatal). */

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Child, freePort, ROOT, startChild, startProcess, waitReady } from '../lib/children.ts';
+import type { CommandWrap } from '../lib/memory-limit.ts';
 import { CHAT_MODEL } from '../lib/requests.ts';
 import { SCENARIOS } from '../run/scenarios.ts';
 import type { Installed } from './install.ts';
@@ -28,7 +29,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
 export async function startKuberelay(
   up: Upstream,
   tmp: string,
-  opts: { cli: string; nodeArgs: string[]; databaseUrl?: string },
+  opts: { cli: string; nodeArgs: string[]; databaseUrl?: string; wrap?: CommandWrap },
 ): Promise<Running> {
   const config = path.join(tmp, 'kuberelay.yaml');
   // The `limits` scenario: a channel concurrency limit and two RateLimitPolicies that never trigger.
@@ -56,6 +57,8 @@ export async function startKuberelay(
       ADMIN_TOKEN: adminToken,
       ...db,
     },
+    undefined,
+    opts.wrap,
   );
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, `${url}/readyz`, 60_000);
@@ -71,18 +74,19 @@ export async function startKuberelay(
 }
 
 /** The floor: a bare Node proxy (bench/peers/floor-proxy.ts) with the image's Node flags, as kuberelay. */
-export async function startFloor(up: Upstream): Promise<Running> {
+export async function startFloor(up: Upstream, wrap?: CommandWrap): Promise<Running> {
   const port = await freePort();
   const script = path.join(ROOT, 'bench', 'peers', 'floor-proxy.ts');
-  const child = startChild('floor', [script, '--port', String(port), '--upstream', up.url], imageEnv());
+  const args = [script, '--port', String(port), '--upstream', up.url];
+  const child = startChild('floor', args, imageEnv(), undefined, wrap);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, `${url}/`, 30_000);
   return { child, url, headers: { ...JSON_HEADERS, authorization: `Bearer ${up.apiKey}` } };
 }
 
-export async function startPortkey(up: Upstream, inst: Installed): Promise<Running> {
+export async function startPortkey(up: Upstream, inst: Installed, wrap?: CommandWrap): Promise<Running> {
   const port = await freePort();
-  const child = startProcess('portkey', inst.command, [...inst.args, `--port=${port}`], {}, inst.cwd);
+  const child = startProcess('portkey', inst.command, [...inst.args, `--port=${port}`], {}, inst.cwd, wrap);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, `${url}/`, 60_000);
   return {
@@ -97,7 +101,12 @@ export async function startPortkey(up: Upstream, inst: Installed): Promise<Runni
   };
 }
 
-export async function startLiteLLM(up: Upstream, inst: Installed, tmp: string): Promise<Running> {
+export async function startLiteLLM(
+  up: Upstream,
+  inst: Installed,
+  tmp: string,
+  wrap?: CommandWrap,
+): Promise<Running> {
   const config = path.join(tmp, 'litellm.yaml');
   const masterKey = `sk-bench-${randomBytes(12).toString('hex')}`;
   writeFileSync(
@@ -122,6 +131,7 @@ litellm_settings:
     // The model cost map ships with the package; without this LiteLLM fetches it at start.
     { LITELLM_LOCAL_MODEL_COST_MAP: 'True', LITELLM_LOG: 'ERROR', PYTHONUNBUFFERED: '1' },
     inst.cwd,
+    wrap,
   );
   const url = `http://127.0.0.1:${port}`;
   await waitReady(child, `${url}/health/liveliness`, 180_000);

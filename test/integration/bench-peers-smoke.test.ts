@@ -3,11 +3,12 @@
 // It never installs a peer (--no-install): an empty cache must report both as not installed, and
 // the machine's cache (if it holds them) must give figures or a reason for each.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import type { GatewayResult, PeersResult } from '../../bench/peers/result.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -46,6 +47,28 @@ const QUICK = [
   '--stream-tokens',
   '4',
 ];
+
+/** The chart's relay memory limit: what every gateway runs under by default, as in a pod. */
+const CHART_LIMIT = (
+  parse(readFileSync(path.join(ROOT, 'charts', 'kuberelay', 'values.yaml'), 'utf8')) as {
+    relay: { resources: { limits: { memory: string } } };
+  }
+).relay.resources.limits.memory;
+
+/** The run says whether its gateways ran under the limit, and leaves no cgroup behind. */
+function expectMemoryLimitReported(result: PeersResult, stdout: string) {
+  expect(result.memoryLimit.quantity).toBe(CHART_LIMIT);
+  if (result.memoryLimit.applied) {
+    expect(stdout).toContain(`limited to ${CHART_LIMIT}, as in a pod`);
+  } else {
+    expect(result.memoryLimit.reason).toBeTruthy();
+    expect(stdout).toContain(`**No memory limit** (${CHART_LIMIT} asked for: ${result.memoryLimit.reason})`);
+  }
+  for (const root of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup']) {
+    if (existsSync(root))
+      expect(readdirSync(root).filter((d) => d.startsWith('kuberelay-bench-'))).toEqual([]);
+  }
+}
 
 function expectMeasured(g: GatewayResult, rounds: number, streams: number) {
   expect(g.status, g.reason).toBe('measured');
@@ -90,6 +113,7 @@ describe('bench/peers.ts --quick', () => {
     expect(r.stdout).toContain('| kuberelay |');
     expect(r.stdout).toMatch(/Portkey gateway [\d.]+: \*\*not installed\*\*/);
     expect(r.stdout).toMatch(/LiteLLM proxy [\d.]+ \(1 worker\): \*\*not installed\*\*/);
+    expectMemoryLimitReported(result, r.stdout);
   });
 
   // Portkey only: LiteLLM's start alone takes minutes of CPU on a busy shared machine.
@@ -130,6 +154,7 @@ describe('bench/peers.ts --quick', () => {
     expect(result.ownErrors).toBe(0);
     expect(r.stdout).toContain('| kuberelay at HEAD |');
     expect(r.stdout).toContain('the chunked end 1 ms after [DONE]');
+    expectMemoryLimitReported(result, r.stdout);
   });
 
   it('refuses an unknown peer', { timeout: 30_000 }, async () => {
@@ -139,5 +164,8 @@ describe('bench/peers.ts --quick', () => {
     const end = await run(['--stream-end', 'sometimes']);
     expect(end.code).toBe(1);
     expect(end.stderr).toContain('--stream-end must be together or split');
+    const limit = await run(['--memory-limit', 'lots']);
+    expect(limit.code).toBe(1);
+    expect(limit.stderr).toContain('not a memory quantity: lots');
   });
 });

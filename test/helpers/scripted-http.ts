@@ -46,7 +46,18 @@ export async function writeAll(
 ): Promise<void> {
   for (const c of chunks) {
     if (res.destroyed) return;
-    if (!res.write(c)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
+    if (!res.write(c)) await drainedOrClosed(res);
     if (between) await between();
   }
+}
+
+/** The next 'drain' or 'close', whichever comes first; the other's listener is taken off again. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.once('drain', done).once('close', done);
+  });
 }

@@ -13,7 +13,6 @@ import { parse } from 'yaml';
 export type CommandWrap = (command: string, args: string[]) => { command: string; args: string[] };
 
 export interface MemoryLimits {
-  bytes: number;
   /** The wrap for one more process, in a cgroup of its own. */
   next(name: string): CommandWrap;
   /** Removes the cgroups (their processes must have exited). */
@@ -60,7 +59,6 @@ export function memoryLimits(
     return { unavailable: `cannot make a memory cgroup under ${root.dir}: ${(err as Error).message}` };
   }
   return {
-    bytes,
     next(name) {
       const dir = make(name);
       return (command, args) => ({

@@ -15,6 +15,8 @@
 //            each relay logs requests and usage to its own database on one PostgreSQL server,
 //            whose CPU per request is reported too)
 //            --a-node-args=FLAGS --b-node-args=FLAGS (added to the image's NODE_OPTIONS)
+//            --memory-limit chart|none|Q (default chart: each relay in a memory cgroup of the chart's
+//            relay limit, as in a pod; Node sizes V8's heap from it, which changes its GC's cost)
 
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -25,6 +27,8 @@ import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
 import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, newAcc, roundOrder } from './lib/load.ts';
+import { memoryLimitParam, openMemoryLimits } from './lib/memory-limit.ts';
+import { log } from './lib/meta.ts';
 import { readProc, readProcTree } from './lib/proc.ts';
 import { chatBody, type Target } from './lib/requests.ts';
 import { prng } from './lib/stats.ts';
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     postgres: { type: 'boolean', default: false },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
+    'memory-limit': { type: 'string', default: 'chart' },
   },
 });
 if (!values.a === !values['a-ref'] || (values.b && values['b-ref'])) {
@@ -59,6 +64,8 @@ const [rounds, segmentS, concurrency] = [
   Number(values.segment),
   Number(values.concurrency),
 ];
+
+const memoryQuantity = memoryLimitParam(values['memory-limit'], ROOT);
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kuberelay-ab-'));
 /** A CLI entry point: given, built from a commit, or (B's default) the working tree built. */
@@ -104,6 +111,7 @@ interface Side {
   perRound: number[];
 }
 const sides: Side[] = [];
+const { limits, memoryLimit } = openMemoryLimits(memoryQuantity, log);
 try {
   await waitReady(mock, `${mockURL}/_mock/health`);
   if (values.database === 'postgres') pg = await startPostgres();
@@ -113,7 +121,12 @@ try {
     const dir = mkdtempSync(path.join(tmp, `run-${name}-`));
     const databaseUrl = await pg?.createDatabase(`kuberelay_${name.toLowerCase()}`);
     const up = { url: mockURL, apiKey: KEY };
-    const r = await startKuberelay(up, dir, { cli, nodeArgs: nodeArgs[name as 'A' | 'B'], databaseUrl });
+    const r = await startKuberelay(up, dir, {
+      cli,
+      nodeArgs: nodeArgs[name as 'A' | 'B'],
+      databaseUrl,
+      wrap: limits?.next(`relay-${name}`),
+    });
     children.push(r.child);
     const pool = new Pool(r.url, { connections: concurrency, pipelining: 1 });
     const target = { name, pool, headers: r.headers };
@@ -146,10 +159,13 @@ try {
     console.log(`| ${s.name} | ${s.requests} | ${(s.cpuMs / s.requests).toFixed(3)} |${dbCell}`);
   }
   const [lo, hi] = bootstrapMean(diffs);
+  const limitNote = memoryLimit.applied
+    ? `each relay under a ${memoryLimit.quantity} memory limit`
+    : `no memory limit${memoryLimit.reason ? ` (${memoryLimit.reason})` : ''}`;
   const faster = diffs.filter((d) => d < 0).length;
   console.log(
     `\nB - A per round: mean ${mean(diffs).toFixed(3)} ms [95% CI ${lo.toFixed(3)}, ${hi.toFixed(3)}], ` +
-      `B lower in ${faster} of ${diffs.length} rounds; errors ${errors}; ` +
+      `B lower in ${faster} of ${diffs.length} rounds; errors ${errors}; ${limitNote}; ` +
       `load average ${os
         .loadavg()
         .map((l) => l.toFixed(2))
@@ -159,6 +175,7 @@ try {
   for (const s of sides) await s.target.pool.close();
   for (const c of children) await stopChild(c);
   await pg?.close();
+  limits?.cleanup();
   rmSync(tmp, { recursive: true, force: true });
 }
 

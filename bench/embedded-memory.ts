@@ -24,6 +24,7 @@ import { startPostgres } from '../test/helpers/postgres.ts';
 import { freePort, kuberelay, type Proc, REPO } from '../test/helpers/process.ts';
 import { metric } from '../test/helpers/prometheus-text.ts';
 import { oneChannelConfig } from './bench-config.ts';
+import { imageEnv } from './peers/targets.ts';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' }, built: { type: 'boolean' } } });
 const IDLE_SECONDS = args.quick ? 3 : 15;
@@ -33,7 +34,7 @@ const CONCURRENCY = 32;
 const RATE = 200;
 const UPSTREAM_KEY = 'bench-upstream-key';
 // What the image sets (Dockerfile): a small young generation.
-const IMAGE_NODE_OPTIONS = '--max-semi-space-size=8';
+const IMAGE_NODE_OPTIONS = imageEnv().NODE_OPTIONS ?? ''; // what the image sets (Dockerfile)
 
 interface Sample {
   /** RSS of the process tree (a child's file-backed pages, like the node binary, count twice). */

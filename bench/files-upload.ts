@@ -22,6 +22,7 @@ import { request } from 'undici';
 import { startMockUpstream } from '../mock-upstream/server.ts';
 import { CHANNEL_KEY, configYaml } from '../test/helpers/harness.ts';
 import { REPO } from '../test/helpers/process.ts';
+import { imageEnv } from './peers/targets.ts';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' } } });
 /** The issue's 30 MB, and a body far above V8's garbage slack: growth must not follow the size. */
@@ -61,7 +62,7 @@ async function startRelayProcess(configFile: string): Promise<{ url: string; pid
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=8' }, // what the image sets
+    env: { ...process.env, NODE_OPTIONS: imageEnv().NODE_OPTIONS ?? '' }, // what the image sets
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -25,7 +25,7 @@ import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
 import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
 import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, interleave, newAcc, roundOrder } from './lib/load.ts';
-import { chartRelayMemoryLimit, type MemoryLimits, memoryLimits, quantityBytes } from './lib/memory-limit.ts';
+import { type MemoryLimits, memoryLimitParam, openMemoryLimits } from './lib/memory-limit.ts';
 import { gitCommit, log } from './lib/meta.ts';
 import { machineBusyMs, readProcTree } from './lib/proc.ts';
 import {
@@ -156,30 +156,9 @@ function parseParams(argv: string[]) {
     peers,
     relayNodeArgs: (values['relay-node-args'] ?? '').split(/\s+/).filter(Boolean),
     compare: values.compare,
-    memoryLimit: memoryLimitParam(values['memory-limit'] ?? 'chart'),
+    memoryLimit: memoryLimitParam(values['memory-limit'] ?? 'chart', ROOT),
   };
   return { params, jsonFile: values.json };
-}
-
-function memoryLimitParam(v: string): string {
-  if (v === 'none') return v;
-  const q = v === 'chart' ? chartRelayMemoryLimit(ROOT) : v;
-  if (!(quantityBytes(q) >= 64 * 2 ** 20)) throw new Error('--memory-limit must be at least 64Mi');
-  return q;
-}
-
-/** The gateways' memory cgroups for `quantity`, and what the report says about them. */
-function openMemoryLimits(quantity: string): {
-  limits?: MemoryLimits;
-  memoryLimit: PeersResult['memoryLimit'];
-} {
-  if (quantity === 'none') return { memoryLimit: { quantity, applied: false } };
-  const made = memoryLimits(quantityBytes(quantity));
-  if ('unavailable' in made) {
-    log(`no memory limit: ${made.unavailable}`);
-    return { memoryLimit: { quantity, applied: false, reason: made.unavailable } };
-  }
-  return { limits: made, memoryLimit: { quantity, applied: true } };
 }
 
 interface Gateway {
@@ -203,7 +182,7 @@ export async function runPeers(argv: string[]): Promise<PeersResult> {
   const children: Child[] = [];
   const pools: Pool[] = [];
   let pg: Postgres | undefined;
-  const { limits, memoryLimit } = openMemoryLimits(params.memoryLimit);
+  const { limits, memoryLimit } = openMemoryLimits(params.memoryLimit, log);
   const onSignal = () => {
     for (const c of children) c.proc.kill('SIGKILL');
     process.exit(130);

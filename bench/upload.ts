@@ -21,6 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startMockUpstream } from '../mock-upstream/server.ts';
 import { freePort, kuberelay } from '../test/helpers/process.ts';
+import { imageEnv } from './peers/targets.ts';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const BODY_BYTES = 30 * 1000 * 1000;
@@ -29,7 +30,7 @@ const BIG_BYTES = 100 * 1000 * 1000;
 const SEQUENTIAL = args.quick ? 2 : 8;
 const CONCURRENT = args.quick ? 2 : 4;
 const UPSTREAM_KEY = 'bench-upstream-key';
-const IMAGE_NODE_OPTIONS = '--max-semi-space-size=8'; // what the image sets (Dockerfile)
+const IMAGE_NODE_OPTIONS = imageEnv().NODE_OPTIONS ?? ''; // what the image sets (Dockerfile)
 
 const rssMB = (pid: number) =>
   Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;

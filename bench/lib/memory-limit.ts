@@ -103,3 +103,32 @@ export function chartRelayMemoryLimit(root: string): string {
   if (!q) throw new Error('charts/kuberelay/values.yaml sets no relay.resources.limits.memory');
   return String(q);
 }
+
+/** `--memory-limit`: `none`, `chart` (the chart's relay limit) or a quantity of at least 64Mi. */
+export function memoryLimitParam(v: string, root: string): string {
+  if (v === 'none') return v;
+  const q = v === 'chart' ? chartRelayMemoryLimit(root) : v;
+  if (!(quantityBytes(q) >= 64 * 2 ** 20)) throw new Error('--memory-limit must be at least 64Mi');
+  return q;
+}
+
+/** The limit asked for, and whether the processes ran under it (if not: why). */
+export interface MemoryLimitReport {
+  quantity: string;
+  applied: boolean;
+  reason?: string | undefined;
+}
+
+/** The cgroups for a `memoryLimitParam` value (none for `none`), and what a report says about them. */
+export function openMemoryLimits(
+  quantity: string,
+  log: (msg: string) => void,
+): { limits?: MemoryLimits; memoryLimit: MemoryLimitReport } {
+  if (quantity === 'none') return { memoryLimit: { quantity, applied: false } };
+  const made = memoryLimits(quantityBytes(quantity));
+  if ('unavailable' in made) {
+    log(`no memory limit: ${made.unavailable}`);
+    return { memoryLimit: { quantity, applied: false, reason: made.unavailable } };
+  }
+  return { limits: made, memoryLimit: { quantity, applied: true } };
+}

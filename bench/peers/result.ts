@@ -1,6 +1,7 @@
 // The result of one bench:peers run: what bench/peers.ts measures, bench/peers/report.ts renders
 // and --json writes.
 
+import type { MemoryLimitReport } from '../lib/memory-limit.ts';
 import type { RunMeta } from '../lib/meta.ts';
 import type { AddedLatency, LatencyStats } from '../lib/stats.ts';
 
@@ -65,7 +66,7 @@ export interface PeersResult {
   meta: RunMeta;
   params: PeerParams;
   /** The limit asked for, and whether the gateways ran under it (not: why). */
-  memoryLimit: { quantity: string; applied: boolean; reason?: string | undefined };
+  memoryLimit: MemoryLimitReport;
   gateways: GatewayResult[];
   totalErrors: number;
   /** Failed requests of the baseline, the floor and kuberelay (a peer's own failures are reported, not fatal). */

@@ -45,7 +45,7 @@ RUN apt-get update \
 # A bounded young generation: V8 otherwise sizes it from the host's memory (up to 128 MB on a big
 # node). 16 MB, not 8: in the chart's memory limit V8 grows the old generation only ~1.3x between
 # full collections, and each scavenge promotes the requests in flight, so halving the scavenges
-# halves the full collections too: -23 % CPU per request at the same peak RSS (BENCHMARKS.md,
+# halves the full collections too: -10 to -23 % CPU per request for ~10-15 MB more peak RSS (BENCHMARKS.md,
 # "The young generation under the chart's limit"). Two malloc
 # arenas instead of one per thread: 10-22 MB less RSS under sustained load, for no measurable CPU
 # (BENCHMARKS.md, "Sustained load at concurrency 64").

@@ -33,8 +33,8 @@ const CONCURRENCY = 32;
 /** Requests per second under load: well within what every variant serves on 2 shared vCPUs. */
 const RATE = 200;
 const UPSTREAM_KEY = 'bench-upstream-key';
-// What the image sets (Dockerfile): a small young generation.
-const IMAGE_NODE_OPTIONS = imageEnv().NODE_OPTIONS ?? ''; // what the image sets (Dockerfile)
+// What the image sets (Dockerfile): a bounded young generation.
+const IMAGE_NODE_OPTIONS = imageEnv().NODE_OPTIONS ?? '';
 
 interface Sample {
   /** RSS of the process tree (a child's file-backed pages, like the node binary, count twice). */

@@ -15,6 +15,9 @@
 //            each relay logs requests and usage to its own database on one PostgreSQL server,
 //            whose CPU per request is reported too)
 //            --a-node-args=FLAGS --b-node-args=FLAGS (added to the image's NODE_OPTIONS)
+//            --a-env K=V --b-env K=V (repeatable: more environment, e.g. KUBERELAY_ACCESS_LOG=off)
+//            --a-scenario S --b-scenario S (a bench/run scenario other than `limits`, e.g. passthrough):
+//            with --b-ref HEAD and one of these, what a feature costs
 //            --memory-limit chart|none|Q (default chart: each relay in a memory cgroup of the chart's
 //            relay limit, as in a pod; Node sizes V8's heap from it, which changes its GC's cost)
 
@@ -47,6 +50,10 @@ const { values } = parseArgs({
     postgres: { type: 'boolean', default: false },
     'a-node-args': { type: 'string', default: '' },
     'b-node-args': { type: 'string', default: '' },
+    'a-env': { type: 'string', multiple: true, default: [] },
+    'b-env': { type: 'string', multiple: true, default: [] },
+    'a-scenario': { type: 'string' },
+    'b-scenario': { type: 'string' },
     'memory-limit': { type: 'string', default: 'chart' },
   },
 });
@@ -78,6 +85,18 @@ const clis = { A: build('A', values.a, values['a-ref']), B: build('B', values.b,
 const nodeArgs = {
   A: values['a-node-args'].split(/\s+/).filter(Boolean),
   B: values['b-node-args'].split(/\s+/).filter(Boolean),
+};
+const envOf = (pairs: string[]) =>
+  Object.fromEntries(
+    pairs.map((kv) => {
+      const i = kv.indexOf('=');
+      if (i < 1) throw new Error(`--a-env/--b-env take K=V, not ${kv}`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }),
+  );
+const sideOpts = {
+  A: { env: envOf(values['a-env']), scenario: values['a-scenario'] },
+  B: { env: envOf(values['b-env']), scenario: values['b-scenario'] },
 };
 
 const KEY = 'bench-mock-key';
@@ -124,6 +143,7 @@ try {
     const r = await startKuberelay(up, dir, {
       cli,
       nodeArgs: nodeArgs[name as 'A' | 'B'],
+      ...sideOpts[name as 'A' | 'B'],
       databaseUrl,
       wrap: limits?.next(`relay-${name}`),
     });

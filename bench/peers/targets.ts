@@ -29,11 +29,21 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
 export async function startKuberelay(
   up: Upstream,
   tmp: string,
-  opts: { cli: string; nodeArgs: string[]; databaseUrl?: string; wrap?: CommandWrap },
+  opts: {
+    cli: string;
+    nodeArgs: string[];
+    databaseUrl?: string;
+    wrap?: CommandWrap;
+    /** For a comparison of what one feature costs (bench/ab-relays.ts): a relay config other than `limits`, more environment. */
+    scenario?: string;
+    env?: Record<string, string>;
+  },
 ): Promise<Running> {
   const config = path.join(tmp, 'kuberelay.yaml');
   // The `limits` scenario: a channel concurrency limit and two RateLimitPolicies that never trigger.
-  writeFileSync(config, SCENARIOS.limits!.config({ mockBaseURL: `${up.url}/v1`, mockApiKey: up.apiKey }));
+  const scenario = SCENARIOS[opts.scenario ?? 'limits'];
+  if (!scenario) throw new Error(`no scenario ${opts.scenario}: ${Object.keys(SCENARIOS).join(', ')}`);
+  writeFileSync(config, scenario.config({ mockBaseURL: `${up.url}/v1`, mockApiKey: up.apiKey }));
   const dataDir = path.join(tmp, 'kuberelay-data');
   mkdirSync(dataDir);
   const [port, adminPort] = [await freePort(), await freePort()];
@@ -56,6 +66,7 @@ export async function startKuberelay(
       ADMIN_HOST: '127.0.0.1',
       ADMIN_TOKEN: adminToken,
       ...db,
+      ...opts.env,
     },
     undefined,
     opts.wrap,

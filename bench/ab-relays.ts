@@ -27,7 +27,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { type Postgres, startPostgres } from '../test/helpers/postgres.ts';
-import { type Child, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
+import { type Child, envPairs, freePort, ROOT, startChild, stopChild, waitReady } from './lib/children.ts';
 import { compileKuberelay, exportRef } from './lib/compile.ts';
 import { drive, newAcc, roundOrder } from './lib/load.ts';
 import { memoryLimitParam, openMemoryLimits } from './lib/memory-limit.ts';
@@ -86,17 +86,9 @@ const nodeArgs = {
   A: values['a-node-args'].split(/\s+/).filter(Boolean),
   B: values['b-node-args'].split(/\s+/).filter(Boolean),
 };
-const envOf = (pairs: string[]) =>
-  Object.fromEntries(
-    pairs.map((kv) => {
-      const i = kv.indexOf('=');
-      if (i < 1) throw new Error(`--a-env/--b-env take K=V, not ${kv}`);
-      return [kv.slice(0, i), kv.slice(i + 1)];
-    }),
-  );
 const sideOpts = {
-  A: { env: envOf(values['a-env']), scenario: values['a-scenario'] },
-  B: { env: envOf(values['b-env']), scenario: values['b-scenario'] },
+  A: { env: envPairs(values['a-env'], '--a-env'), scenario: values['a-scenario'] },
+  B: { env: envPairs(values['b-env'], '--b-env'), scenario: values['b-scenario'] },
 };
 
 const KEY = 'bench-mock-key';

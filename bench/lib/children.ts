@@ -17,6 +17,17 @@ export interface Child {
   exited: Promise<number | null>;
 }
 
+/** `K=V` command-line values (a repeatable `--flag`) as a child's environment. */
+export function envPairs(pairs: readonly string[], flag: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of pairs) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new Error(`${flag} expects K=V, got ${kv}`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return env;
+}
+
 /**
  * A node process running `args` (a script and its arguments), pinned to `cpu` with taskset if
  * given, started through `wrap` if given (a memory cgroup: bench/lib/memory-limit.ts).

@@ -40,7 +40,7 @@ export async function startKuberelay(
   },
 ): Promise<Running> {
   const config = path.join(tmp, 'kuberelay.yaml');
-  // The `limits` scenario: a channel concurrency limit and two RateLimitPolicies that never trigger.
+  // By default the `limits` scenario: a channel concurrency limit and two RateLimitPolicies that never trigger.
   const scenario = SCENARIOS[opts.scenario ?? 'limits'];
   if (!scenario) throw new Error(`no scenario ${opts.scenario}: ${Object.keys(SCENARIOS).join(', ')}`);
   writeFileSync(config, scenario.config({ mockBaseURL: `${up.url}/v1`, mockApiKey: up.apiKey }));

@@ -2,6 +2,7 @@
 
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { envPairs } from '../lib/children.ts';
 import { SCENARIOS, type Scenario, templateScenario } from './scenarios.ts';
 
 export interface Params {
@@ -97,12 +98,7 @@ export function parseParams(argv: string[]) {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}`);
     return n;
   };
-  const env: Record<string, string> = {};
-  for (const kv of values['relay-env'] ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new Error(`--relay-env expects K=V, got ${kv}`);
-    env[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const env = envPairs(values['relay-env'] ?? [], '--relay-env');
   let scenario: Scenario;
   if (values.config !== undefined) scenario = templateScenario(values.config, env);
   else {
